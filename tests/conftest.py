@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny PolyDigits made once per session, and recipes over it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "recipes" / "polydigits" / "quickstart.yaml"
+
+
+@pytest.fixture(scope="session")
+def polydigits_dir(tmp_path_factory) -> Path:
+    from polyglot_vision.polydigits import generate_polydigits
+
+    out = tmp_path_factory.mktemp("polydigits") / "data"
+    generate_polydigits(out, per_class=4, seed=0, image_size=32, progress=False)
+    return out
+
+
+def tiny_recipe(polydigits_dir: Path, out_dir: Path, **overrides) -> dict:
+    """The quickstart recipe pointed at the tiny data, with a tiny model and a few steps."""
+    recipe = yaml.safe_load(QUICKSTART.read_text(encoding="utf-8"))
+    recipe["label_space"] = str(REPO / "recipes" / "labels" / "digits.yaml")
+    for source in recipe["sources"]:
+        source["path"] = str(polydigits_dir / Path(source["path"]).name)
+        if source["name"] == "mnist":
+            source["max_samples"] = 200
+    recipe["model_config"].update(hidden_sizes=[8, 16, 32], depths=[1, 1, 1])
+    recipe.update(
+        output_dir=str(out_dir),
+        max_steps=4,
+        per_device_train_batch_size=16,
+        logging_steps=2,
+        eval_strategy="no",
+        validation_fraction=0.25,  # 4 images per (concept, language): one each for validation and test
+        test_fraction=0.25,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    recipe.update(overrides)
+    return recipe
+
+
+@pytest.fixture
+def write_recipe(polydigits_dir, tmp_path):
+    def write(name: str = "recipe.yaml", **overrides) -> Path:
+        path = tmp_path / name
+        recipe = tiny_recipe(polydigits_dir, tmp_path / "model", **overrides)
+        path.write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write

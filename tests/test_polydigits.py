@@ -1,0 +1,222 @@
+"""PolyDigits: the offline default data set (small sizes, fast)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from polyglot_vision.errors import UserError  # noqa: E402
+from polyglot_vision.polydigits import (  # noqa: E402
+    FONT_PACKAGES,
+    HOLDOUT_FONTS,
+    SOURCES,
+    generate_polydigits,
+)
+
+PER_CLASS = 2
+SIZE = 32
+
+EXPECTED_LABELS = {
+    "latin-fr": ["zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"],
+    "latin-de": ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"],
+    "arabic": ["صفر", "واحد", "اثنان", "ثلاثة", "أربعة", "خمسة", "ستة", "سبعة", "ثمانية", "تسعة"],
+    "persian": list("۰۱۲۳۴۵۶۷۸۹"),
+    "devanagari": list("०१२३४५६७८९"),
+    "bengali": list("০১২৩৪৫৬৭৮৯"),
+    "gujarati": list("૦૧૨૩૪૫૬૭૮૯"),
+    "tamil": list("௦௧௨௩௪௫௬௭௮௯"),
+    "telugu": list("౦౧౨౩౪౫౬౭౮౯"),
+    "kannada": list("೦೧೨೩೪೫೬೭೮೯"),
+    "thai": ["ศูนย์", "หนึ่ง", "สอง", "สาม", "สี่", "ห้า", "หก", "เจ็ด", "แปด", "เก้า"],
+    "khmer": list("០១២៣៤៥៦៧៨៩"),
+    "myanmar": list("၀၁၂၃၄၅၆၇၈၉"),
+    "han": list("〇一二三四五六七八九"),
+}
+EXPECTED_META = {
+    "mnist": ("en", "Latn"), "latin-fr": ("fr", "Latn"), "latin-de": ("de", "Latn"), "arabic": ("ar", "Arab"),
+    "persian": ("fa", "Arab"), "devanagari": ("hi", "Deva"), "bengali": ("bn", "Beng"),
+    "gujarati": ("gu", "Gujr"), "tamil": ("ta", "Taml"), "telugu": ("te", "Telu"), "kannada": ("kn", "Knda"),
+    "thai": ("th", "Thai"), "khmer": ("km", "Khmr"), "myanmar": ("my", "Mymr"), "han": ("zh", "Hani"),
+}
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every image file (PNG or parquet) under root, by relative path."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix in {".png", ".parquet"} and p.name != "preview.png"
+    }
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pd") / "polydigits"
+    entries = generate_polydigits(out, per_class=PER_CLASS, seed=0, image_size=SIZE, progress=False)
+    return out, entries
+
+
+def test_entries_and_files(generated):
+    out, entries = generated
+    assert [e["name"] for e in entries] == [s.name for s in SOURCES] == list(EXPECTED_META)
+    for e in entries:
+        assert (e["language"], e["script"]) == EXPECTED_META[e["name"]]
+        assert e["image_column"] == "image"
+        assert e["label_column"] == ("digit" if e["name"] == "mnist" else "label")
+        assert Path(e["path"]).exists()
+        assert Path(e["path"]).is_relative_to(out)
+    on_disk = yaml.safe_load((out / "sources.yaml").read_text(encoding="utf-8"))["sources"]
+    assert [d["name"] for d in on_disk] == [e["name"] for e in entries]
+    for d, e in zip(on_disk, entries):
+        assert not Path(d["path"]).is_absolute()
+        assert (out / d["path"]).resolve() == Path(e["path"]).resolve()
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    for pkg in ("manimgx-fonts", "fontpkg-caveat", "OFL-1.1"):
+        assert pkg in readme
+    preview = Image.open(out / "preview.png")
+    assert preview.height >= len(SOURCES) * SIZE
+    # no temporary or backup folder left beside the output
+    assert sorted(p.name for p in out.parent.iterdir()) == ["polydigits"]
+
+
+def test_sources_load_with_datasets(generated):
+    import datasets
+
+    out, entries = generated
+    for e in entries:
+        name = e["name"]
+        if name.startswith("latin-"):
+            ds = datasets.load_dataset("imagefolder", data_dir=e["path"], split="train")
+            labels = [ds.features["label"].int2str(i) for i in ds["label"]]
+        else:
+            ds = datasets.load_dataset("parquet", data_files=e["path"], split="train")
+            labels = ds[e["label_column"]]
+        assert isinstance(ds.features["image"], datasets.Image)
+        if name == "mnist":
+            assert len(ds) == 5000
+            assert sorted(set(labels)) == list(range(10))
+            assert np.bincount(labels).tolist() == [500] * 10
+        else:
+            assert len(ds) == 10 * PER_CLASS
+            assert sorted(set(labels)) == sorted(EXPECTED_LABELS[name])
+            assert all(labels.count(lab) == PER_CLASS for lab in EXPECTED_LABELS[name])
+        img = ds[0]["image"]
+        assert img.size == (SIZE, SIZE)
+
+
+def test_images_are_dark_ink_on_light_paper(generated):
+    import datasets
+
+    out, entries = generated
+    for e in entries:
+        if e["name"].startswith("latin-"):
+            files = sorted(Path(e["path"]).rglob("*.png"))
+            images = [Image.open(f) for f in files]
+        else:
+            ds = datasets.load_dataset("parquet", data_files=e["path"], split="train")
+            images = [ds[i]["image"] for i in range(0, len(ds), max(1, len(ds) // 20))]
+        for img in images:
+            a = np.asarray(img.convert("L"), dtype=np.float32)
+            assert a.shape == (SIZE, SIZE)
+            border = np.concatenate([a[:2].ravel(), a[-2:].ravel(), a[:, :2].ravel(), a[:, -2:].ravel()])
+            inner = a[2:-2, 2:-2]
+            assert border.mean() > 150, e["name"]  # light paper
+            assert inner.min() < border.mean() - 60, e["name"]  # dark ink inside
+            assert inner.mean() < border.mean(), e["name"]
+
+
+def test_images_vary(generated):
+    out, _ = generated
+    files = sorted((out / "latin-fr").rglob("*.png"))
+    digests = {hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    assert len(digests) == len(files)
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    kw = dict(per_class=2, image_size=SIZE, progress=False)
+    generate_polydigits(tmp_path / "a", seed=3, **kw)
+    generate_polydigits(tmp_path / "b", seed=3, **kw)
+    generate_polydigits(tmp_path / "c", seed=4, **kw)
+    a, b, c = (_tree_digest(tmp_path / x) for x in "abc")
+    assert a and a == b
+    rendered = [k for k in a if not k.startswith("mnist")]
+    assert rendered and all(a[k] != c[k] for k in rendered)
+
+
+def test_same_images_whatever_the_worker_count(tmp_path):
+    kw = dict(per_class=3, image_size=SIZE, progress=False, seed=1)
+    generate_polydigits(tmp_path / "one", workers=1, **kw)
+    generate_polydigits(tmp_path / "two", workers=2, **kw)
+    assert _tree_digest(tmp_path / "one") == _tree_digest(tmp_path / "two")
+
+
+def test_holdout_fonts(tmp_path):
+    entries = generate_polydigits(tmp_path / "ho", per_class=2, image_size=SIZE, progress=False, holdout_fonts=True)
+    names = [e["name"] for e in entries]
+    assert "mnist" not in names and "latin-fr" in names and "arabic" in names
+    readme = (tmp_path / "ho" / "README.md").read_text(encoding="utf-8")
+    for fonts in HOLDOUT_FONTS.values():
+        for f in fonts:
+            assert f in readme
+    assert {"latn", "arab", "deva", "thai"} <= set(HOLDOUT_FONTS)
+
+
+def test_replaces_previous_output_atomically(tmp_path):
+    out = tmp_path / "pd"
+    generate_polydigits(out, per_class=1, image_size=SIZE, progress=False, seed=0)
+    before = _tree_digest(out)
+    generate_polydigits(out, per_class=1, image_size=SIZE, progress=False, seed=5)
+    assert _tree_digest(out) != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pd"]
+
+
+def test_refuses_to_replace_a_foreign_folder(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    with pytest.raises(UserError, match="not a PolyDigits folder"):
+        generate_polydigits(out, per_class=1, progress=False)
+    assert (out / "thesis.tex").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, culprit",
+    [
+        ({"per_class": 0}, "per_class"),
+        ({"per_class": -3}, "per_class"),
+        ({"per_class": "many"}, "per_class"),
+        ({"image_size": 4}, "image_size"),
+        ({"seed": -1}, "seed"),
+        ({"workers": 0}, "workers"),
+    ],
+)
+def test_bad_arguments_raise_user_error(tmp_path, kwargs, culprit):
+    with pytest.raises(UserError) as info:
+        generate_polydigits(tmp_path / "out", progress=False, **kwargs)
+    message = str(info.value)
+    assert culprit in message and "\n" not in message
+    assert not any(tmp_path.iterdir())
+
+
+def test_font_packages_are_installed():
+    from importlib.metadata import version
+
+    for pkg in FONT_PACKAGES:
+        assert version(pkg)
+
+
+def test_png_round_trip_is_grayscale(generated):
+    out, _ = generated
+    f = next((out / "latin-de").rglob("*.png"))
+    img = Image.open(io.BytesIO(f.read_bytes()))
+    assert img.mode == "L" and img.size == (SIZE, SIZE)
