@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "recipes" / "polydigits" / "quickstart.yaml"
+CLI = [sys.executable, "-m", "polyglot_vision.cli"]
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +36,7 @@ def tiny_recipe(polydigits_dir: Path, out_dir: Path, **overrides) -> dict:
         source["path"] = str(polydigits_dir / Path(source["path"]).name)
         if source["name"] == "mnist":
             source["max_samples"] = 200
-    recipe["model_config"].update(hidden_sizes=[8, 16, 32], depths=[1, 1, 1])
+    recipe["model_config"].update(num_stages=3, hidden_sizes=[8, 16, 32], depths=[1, 1, 1])
     recipe.update(
         output_dir=str(out_dir),
         max_steps=4,
@@ -58,3 +61,16 @@ def write_recipe(polydigits_dir, tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def trained_model(polydigits_dir, tmp_path_factory) -> Path:
+    """A tiny model trained a few steps with `polyglot-vision train`, as a user would."""
+    work = tmp_path_factory.mktemp("train")
+    recipe_path = work / "recipe.yaml"
+    recipe = tiny_recipe(polydigits_dir, work / "model")
+    recipe_path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+    run = subprocess.run([*CLI, "train", str(recipe_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "accuracy" in run.stdout  # the test table is printed
+    return work / "model"

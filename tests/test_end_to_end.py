@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 
-from conftest import tiny_recipe
-
-CLI = [sys.executable, "-m", "polyglot_vision.cli"]
-
-
-@pytest.fixture(scope="module")
-def trained(polydigits_dir, tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("train")
-    recipe_path = work / "recipe.yaml"
-    recipe = tiny_recipe(polydigits_dir, work / "model")
-    recipe_path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
-    run = subprocess.run([*CLI, "train", str(recipe_path)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "accuracy" in run.stdout  # the test table is printed
-    return work / "model"
+from conftest import CLI
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +18,18 @@ def seven(polydigits_dir) -> Path:
     return sorted((polydigits_dir / "latin-fr" / "sept").glob("*.png"))[0]
 
 
-def test_training_exports_a_standard_model_folder(trained):
+def test_training_exports_a_standard_model_folder(trained_model):
     for name in ("config.json", "model.safetensors", "preprocessor_config.json", "metrics.json"):
-        assert (trained / name).is_file(), name
-    config = json.loads((trained / "config.json").read_text(encoding="utf-8"))
+        assert (trained_model / name).is_file(), name
+    config = json.loads((trained_model / "config.json").read_text(encoding="utf-8"))
     assert [config["id2label"][str(i)] for i in range(10)] == [str(i) for i in range(10)]
     assert config["label_display_names"]["fr"]["7"] == "sept"
     assert config["label_display_names"]["hi"]["7"] == "सात"
     assert config["default_language"] == "en"
 
 
-def test_metrics_are_broken_down_per_numeral_system_and_language(trained):
-    metrics = json.loads((trained / "metrics.json").read_text(encoding="utf-8"))["test"]
+def test_metrics_are_broken_down_per_numeral_system_and_language(trained_model):
+    metrics = json.loads((trained_model / "metrics.json").read_text(encoding="utf-8"))["test"]
     assert 0.0 <= metrics["accuracy"] <= 1.0 and "macro_f1" in metrics
     expected_scripts = {"Latn", "Arab", "Deva", "Beng", "Gujr", "Taml", "Telu", "Knda", "Thai", "Khmr", "Mymr", "Hani"}
     assert set(metrics["per_script"]) == expected_scripts
@@ -53,18 +37,18 @@ def test_metrics_are_broken_down_per_numeral_system_and_language(trained):
     assert sum(row["n"] for row in metrics["per_source"].values()) == metrics["n"]
 
 
-def test_pipeline_loads_the_model_offline(trained, seven):
+def test_pipeline_loads_the_model_offline(trained_model, seven):
     from transformers import pipeline
 
-    classify = pipeline("image-classification", model=str(trained))
+    classify = pipeline("image-classification", model=str(trained_model))
     result = classify(Image.open(seven), top_k=3)
     assert len(result) == 3
     assert {r["label"] for r in result} <= {str(i) for i in range(10)}
     assert abs(sum(r["score"] for r in classify(Image.open(seven), top_k=10)) - 1.0) < 1e-4
 
 
-def test_predict_answers_in_the_chosen_language(trained, seven):
-    run = subprocess.run([*CLI, "predict", str(trained), str(seven), "--lang", "fr", "--top-k", "10", "--json"],
+def test_predict_answers_in_the_chosen_language(trained_model, seven):
+    run = subprocess.run([*CLI, "predict", str(trained_model), str(seven), "--lang", "fr", "--top-k", "10", "--json"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     [answer] = json.loads(run.stdout)
@@ -73,24 +57,24 @@ def test_predict_answers_in_the_chosen_language(trained, seven):
     scores = [p["score"] for p in answer["predictions"]]
     assert scores == sorted(scores, reverse=True)
 
-    text = subprocess.run([*CLI, "predict", str(trained), str(seven), "--lang", "th", "--top-k", "10"],
+    text = subprocess.run([*CLI, "predict", str(trained_model), str(seven), "--lang", "th", "--top-k", "10"],
                           capture_output=True, text=True)
     assert text.returncode == 0 and "เจ็ด (7)" in text.stdout
 
 
-def test_predict_falls_back_to_the_default_language(trained, seven):
+def test_predict_falls_back_to_the_default_language(trained_model, seven):
     from polyglot_vision.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(trained)
+    predictor = Predictor.from_pretrained(trained_model)
     [preds] = predictor.top_k([Image.open(seven)], k=10, language="pt-BR")
     assert {p.concept: p.name for p in preds}["7"] == "sete"  # pt-BR -> pt
     [preds] = predictor.top_k([Image.open(seven)], k=10, language="xx")
     assert {p.concept: p.name for p in preds}["7"] == "seven"  # unknown -> en
 
 
-def test_evaluate_command_reports_per_language(trained, write_recipe):
+def test_evaluate_command_reports_per_language(trained_model, write_recipe):
     recipe = write_recipe()
-    run = subprocess.run([*CLI, "evaluate", str(trained), "--recipe", str(recipe), "--split", "test"],
+    run = subprocess.run([*CLI, "evaluate", str(trained_model), "--recipe", str(recipe), "--split", "test"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "language" in run.stdout and "Deva" in run.stdout

@@ -101,6 +101,24 @@ def cmd_predict(args, extra) -> int:
     return 0
 
 
+def cmd_demo(args, extra) -> int:
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    model = args.model
+    path = Path(model).expanduser()
+    looks_local = path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1 or "\\" in model
+    if not path.exists() and looks_local:
+        hint = " (train it: polyglot-vision train recipes/polydigits/quickstart.yaml)" if model == QUICKSTART_MODEL else ""
+        raise UserError(f"model folder {model} not found{hint}")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"model {model}: not a folder")
+    from .demo import launch
+    from .predictor import Predictor
+
+    predictor = Predictor.from_pretrained(str(path) if path.exists() else model)
+    launch(predictor, host="127.0.0.1", port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="polyglot-vision",
@@ -139,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="the Gradio demo on 127.0.0.1: draw or upload a numeral, read it in your language")
+    p.add_argument("model", nargs="?", default=QUICKSTART_MODEL, help=f"model folder or Hub id (default: {QUICKSTART_MODEL})")
+    p.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

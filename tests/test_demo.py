@@ -1,0 +1,251 @@
+"""The Space as a user meets it: an app on 127.0.0.1, called by gradio_client and driven in Chromium."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import CLI, REPO
+EXAMPLES = REPO / "space" / "examples"
+SCREENSHOTS = REPO / "outputs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_model) -> Path:
+    return trained_model
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir):
+    from polyglot_vision.predictor import Predictor
+
+    return Predictor.from_pretrained(model_dir)
+
+
+@pytest.fixture(scope="module")
+def app(predictor):
+    from polyglot_vision.demo import launch
+
+    demo = launch(predictor, host="127.0.0.1", port=free_port(), block=False, quiet=True)
+    assert demo.local_url.startswith("http://127.0.0.1:")
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app.local_url, verbose=False)
+
+
+def expected_labels(predictor, path: Path, language: str) -> list[str]:
+    """What the page should show: the predictor's own top-5, named "name (concept)" in `language`."""
+    from polyglot_vision.demo import TOP_K, load_image
+
+    [preds] = predictor.top_k([load_image(path)], k=TOP_K, language=language)
+    return [f"{p.name} ({p.concept})" for p in preds]
+
+
+def predict(client, path, language="en", script=""):
+    from gradio_client import handle_file
+
+    label, note = client.predict(handle_file(str(path)), language, script, api_name="/predict")
+    return label, note
+
+
+# --------------------------------------------------------------------------------------------------
+# gradio_client round trips
+# --------------------------------------------------------------------------------------------------
+
+
+def test_examples_cover_many_scripts_as_small_pngs():
+    files = sorted(EXAMPLES.glob("*.png"))
+    assert 10 <= len(files) <= 14
+    scripts = {f.stem.split("-")[0] for f in files}
+    assert {"latn", "arab", "deva", "beng", "thai", "hani", "mnist"} <= scripts
+    for f in files:
+        assert f.stat().st_size < 8_000, f
+        with Image.open(f) as image:
+            assert image.size == (64, 64)
+
+
+def test_client_predicts_an_example_in_french(client, predictor):
+    seven = EXAMPLES / "latn-7.png"
+    label, note = predict(client, seven, "fr")
+    shown = [c["label"] for c in label["confidences"]]
+    assert shown == expected_labels(predictor, seven, "fr")
+    french = {f"{name} ({concept})" for concept, name in predictor.display_names["fr"].items()}
+    assert set(shown) <= french and len(shown) == 5
+    assert {"sept (7)", "zéro (0)", "cinq (5)"} <= french
+    assert label["label"] == shown[0]
+    scores = [c["confidence"] for c in label["confidences"]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
+    assert note == ""
+
+
+def test_client_answers_in_hindi_and_arabic_and_records_the_script_hint(client, predictor):
+    deva = EXAMPLES / "deva-6.png"
+    label, note = predict(client, deva, "hi", "Deva")
+    assert [c["label"] for c in label["confidences"]] == expected_labels(predictor, deva, "hi")
+    assert "Devanagari" in note and "does not use it" in note
+    label, _ = predict(client, deva, "ar")
+    assert label["label"] in {f"{n} ({c})" for c, n in predictor.display_names["ar"].items()}
+
+
+def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(client, predictor, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("these are my notes, not a picture", encoding="utf-8")
+    with pytest.raises(AppError, match="not an image"):
+        predict(client, not_image, "fr")
+
+    huge = tmp_path / "huge.png"
+    Image.new("L", (10_000, 5_000), 255).save(huge)  # 50 megapixels, a few hundred KB on disk
+    assert huge.stat().st_size < 2_000_000
+    with pytest.raises(AppError, match=r"10000×5000 pixels \(50 megapixels\); the limit is 40 megapixels"):
+        predict(client, huge, "fr")
+
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes((EXAMPLES / "latn-7.png").read_bytes()[:200])
+    with pytest.raises(AppError, match="damaged|not an image"):
+        predict(client, truncated, "fr")
+
+    label, _ = predict(client, EXAMPLES / "thai-4.png", "th")
+    assert [c["label"] for c in label["confidences"]] == expected_labels(predictor, EXAMPLES / "thai-4.png", "th")
+
+
+def test_sketch_is_flattened_onto_white_paper():
+    from polyglot_vision.demo import flatten_sketch
+
+    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))  # what the sketchpad sends: transparent paper
+    canvas.paste((0, 0, 0, 255), (130, 60, 150, 220))  # one black stroke
+    flat = flatten_sketch(canvas)
+    assert flat.mode == "RGB" and flat.width == flat.height
+    assert flat.getpixel((0, 0)) == (255, 255, 255)  # paper is white, not black
+    assert flat.getpixel((flat.width // 2, flat.height // 2)) == (0, 0, 0)  # ink stays dark
+    assert 160 < flat.height < 280  # cropped to the ink, with a margin
+    assert flatten_sketch(Image.new("RGBA", (280, 280), (0, 0, 0, 0))) is None  # nothing drawn yet
+
+
+def test_client_reads_a_drawing_from_the_sketchpad(client, predictor, tmp_path):
+    from gradio_client import handle_file
+
+    from polyglot_vision.demo import TOP_K, flatten_sketch
+
+    drawing = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    drawing.paste((0, 0, 0, 255), (130, 60, 150, 220))  # a "1" in black ink on transparent paper
+    drawing.save(tmp_path / "sketch.png")
+    sketch = {"background": None, "layers": [], "composite": handle_file(str(tmp_path / "sketch.png"))}
+    label, _ = client.predict(sketch, "de", "", api_name="/predict_sketch")
+    [preds] = predictor.top_k([flatten_sketch(drawing)], k=TOP_K, language="de")
+    assert [c["label"] for c in label["confidences"]] == [f"{p.name} ({p.concept})" for p in preds]
+    assert label["label"] in {f"{n} ({c})" for c, n in predictor.display_names["de"].items()}
+
+
+def test_language_picker_names_languages_in_themselves():
+    from polyglot_vision.demo import language_choices
+
+    assert language_choices(["fr", "ar", "hi", "zh", "xx-unknown"]) == [
+        ("Français", "fr"), ("العربية", "ar"), ("हिन्दी", "hi"), ("中文", "zh"), ("xx-unknown", "xx-unknown")]
+
+
+def test_without_model_id_the_app_starts_and_says_how_to_set_it():
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from polyglot_vision.demo import build_demo, launch, load_predictor_or_message
+
+    predictor, notice = load_predictor_or_message("")
+    assert predictor is None and "MODEL_ID" in notice
+    page_text = str(build_demo(None, notice=notice).config)
+    assert "Set the environment variable" in page_text and "MODEL_ID" in page_text
+
+    demo = launch(None, port=free_port(), block=False, quiet=True, notice=notice)
+    try:
+        with pytest.raises(AppError, match="set MODEL_ID"):
+            predict(Client(demo.local_url, verbose=False), EXAMPLES / "latn-7.png", "en")
+    finally:
+        demo.close()
+
+
+def test_demo_command_reports_a_missing_model_folder():
+    run = subprocess.run([*CLI, "demo", "outputs/no/such-model"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == ["polyglot-vision: error: model folder outputs/no/such-model not found"]
+
+
+def test_space_folder_is_complete():
+    import gradio
+
+    readme = (REPO / "space" / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(readme.split("---")[1])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py"
+    assert front["sdk_version"] == gradio.__version__
+    assert front["models"] and {"title", "emoji", "colorFrom", "colorTo", "short_description", "license"} <= set(front)
+    assert len(front["short_description"]) <= 60
+    assert (REPO / "space" / "app.py").is_file()
+    requirements = (REPO / "space" / "requirements.txt").read_text(encoding="utf-8")
+    assert "polyglot-vision[demo]" in [line.strip() for line in requirements.splitlines()]
+
+
+# --------------------------------------------------------------------------------------------------
+# A real browser
+# --------------------------------------------------------------------------------------------------
+
+
+def test_browser_upload_then_switch_language(app, predictor):
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: run .ci/install-browser"
+    from playwright.sync_api import expect, sync_playwright
+
+    seven = EXAMPLES / "latn-7.png"
+    english, french, arabic = (expected_labels(predictor, seven, lang) for lang in ("en", "fr", "ar"))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
+            page.goto(app.local_url)
+            page.locator("#pv-image input[type=file]").set_input_files(str(seven))
+            result = page.locator("#pv-result")
+            expect(page.locator("#pv-image img").first).to_be_visible(timeout=20_000)  # the uploaded numeral
+            for text in english:
+                expect(result).to_contain_text(text, timeout=20_000)
+
+            page.locator("#pv-language input").click()
+            page.locator("#pv-language li[aria-label='Français']").click()
+            for text in french:
+                expect(result).to_contain_text(text, timeout=20_000)
+            for text in set(english) - set(french):
+                expect(result).not_to_contain_text(text)
+            shot = SCREENSHOTS / "demo.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot: {shot}")
+
+            page.locator("#pv-language input").click()
+            page.locator("#pv-language li[aria-label='العربية']").click()
+            expect(result).to_contain_text(arabic[0], timeout=20_000)
+            page.wait_for_timeout(500)  # let the closing option list fade out
+            direction = result.locator(".output-class").evaluate("el => getComputedStyle(el).unicodeBidi")
+            assert direction == "plaintext"  # an Arabic name is laid out right-to-left
+            shot_ar = SCREENSHOTS / "demo-ar.png"
+            page.screenshot(path=str(shot_ar), full_page=True)
+            print(f"screenshot: {shot_ar}")
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
