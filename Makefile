@@ -12,14 +12,14 @@ DATA   := data/polydigits
 RECIPE := recipes/polydigits/quickstart.yaml
 MODEL  := outputs/polydigits/quickstart
 
-.PHONY: install demo data train test clean
+.PHONY: install demo data train test space clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -c constraints.txt torch
-	$(PIP) install -c constraints.txt -e ".[dev]"
+	$(PIP) install -c constraints.txt -e ".[dev,demo]"
 	touch $@
 
 $(DATA)/sources.yaml: $(STAMP)
@@ -34,7 +34,11 @@ demo: train
 	$(OFFLINE) $(BIN)/polyglot-vision predict $(MODEL) $(DATA)/examples/*.png --lang fr --top-k 1
 
 test: $(STAMP)
+	.ci/install-browser
 	$(OFFLINE) $(BIN)/python -m pytest tests
+
+space: $(STAMP)
+	$(OFFLINE) $(BIN)/polyglot-vision demo $(MODEL)
 
 clean:
 	rm -rf $(VENV) data outputs

@@ -60,6 +60,8 @@ def cmd_train(args, extra) -> int:
 
 
 def cmd_evaluate(args, extra) -> int:
+    from datasets import DatasetDict, concatenate_datasets
+
     from .augment import BatchPreprocessor
     from .configs import load_recipe
     from .data import build_dataset, cache_pixels
@@ -74,8 +76,10 @@ def cmd_evaluate(args, extra) -> int:
     if model_concepts != label_space.ids:
         raise UserError(f"model {args.model}: its labels {model_concepts} differ from {recipe.data.label_space}")
     dataset = build_dataset(recipe.data, label_space)
+    if args.split == "all":
+        dataset = DatasetDict({"all": concatenate_datasets(list(dataset.values()))})
     if args.split not in dataset:
-        raise UserError(f"--split {args.split}: choose from {', '.join(dataset)}")
+        raise UserError(f"--split {args.split}: choose from {', '.join(dataset)} or all")
     cached = cache_pixels(dataset, predictor.processor)
     preprocessor = BatchPreprocessor.from_processor(predictor.processor)
     metrics = evaluate_dataset(predictor.model, preprocessor, cached[args.split])
@@ -146,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a model on a recipe's split, per script, language and source")
     p.add_argument("model", help="model folder or Hub id")
     p.add_argument("--recipe", required=True, help=recipe_help)
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="train, validation, test, or all (e.g. for a held-out set)")
     p.add_argument("--output", help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 

@@ -228,16 +228,22 @@ def cache_pixels(dataset: DatasetDict, processor) -> DatasetDict:
     and processor reads it back from the cache instead of decoding again.
     """
     height, width = processor_input_size(processor)
-    metadata = {c: dataset["train"].features[c] for c in ("label", *GROUP_COLUMNS)}
+    any_split = next(iter(dataset.values()))
+    metadata = {c: any_split.features[c] for c in ("label", *GROUP_COLUMNS)}
     features = Features({**metadata, "pixel_values": Array3D(shape=(3, height, width), dtype="uint8")})
 
     def to_pixels(batch):
         out = processor(batch["image"], do_rescale=False, do_normalize=False, return_tensors="np")
         return {"pixel_values": np.clip(np.rint(out["pixel_values"]), 0, 255).astype(np.uint8)}
 
-    cached = dataset.map(
-        to_pixels, batched=True, batch_size=256, remove_columns=["image"], features=features, desc="Caching pixels"
-    )
+    def cache(part: Dataset) -> Dataset:
+        if not len(part):  # `map` would return an empty split without the new column
+            return Dataset.from_dict({name: [] for name in features}, features=features)
+        return part.map(
+            to_pixels, batched=True, batch_size=256, remove_columns=["image"], features=features, desc="Caching pixels"
+        )
+
+    cached = DatasetDict({name: cache(part) for name, part in dataset.items()})
     # uint8 all the way to the device: the formatter would otherwise widen it to int64.
     cached.set_format("torch", columns=["pixel_values"], dtype=torch.uint8, output_all_columns=True)
     return cached

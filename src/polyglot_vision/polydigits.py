@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -404,7 +403,6 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
         raise RuntimeError(f"font {spec.name} drew nothing for {ch!r}")
     x0, y0, x1, y1 = bbox
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    gw, gh = x1 - x0, y1 - y0
 
     # Geometry: squeeze, shear, rotation; shrink (uniformly) if the glyph would not fit
     squeeze = rng.uniform(0.8, 1.2)

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from transformers import Trainer, set_seed
 
 from .augment import BatchPreprocessor
