@@ -31,7 +31,8 @@ train: data
 	$(OFFLINE) $(BIN)/polyglot-vision train $(RECIPE)
 
 demo: train
-	$(OFFLINE) $(BIN)/polyglot-vision predict $(MODEL) $(DATA)/examples/*.png --lang fr --top-k 1
+	$(OFFLINE) $(BIN)/polyglot-vision predict $(MODEL) space/examples/*.png --lang fr --top-k 1
+	@echo "Model: $(MODEL)   (try it: make space)"
 
 test: $(STAMP)
 	.ci/install-browser

@@ -36,7 +36,7 @@ def tiny_recipe(polydigits_dir: Path, out_dir: Path, **overrides) -> dict:
         source["path"] = str(polydigits_dir / Path(source["path"]).name)
         if source["name"] == "mnist":
             source["max_samples"] = 200
-    recipe["model_config"].update(num_stages=3, hidden_sizes=[8, 16, 32], depths=[1, 1, 1])
+    recipe["model_config"].update(embedding_size=8, hidden_sizes=[8, 16, 32], depths=[1, 1, 1])
     recipe.update(
         output_dir=str(out_dir),
         max_steps=4,

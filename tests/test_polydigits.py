@@ -220,3 +220,34 @@ def test_png_round_trip_is_grayscale(generated):
     f = next((out / "latin-de").rglob("*.png"))
     img = Image.open(io.BytesIO(f.read_bytes()))
     assert img.mode == "L" and img.size == (SIZE, SIZE)
+
+
+def test_every_font_file_draws_its_scripts_digits():
+    """Each face file of each font used for a numeral system has all ten digits in its cmap, and
+    non-Latin digits are not drawn as Latin ones (as Hind, Rajdhani, Teko and Poppins do for Devanagari)."""
+    from fontTools.ttLib import TTFont
+    from PIL import ImageFont
+
+    from polyglot_vision.polydigits import DIGITS, FONTS, SCRIPT_FONTS, _font_files, _render_mask
+
+    def ink(font, ch):
+        img, bbox = _render_mask(font, ch)
+        assert bbox, ch
+        return np.asarray(img.crop(bbox).resize((24, 24))) > 127
+
+    for key, (train, held) in SCRIPT_FONTS.items():
+        for name in train + held:
+            spec = FONTS[name]
+            for path in _font_files(spec):
+                cmap = TTFont(str(path), fontNumber=spec.index, lazy=True).getBestCmap()
+                missing = [c for c in DIGITS[key] if ord(c) not in cmap]
+                assert not missing, (key, name, path.name, missing)
+                if key in ("latn", "hani"):
+                    continue
+                font = ImageFont.truetype(str(path), 64, index=spec.index, layout_engine=ImageFont.Layout.RAQM)
+                pairs = [(a, b) for a, b in zip(DIGITS[key], DIGITS["latn"]) if ord(b) in cmap]
+                if not pairs:  # a font without Latin digits cannot draw them instead
+                    continue
+                # pixel agreement with the Latin digit: ~0.95 for a Latin look-alike, ~0.65 for real forms
+                agree = float(np.mean([(ink(font, a) == ink(font, b)).mean() for a, b in pairs]))
+                assert agree < 0.85, (key, name, path.name, agree)

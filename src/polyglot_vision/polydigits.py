@@ -64,6 +64,25 @@ FONT_PACKAGES: tuple[str, ...] = (
     "fontpkg-kanit",
     "fontpkg-sarabun",
     "fontpkg-noto-sans-khmer",
+    # more typefaces per script (held-out fonts unchanged)
+    "fontpkg-almarai",
+    "fontpkg-tajawal",
+    "fontpkg-ibm-plex-sans-arabic",
+    "fontpkg-mukta",
+    "fontpkg-prompt",
+    "fontpkg-chakra-petch",
+    "fontpkg-lora",
+    "fontpkg-eb-garamond",
+    "fontpkg-libre-baskerville",
+    "fontpkg-inter",
+    "fontpkg-montserrat",
+    "fontpkg-oswald",
+    "fontpkg-jetbrains-mono",
+    "fontpkg-source-code-pro",
+    "fontpkg-shadows-into-light",
+    "fontpkg-dancing-script",
+    "fontpkg-satisfy",
+    "fontpkg-comfortaa",
 )
 
 
@@ -137,6 +156,58 @@ FONTS: dict[str, FontSpec] = {
         ),
         FontSpec("Noto Sans Khmer", "fontpkg-noto-sans-khmer", ("files/NotoSansKhmer[wdth,wght].ttf",)),
         FontSpec("Noto Sans Myanmar", "manimgx-fonts", _mx("NotoSansMyanmar[wght].ttf")),
+        # Arabic (Almarai and IBM Plex Sans Arabic also draw the Persian forms of ۴۵۶; Tajawal has no ۰–۹)
+        FontSpec("Almarai", "fontpkg-almarai", _static("Almarai", "Light Regular Bold ExtraBold")),
+        FontSpec(
+            "Tajawal", "fontpkg-tajawal", _static("Tajawal", "ExtraLight Light Regular Medium Bold ExtraBold Black")
+        ),
+        FontSpec(
+            "IBM Plex Sans Arabic",
+            "fontpkg-ibm-plex-sans-arabic",
+            _static("IBMPlexSansArabic", "Thin ExtraLight Light Regular Medium SemiBold Bold"),
+        ),
+        # Devanagari (Rajdhani, Teko and Poppins draw Devanagari digit code points as Latin digits)
+        FontSpec("Mukta", "fontpkg-mukta", _static("Mukta", "ExtraLight Light Regular Medium SemiBold Bold ExtraBold")),
+        # Thai
+        FontSpec(
+            "Prompt",
+            "fontpkg-prompt",
+            _static("Prompt", "Thin ExtraLight Light Regular Medium SemiBold Bold ExtraBold Black Italic BoldItalic"),
+        ),
+        FontSpec(
+            "Chakra Petch",
+            "fontpkg-chakra-petch",
+            _static("ChakraPetch", "Light Regular Medium SemiBold Bold Italic BoldItalic"),
+        ),
+        # Latin: serif, sans, condensed, mono, handwriting, rounded
+        FontSpec("Lora", "fontpkg-lora", ("files/Lora[wght].ttf", "files/Lora-Italic[wght].ttf")),
+        FontSpec(
+            "EB Garamond", "fontpkg-eb-garamond", ("files/EBGaramond[wght].ttf", "files/EBGaramond-Italic[wght].ttf")
+        ),
+        FontSpec(
+            "Libre Baskerville",
+            "fontpkg-libre-baskerville",
+            ("files/LibreBaskerville[wght].ttf", "files/LibreBaskerville-Italic[wght].ttf"),
+        ),
+        FontSpec("Inter", "fontpkg-inter", ("files/Inter[opsz,wght].ttf", "files/Inter-Italic[opsz,wght].ttf")),
+        FontSpec(
+            "Montserrat", "fontpkg-montserrat", ("files/Montserrat[wght].ttf", "files/Montserrat-Italic[wght].ttf")
+        ),
+        FontSpec("Oswald", "fontpkg-oswald", ("files/Oswald[wght].ttf",)),
+        FontSpec(
+            "JetBrains Mono",
+            "fontpkg-jetbrains-mono",
+            ("files/JetBrainsMono[wght].ttf", "files/JetBrainsMono-Italic[wght].ttf"),
+        ),
+        FontSpec(
+            "Source Code Pro",
+            "fontpkg-source-code-pro",
+            ("files/SourceCodePro[wght].ttf", "files/SourceCodePro-Italic[wght].ttf"),
+        ),
+        FontSpec("Shadows Into Light", "fontpkg-shadows-into-light", ("files/ShadowsIntoLight.ttf",), style="hand"),
+        FontSpec("Dancing Script", "fontpkg-dancing-script", ("files/DancingScript[wght].ttf",), style="hand"),
+        FontSpec("Satisfy", "fontpkg-satisfy", ("files/Satisfy-Regular.ttf",), licence="Apache-2.0", style="hand"),
+        FontSpec("Comfortaa", "fontpkg-comfortaa", ("files/Comfortaa[wght].ttf",)),
         FontSpec("Noto Sans CJK SC", "manimgx-fonts-cjk", (_CJK,), index=2),
         FontSpec("Noto Sans CJK TC", "manimgx-fonts-cjk", (_CJK,), index=3),
         FontSpec("Noto Sans CJK JP", "manimgx-fonts-cjk", (_CJK,), index=0),
@@ -161,25 +232,29 @@ DIGITS: dict[str, str] = {
     "hani": "〇一二三四五六七八九",
 }
 
-_ARABIC_FONTS = ["Noto Sans Arabic", "Amiri", "Noto Kufi Arabic"]
+_PERSIAN_FONTS = ["Noto Sans Arabic", "Amiri", "Noto Kufi Arabic", "Almarai", "IBM Plex Sans Arabic"]
+_ARABIC_FONTS = _PERSIAN_FONTS + ["Tajawal"]  # Tajawal lacks Extended Arabic-Indic ۰–۹
 SCRIPT_FONTS: dict[str, tuple[list[str], list[str]]] = {
     "latn": (
         [
             "Noto Sans", "Noto Sans Italic", "Noto Serif", "Caveat", "Kalam", "Permanent Marker",
             "Amiri", "Catamaran", "Kanit", "Anek Telugu",
+            "Lora", "EB Garamond", "Libre Baskerville", "Inter", "Montserrat", "Oswald", "JetBrains Mono",
+            "Source Code Pro", "Shadows Into Light", "Dancing Script", "Satisfy", "Comfortaa",
+            "Almarai", "IBM Plex Sans Arabic", "Mukta", "Prompt", "Chakra Petch",
         ],
         ["Roboto Slab", "Indie Flower"],
     ),
     "arab": (_ARABIC_FONTS, ["Cairo"]),
-    "pers": (_ARABIC_FONTS, ["Cairo"]),
-    # (Hind, fontpkg-hind, draws its Devanagari digit code points as Latin digits: not usable here)
-    "deva": (["Noto Sans Devanagari", "Kalam"], ["Baloo 2"]),
+    "pers": (_PERSIAN_FONTS, ["Cairo"]),
+    # (Hind, Rajdhani, Teko and Poppins draw their Devanagari digit code points as Latin digits: not usable here)
+    "deva": (["Noto Sans Devanagari", "Kalam", "Mukta"], ["Baloo 2"]),
     "beng": (["Noto Sans Bengali", "Hind Siliguri"], []),
     "gujr": (["Noto Sans Gujarati"], []),
     "taml": (["Noto Sans Tamil", "Catamaran"], []),
     "telu": (["Noto Sans Telugu", "Anek Telugu"], ["Ramabhadra"]),
     "knda": (["Noto Sans Kannada"], []),
-    "thai": (["Noto Sans Thai", "Kanit"], ["Sarabun"]),
+    "thai": (["Noto Sans Thai", "Kanit", "Prompt", "Chakra Petch"], ["Sarabun"]),
     "khmr": (["Noto Sans Khmer"], []),
     "mymr": (["Noto Sans Myanmar"], []),
     "hani": (["Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK JP", "Noto Sans CJK KR"], []),
