@@ -53,39 +53,28 @@ def cmd_prepare(args, extra) -> int:
 
 def cmd_train(args, extra) -> int:
     from .configs import load_recipe
-    from .training import train
+    from .training import end_distributed, train
 
-    train(load_recipe(args.recipe, extra))
+    try:
+        train(load_recipe(args.recipe, extra))
+    finally:
+        end_distributed()
     return 0
 
 
 def cmd_evaluate(args, extra) -> int:
-    from datasets import DatasetDict, concatenate_datasets
-
-    from .augment import BatchPreprocessor
     from .configs import load_recipe
-    from .data import build_dataset, cache_pixels
-    from .evaluation import evaluate_dataset, format_table
-    from .labels import LabelSpace
+    from .evaluation import format_table
     from .predictor import Predictor
+    from .report import evaluate_model
 
     recipe = load_recipe(args.recipe, extra)
     predictor = Predictor.from_pretrained(args.model)
-    label_space = LabelSpace.from_yaml(recipe.data.label_space)
-    model_concepts = predictor.concepts
-    if model_concepts != label_space.ids:
-        raise UserError(f"model {args.model}: its labels {model_concepts} differ from {recipe.data.label_space}")
-    dataset = build_dataset(recipe.data, label_space)
-    if args.split == "all":
-        dataset = DatasetDict({"all": concatenate_datasets(list(dataset.values()))})
-    if args.split not in dataset:
-        raise UserError(f"--split {args.split}: choose from {', '.join(dataset)} or all")
-    cached = cache_pixels(dataset, predictor.processor)
-    preprocessor = BatchPreprocessor.from_processor(predictor.processor)
-    metrics = evaluate_dataset(predictor.model, preprocessor, cached[args.split])
+    metrics, out = evaluate_model(predictor, recipe, args.split, args.output_dir, model_name=args.model)
     print(format_table(metrics, title=args.split))
     if args.output:
         Path(args.output).write_text(json.dumps({args.split: metrics}, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nReport, metrics and plots written to {out}")
     return 0
 
 
@@ -102,6 +91,21 @@ def cmd_predict(args, extra) -> int:
         for path, preds in zip(args.images, results):
             answer = "   ".join(f"{p.name} ({p.concept}) {p.score:.1%}" for p in preds)
             print(f"{path}: {answer}")
+    return 0
+
+
+def cmd_push(args, extra) -> int:
+    from .hub import files_to_upload, push_model
+
+    model_dir = Path(args.model)
+    files = files_to_upload(model_dir)
+    if args.dry_run:
+        for path in files:
+            print(path.relative_to(model_dir).as_posix())
+        print(f"{len(files)} files would be pushed to {args.repo_id}{' (private)' if args.private else ''}")
+        return 0
+    url = push_model(model_dir, args.repo_id, private=args.private or None)
+    print(f"Pushed {len(files)} files to {url}")
     return 0
 
 
@@ -152,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", required=True, help=recipe_help)
     p.add_argument("--split", default="test", help="train, validation, test, or all (e.g. for a held-out set)")
     p.add_argument("--output", help="also write the metrics to this JSON file")
+    p.add_argument("--output-dir", help="report folder: report.md, metrics.json, plots (default: MODEL/evaluation-SPLIT)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k concepts of images, named in your language")
@@ -161,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("push", help="upload a model folder (weights, config, card, metrics, plots) to the Hub")
+    p.add_argument("model", help="model folder")
+    p.add_argument("--repo-id", required=True, help="ORG/NAME of the model repository (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded, upload nothing")
+    p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("demo", help="the Gradio demo on 127.0.0.1: draw or upload a numeral, read it in your language")
     p.add_argument("model", nargs="?", default=QUICKSTART_MODEL, help=f"model folder or Hub id (default: {QUICKSTART_MODEL})")

@@ -19,8 +19,12 @@ from transformers import HfArgumentParser, TrainingArguments
 from .errors import UserError
 
 # Recipe defaults that differ from TrainingArguments' own: offline by default, and
-# our collator needs the metadata columns that Trainer would otherwise drop.
-TRAINING_DEFAULTS = {"report_to": "none", "remove_unused_columns": False}
+# our collator needs the metadata columns that Trainer would otherwise drop. Image
+# classifiers use every parameter in each forward pass, so DDP need not search for
+# unused ones (an extra graph traversal per step, and a warning); a model that has
+# some can set `ddp_find_unused_parameters: true`.
+TRAINING_DEFAULTS = {"report_to": "none", "remove_unused_columns": False, "ddp_find_unused_parameters": False}
+SAMPLERS = ("none", "language", "class")
 
 
 @dataclass
@@ -44,6 +48,9 @@ class ModelArguments:
         default=None, metadata={"help": "Normalisation std for a model built from a config (default 0.5)."}
     )
     model_revision: str = field(default="main", metadata={"help": "Revision of `model_name_or_path` on the Hub."})
+    license: str | None = field(
+        default=None, metadata={"help": "License of the exported model, for its model card (default: apache-2.0)."}
+    )
 
     def __post_init__(self):
         if (self.model_name_or_path is None) == (self.model_config is None):
@@ -97,6 +104,14 @@ class DataArguments:
     dataset_dir: str | None = field(
         default=None, metadata={"help": "Where `prepare` saves the unified DatasetDict (default: OUTPUT_DIR/dataset)."}
     )
+    sampler: str = field(
+        default="none",
+        metadata={"help": "Balance training batches by `language`, by `class` (concept), or `none` (uniform over images)."},
+    )
+    sampler_temperature: float = field(
+        default=0.5,
+        metadata={"help": "Group probability p ∝ n^τ: 1 = as in the data, 0 = every group equally often."},
+    )
 
     def __post_init__(self):
         if not self.label_space:
@@ -108,6 +123,10 @@ class DataArguments:
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise UserError(f"recipe: source name(s) used twice: {', '.join(duplicated)}")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"recipe: `sampler` must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if not 0 <= self.sampler_temperature <= 1:
+            raise UserError(f"recipe: `sampler_temperature` must be in [0, 1], got {self.sampler_temperature}")
         for key in ("validation_fraction", "test_fraction"):
             if not 0 <= getattr(self, key) < 0.5:
                 raise UserError(f"recipe: `{key}` must be in [0, 0.5), got {getattr(self, key)}")
@@ -204,6 +223,37 @@ def load_recipe(path: str | Path, overrides: list[str] | dict | None = None) -> 
         raise UserError(message.replace("recipe:", f"recipe {path}:", 1)) from None
 
 
+def _check_device(values: dict[str, Any]) -> None:
+    """Pick the CPU when there is no accelerator, and refuse mixed precision it cannot do.
+
+    Without a GPU, `use_cpu` defaults to true: `TrainingArguments` then lets
+    `bf16` run on the CPU, and processes started by `accelerate launch` /
+    `torchrun` join one gloo process group (otherwise each would train alone).
+    A precision the device lacks is a `UserError` here, before anything is
+    written, instead of an error deep inside the Trainer.
+    """
+    import torch
+
+    has_accelerator = torch.accelerator.is_available()
+    if "use_cpu" not in values and not has_accelerator:
+        values["use_cpu"] = True
+    on_cpu = bool(values.get("use_cpu")) or not has_accelerator
+    fp16 = [k for k in ("fp16", "fp16_full_eval") if values.get(k)]
+    bf16 = [k for k in ("bf16", "bf16_full_eval") if values.get(k)]
+    if fp16 and bf16:
+        raise UserError(f"recipe: `{fp16[0]}` and `{bf16[0]}` both set; choose one precision")
+    if fp16 and on_cpu:
+        raise UserError(
+            f"recipe: `{fp16[0]}: true` needs a GPU, and this run is on the CPU; "
+            "use `bf16: true` on the CPU, or drop fp16"
+        )
+    if bf16 and not on_cpu and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise UserError(
+            f"recipe: `{bf16[0]}: true` is not supported by {torch.cuda.get_device_name()} "
+            "(bf16 needs an Ampere or newer GPU); use `fp16: true` instead"
+        )
+
+
 def recipe_from_dict(raw: dict[str, Any], source: str | None = None) -> Recipe:
     defaults = _field_defaults()
     unknown = sorted(k for k in raw if k not in defaults)
@@ -212,6 +262,7 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None) -> Recipe:
     values = {**TRAINING_DEFAULTS, **{k: _coerce(k, v, defaults[k]) for k, v in raw.items()}}
     if not values.get("output_dir"):
         raise UserError("recipe: `output_dir` is required")
+    _check_device(values)
     parser = HfArgumentParser(RECIPE_CLASSES)
     try:
         model_args, data_args, training_args = parser.parse_dict(values, allow_extra_keys=False)

@@ -254,3 +254,45 @@ def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
         "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
         "labels": torch.tensor([int(e["label"]) for e in examples]),
     }
+
+
+class BalancedSampler(torch.utils.data.Sampler[int]):
+    """Draws `len(groups)` indices with replacement so that a group of n images has probability ∝ n^τ.
+
+    Each image of group g has weight n_g^τ / n_g; τ = 1 keeps the data's own mix, τ = 0 gives every
+    group (language or concept) the same share of the batches. The draw is seeded by `seed + epoch`
+    (`set_epoch`, which the Trainer calls), so every process of a distributed run draws the same
+    order, and a run resumed from a checkpoint draws the same order as an unbroken one.
+    """
+
+    def __init__(self, groups, temperature: float = 0.5, seed: int = 0):
+        self.groups = np.asarray(groups)
+        self.weights = torch.as_tensor(balanced_weights(self.groups, temperature), dtype=torch.double)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        yield from torch.multinomial(self.weights, len(self.groups), replacement=True, generator=generator).tolist()
+
+
+def balanced_weights(groups, temperature: float) -> np.ndarray:
+    """Per-example weights n_g^(τ-1), normalised to sum to 1 (group g's share ∝ n_g^τ)."""
+    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    weights = counts.astype(np.float64) ** (temperature - 1.0)
+    weights = weights[inverse]
+    return weights / weights.sum()
+
+
+def build_sampler(dataset: Dataset, kind: str, temperature: float, seed: int) -> BalancedSampler | None:
+    """`language` / `class` -> a `BalancedSampler` over that column of the train split; `none` -> None."""
+    if kind == "none":
+        return None
+    column = {"language": "language", "class": "label"}[kind]
+    return BalancedSampler(dataset.with_format(None)[column], temperature=temperature, seed=seed)

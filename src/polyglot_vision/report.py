@@ -1,0 +1,300 @@
+"""`polyglot-vision evaluate`: metrics of a model on a recipe's split, as JSON, Markdown and PNG plots.
+
+The report folder (default MODEL/evaluation-<split>) holds:
+metrics.json, report.md, confusion_matrix.png (concept x concept),
+language_concept_accuracy.png (language x concept), worst_errors.png (the
+misclassified images the model was surest of) and reliability_diagram.png.
+It is written into a temporary sibling and renamed: never half a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .data import GROUP_COLUMNS
+
+PLOTS = {
+    "confusion_matrix": "confusion_matrix.png",
+    "language_concept_accuracy": "language_concept_accuracy.png",
+    "worst_errors": "worst_errors.png",
+    "reliability_diagram": "reliability_diagram.png",
+}
+N_BINS = 15
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(matrix, labels: list[str], path: Path, title: str) -> None:
+    plt = _pyplot()
+    matrix = np.asarray(matrix, dtype=float)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    size = max(5.0, 0.5 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90 if max(map(len, labels)) > 2 else 0)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted concept")
+    ax.set_ylabel("true concept")
+    if len(labels) <= 30:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                if matrix[i, j]:
+                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, label="share of the true concept's images")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def language_concept_accuracy(predictions, references, languages, num_classes: int):
+    """(languages sorted, accuracy [language, concept] with NaN where a language has no image of a concept)."""
+    languages = np.asarray([str(v) for v in languages])
+    names = sorted(set(languages.tolist()))
+    table = np.full((len(names), num_classes), np.nan)
+    correct = np.asarray(predictions) == np.asarray(references)
+    for i, lang in enumerate(names):
+        for c in range(num_classes):
+            mask = (languages == lang) & (np.asarray(references) == c)
+            if mask.any():
+                table[i, c] = correct[mask].mean()
+    return names, table
+
+
+def plot_language_concept(names, table, labels: list[str], path: Path, title: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(labels) + 2.5), max(3.5, 0.4 * len(names) + 1.5)))
+    cmap = plt.get_cmap("RdYlGn").copy()
+    cmap.set_bad("lightgrey")
+    image = ax.imshow(np.ma.masked_invalid(table), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("concept")
+    ax.set_ylabel("language")
+    if table.size <= 600:
+        for i in range(table.shape[0]):
+            for j in range(table.shape[1]):
+                if not np.isnan(table[i, j]):
+                    ax.text(j, i, f"{table[i, j]:.0%}", ha="center", va="center", fontsize=6)
+    fig.colorbar(image, ax=ax, label="accuracy")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_worst_errors(images, rows: list[dict], path: Path, title: str, columns: int = 6) -> None:
+    """A grid of misclassified images, each titled with true -> predicted, confidence and language."""
+    plt = _pyplot()
+    n = max(1, len(rows))
+    grid_rows = (n + columns - 1) // columns
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(1.9 * columns, 2.1 * grid_rows + 0.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    if not rows:
+        axes[0, 0].text(0, 0.5, "no misclassified image", fontsize=11)
+    for ax, row in zip(axes.ravel(), rows):
+        ax.imshow(np.asarray(images[row["index"]].convert("RGB")))
+        ax.set_title(f"true {row['true']} → {row['predicted']}\n{row['confidence']:.0%}  {row['language']} ({row['source']})",
+                     fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def reliability_bins(confidences, correct, n_bins: int = N_BINS):
+    """Per bin (k/n, (k+1)/n]: (count, accuracy, mean confidence), the binning of the metric's ECE."""
+    confidences = np.asarray(confidences, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    bins = np.clip(np.ceil(confidences * n_bins).astype(int) - 1, 0, n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    accuracy = np.divide(np.bincount(bins, correct, n_bins), counts, out=np.full(n_bins, np.nan), where=counts > 0)
+    mean_conf = np.divide(np.bincount(bins, confidences, n_bins), counts, out=np.full(n_bins, np.nan), where=counts > 0)
+    return counts, accuracy, mean_conf
+
+
+def plot_reliability(confidences, correct, ece: float, path: Path, title: str, n_bins: int = N_BINS) -> None:
+    plt = _pyplot()
+    counts, accuracy, mean_conf = reliability_bins(confidences, correct, n_bins)
+    edges = np.linspace(0, 1, n_bins + 1)
+    fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.bar(edges[:-1], np.nan_to_num(accuracy), width=1 / n_bins, align="edge", edgecolor="black",
+           color="tab:blue", label="accuracy")
+    centres = edges[:-1] + 0.5 / n_bins
+    ax.plot(centres, mean_conf, "_", color="tab:red", markersize=14, markeredgewidth=2.5,
+            label="mean confidence in the bin")
+    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"{title}\nECE ({n_bins} bins) = {ece:.4f}")
+    ax_count.bar(edges[:-1], counts, width=1 / n_bins, align="edge", color="grey", edgecolor="black")
+    ax_count.set_xlabel("confidence (top softmax probability)")
+    ax_count.set_ylabel("images")
+    ax_count.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def worst_errors(probabilities, references, dataset_columns: dict, labels: list[str], k: int = 24) -> list[dict]:
+    """Misclassified examples, most confident first."""
+    predictions = probabilities.argmax(axis=-1)
+    confidences = probabilities.max(axis=-1)
+    wrong = np.flatnonzero(predictions != references)
+    wrong = wrong[np.argsort(-confidences[wrong], kind="stable")][:k]
+    return [
+        {
+            "index": int(i),
+            "true": labels[int(references[i])],
+            "predicted": labels[int(predictions[i])],
+            "confidence": float(confidences[i]),
+            **{column: str(dataset_columns[column][i]) for column in GROUP_COLUMNS},
+        }
+        for i in wrong
+    ]
+
+
+def _markdown_table(per_value: dict, column: str) -> list[str]:
+    lines = [f"| {column} | accuracy | images |", "|---|---:|---:|"]
+    lines += [f"| {value} | {row['accuracy']:.2%} | {row['n']} |" for value, row in per_value.items()]
+    return lines
+
+
+def render_markdown(metrics: dict, split: str, model: str, recipe: str | None, errors: list[dict]) -> str:
+    lines = [
+        f"# Evaluation of `{model}` on the {split} split",
+        "",
+        f"Recipe: `{recipe}`" if recipe else "",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+        f"| accuracy | {metrics['accuracy']:.2%} |",
+        f"| macro-F1 | {metrics['macro_f1']:.4f} |",
+        f"| balanced accuracy | {metrics['balanced_accuracy']:.2%} |",
+    ]
+    if "expected_calibration_error" in metrics:
+        lines.append(f"| expected calibration error (15 bins) | {metrics['expected_calibration_error']:.4f} |")
+    for column in GROUP_COLUMNS:
+        if f"worst_{column}_accuracy" in metrics:
+            lines.append(f"| worst {column} accuracy | {metrics[f'worst_{column}_accuracy']:.2%} |")
+    lines.append(f"| images | {metrics['n']} |")
+    for column in GROUP_COLUMNS:
+        if metrics.get(f"per_{column}"):
+            lines += ["", f"## Per {column}", "", *_markdown_table(metrics[f"per_{column}"], column)]
+    if metrics.get("top_confusions"):
+        lines += ["", "## Most frequent confusions", "", "| true | predicted | count | scripts |", "|---|---|---:|---|"]
+        for row in metrics["top_confusions"]:
+            scripts = ", ".join(f"{s} ({n})" for s, n in row["scripts"].items())
+            lines.append(f"| {row['true']} | {row['predicted']} | {row['count']} | {scripts} |")
+    lines += [
+        "",
+        "## Plots",
+        "",
+        "![Confusion matrix](confusion_matrix.png)",
+        "",
+        "![Accuracy per language and concept](language_concept_accuracy.png)",
+        "",
+        "![Reliability diagram](reliability_diagram.png)",
+        "",
+        f"![The {len(errors)} misclassified images the model was surest of](worst_errors.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(
+    probabilities: np.ndarray,
+    split_dataset,
+    labels: list[str],
+    output_dir: str | Path,
+    *,
+    split: str = "test",
+    model: str = "",
+    recipe: str | None = None,
+) -> tuple[dict, Path]:
+    """Metrics, report.md and plots for `probabilities` predicted on `split_dataset` (with its image column)."""
+    from .evaluation import metrics_from_probabilities
+
+    metrics = metrics_from_probabilities(probabilities, split_dataset, labels)
+    references = np.asarray([int(v) for v in split_dataset["label"]])
+    predictions = probabilities.argmax(axis=-1)
+    columns = {column: list(split_dataset[column]) for column in GROUP_COLUMNS}
+    errors = worst_errors(probabilities, references, columns, labels)
+
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    try:
+        plot_confusion_matrix(metrics["confusion_matrix"], labels, tmp / PLOTS["confusion_matrix"],
+                              f"Confusion matrix, {split} ({metrics['n']} images)")
+        names, table = language_concept_accuracy(predictions, references, columns["language"], len(labels))
+        plot_language_concept(names, table, labels, tmp / PLOTS["language_concept_accuracy"],
+                              f"Accuracy per language and concept, {split}")
+        images = split_dataset["image"] if errors else []
+        plot_worst_errors(images, errors, tmp / PLOTS["worst_errors"],
+                          f"Worst misclassified images, {split} (most confident first)")
+        plot_reliability(probabilities.max(axis=-1), predictions == references,
+                         metrics.get("expected_calibration_error", float("nan")),
+                         tmp / PLOTS["reliability_diagram"], f"Reliability diagram, {split}")
+        payload = {split: metrics, "model": model, "recipe": recipe, "worst_errors": errors}
+        (tmp / "metrics.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "report.md").write_text(render_markdown(metrics, split, model, recipe, errors), encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(tmp, output_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return metrics, output_dir
+
+
+def default_output_dir(model: str, split: str) -> Path:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path / f"evaluation-{split}"
+    return Path(f"evaluation-{model.replace('/', '--')}-{split}")
+
+
+def evaluate_model(predictor, recipe, split: str = "test", output_dir: str | Path | None = None,
+                   model_name: str | None = None) -> tuple[dict, Path]:
+    """Build the recipe's split, predict it with `predictor`, and write the report folder."""
+    from datasets import DatasetDict, concatenate_datasets
+
+    from .augment import BatchPreprocessor
+    from .data import build_dataset, cache_pixels
+    from .errors import UserError
+    from .evaluation import predict_proba_dataset
+    from .labels import LabelSpace
+
+    model_name = model_name or str(getattr(predictor.model, "name_or_path", "model"))
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    if predictor.concepts != label_space.ids:
+        raise UserError(f"model {model_name}: its labels {predictor.concepts} differ from {recipe.data.label_space}")
+    dataset = build_dataset(recipe.data, label_space)
+    if split == "all":
+        dataset = DatasetDict({"all": concatenate_datasets(list(dataset.values()))})
+    if split not in dataset:
+        raise UserError(f"--split {split}: choose from {', '.join(dataset)} or all")
+    part = dataset[split]
+    cached = cache_pixels(DatasetDict({split: part}), predictor.processor)[split]
+    preprocessor = BatchPreprocessor.from_processor(predictor.processor)
+    probabilities = predict_proba_dataset(predictor.model, preprocessor, cached)
+    out = Path(output_dir) if output_dir else default_output_dir(model_name, split)
+    return write_report(probabilities, part, predictor.concepts, out, split=split, model=model_name, recipe=recipe.path)
