@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from .errors import UserError  # noqa: E402
+from .polydigits import DIGITS  # noqa: E402
 from .predictor import Predictor  # noqa: E402
 
 __all__ = ["build_demo", "launch", "language_choices", "load_image", "flatten_sketch", "MAX_PIXELS"]
@@ -35,21 +36,24 @@ CONCURRENCY_LIMIT = 2  # model calls at once (a free CPU Space has 2 cores)
 MAX_QUEUE = 256  # waiting requests beyond this are refused with "queue full"
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "space" / "examples"  # in a source checkout
 
-# ISO 15924 scripts of the numeral systems the PolyDigits models read, with their digits 0-9.
-SCRIPTS: tuple[tuple[str, str, str], ...] = (
-    ("Latn", "Latin", "0123456789"),
-    ("Arab", "Arabic-Indic", "٠١٢٣٤٥٦٧٨٩"),
-    ("Aran", "Persian (Extended Arabic-Indic)", "۰۱۲۳۴۵۶۷۸۹"),
-    ("Deva", "Devanagari", "०१२३४५६७८९"),
-    ("Beng", "Bengali", "০১২৩৪৫৬৭৮৯"),
-    ("Gujr", "Gujarati", "૦૧૨૩૪૫૬૭૮૯"),
-    ("Taml", "Tamil", "௦௧௨௩௪௫௬௭௮௯"),
-    ("Telu", "Telugu", "౦౧౨౩౪౫౬౭౮౯"),
-    ("Knda", "Kannada", "೦೧೨೩೪೫೬೭೮೯"),
-    ("Thai", "Thai", "๐๑๒๓๔๕๖๗๘๙"),
-    ("Khmr", "Khmer", "០១២៣៤៥៦៧៨៩"),
-    ("Mymr", "Myanmar", "၀၁၂၃၄၅၆၇၈၉"),
-    ("Hani", "Han", "〇一二三四五六七八九"),
+# The numeral systems the PolyDigits models read: (ISO 15924 code, name, digits 0-9 from polydigits.DIGITS).
+SCRIPTS: tuple[tuple[str, str, str], ...] = tuple(
+    (code, name, DIGITS[key])
+    for code, name, key in (
+        ("Latn", "Latin", "latn"),
+        ("Arab", "Arabic-Indic", "arab"),
+        ("Aran", "Persian (Extended Arabic-Indic)", "pers"),
+        ("Deva", "Devanagari", "deva"),
+        ("Beng", "Bengali", "beng"),
+        ("Gujr", "Gujarati", "gujr"),
+        ("Taml", "Tamil", "taml"),
+        ("Telu", "Telugu", "telu"),
+        ("Knda", "Kannada", "knda"),
+        ("Thai", "Thai", "thai"),
+        ("Khmr", "Khmer", "khmr"),
+        ("Mymr", "Myanmar", "mymr"),
+        ("Hani", "Han", "hani"),
+    )
 )
 SCRIPT_HINT_HELP = (
     "Optional. This model reads every script with one classifier and has no script input, "
