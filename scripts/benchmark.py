@@ -2,12 +2,23 @@
 
 Usage:
     python scripts/benchmark.py generalization outputs/polydigits/quickstart [--per-class 30] [--output gen.json]
+    python scripts/benchmark.py train [--recipe recipes/polydigits/quickstart.yaml] [--steps 40] [--output train.json]
 
 `generalization` judges a model the way an outsider would, through the plain
 `transformers.pipeline("image-classification")`, on images it never saw:
 PolyDigits rendered only with the held-out fonts (typefaces kept out of
 training) and scikit-learn's 1,797 handwritten digits (8 x 8 scans from UCI,
 upscaled, dark ink on light), which share no writer with the MNIST sample.
+
+`train` measures training throughput (images per second) in one run, on one
+model, batch size and data: (a) the bare model (forward, backward, AdamW on a
+batch already in memory), (b) this project's `PolyglotTrainer` on the pixel
+cache with batch augmentation, (c) the plain `Trainer` fed by a per-image
+Pillow `set_transform` as in the transformers image-classification example,
+and, without a model, the loaders alone: (d) the pixel cache + `collate` +
+`BatchPreprocessor` and (e) the per-image Pillow transform, at the recipe's
+input size and at 224 px. Step times are taken after a warm-up, so start-up
+(loading, caching, building the Trainer) is excluded.
 """
 
 from __future__ import annotations
@@ -95,6 +106,265 @@ def cmd_generalization(args) -> dict:
     return summary
 
 
+# ---------------------------------------------------------------- train throughput
+
+
+def _pil_train_transform(size: int, mean, std, seed: int = 0):
+    """Per-image decode -> random resized crop -> resize -> normalise, with PIL and numpy.
+
+    What the transformers image-classification example does with torchvision
+    (RandomResizedCrop(size) + ToTensor + Normalize; no flip: numerals are not
+    symmetric), written with PIL because torchvision is not installed.
+    """
+    import math
+
+    import torch
+
+    rng = np.random.default_rng(seed)
+    mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+
+    def crop_box(width, height, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+        area = width * height
+        for _ in range(10):  # torchvision's RandomResizedCrop.get_params
+            target = area * rng.uniform(*scale)
+            aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+            w = int(round(math.sqrt(target * aspect)))
+            h = int(round(math.sqrt(target / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                x = int(rng.integers(0, width - w + 1))
+                y = int(rng.integers(0, height - h + 1))
+                return (x, y, x + w, y + h)
+        return (0, 0, width, height)
+
+    def transform(batch):
+        out = []
+        for image in batch["image"]:  # `datasets` decodes each image to PIL here
+            image = image.convert("RGB")
+            image = image.resize((size, size), Image.BILINEAR, box=crop_box(*image.size))
+            array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
+            out.append(torch.from_numpy((array - mean) / std))
+        return {"pixel_values": out, "labels": batch["label"]}
+
+    return transform
+
+
+def _collate_float(examples):
+    import torch
+
+    return {
+        "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
+        "labels": torch.tensor([int(e["labels"]) for e in examples]),
+    }
+
+
+def _step_timer(warmup: int):
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Times the steps after `warmup`: end of step `warmup` to end of the last step."""
+
+        def __init__(self):
+            self.ends = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+
+        def throughput(self, batch_size):
+            timed = self.ends[warmup - 1 :]
+            steps = len(timed) - 1
+            return steps * batch_size / (timed[-1] - timed[0]), steps
+
+    return StepTimer()
+
+
+def _time_loader(loader, batches: int, warmup: int, per_batch=None) -> tuple[float, int]:
+    n, start, done = 0, None, 0
+    while done < batches + warmup:
+        for batch in loader:
+            if per_batch is not None:
+                per_batch(batch)
+            done += 1
+            if done == warmup:
+                start = time.perf_counter()
+            elif done > warmup:
+                n += len(batch["labels"])
+            if done >= batches + warmup:
+                break
+    return n / (time.perf_counter() - start), batches
+
+
+def cmd_train(args) -> dict:
+    import dataclasses
+    import os
+    import platform
+
+    import torch
+    import transformers
+    from datasets import DatasetDict
+    from torch.utils.data import DataLoader
+    from transformers import Trainer, set_seed
+
+    from polyglot_vision.augment import BatchPreprocessor
+    from polyglot_vision.configs import load_recipe
+    from polyglot_vision.data import build_dataset, cache_pixels, collate
+    from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.modeling import build_image_processor, build_model, processor_input_size
+    from polyglot_vision.training import PolyglotTrainer
+
+    transformers.logging.set_verbosity_error()
+    tmp = tempfile.TemporaryDirectory()
+    steps, warmup = args.steps, args.warmup
+    recipe = load_recipe(
+        args.recipe,
+        {
+            "output_dir": tmp.name,
+            "max_steps": steps + warmup,
+            "eval_strategy": "no",
+            "save_strategy": "no",
+            "logging_strategy": "no",
+            "disable_tqdm": True,
+            "report_to": "none",
+        },
+    )
+    targs = recipe.training
+    batch_size = targs.per_device_train_batch_size
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    t0 = time.perf_counter()
+    dataset = build_dataset(recipe.data, label_space)
+    full_train = len(dataset["train"])
+    n_train = min(args.train_images, full_train)
+    train_raw = dataset["train"].shuffle(seed=0).select(range(n_train)).flatten_indices()
+    processor = build_image_processor(recipe.model)
+    size = processor_input_size(processor)[0]
+    cached = cache_pixels(DatasetDict({"train": train_raw}), processor)["train"]
+    setup_s = time.perf_counter() - t0
+    results: dict[str, dict] = {}
+
+    def record(key, label, ips, n_steps, **extra):
+        results[key] = {"what": label, "images_per_second": ips, "timed_batches": n_steps, **extra}
+        print(f"  {key}: {ips:8.1f} img/s  ({label})", flush=True)
+
+    # (a) bare model: a fixed, pre-normalised float batch already in memory.
+    set_seed(targs.seed)
+    model = build_model(recipe.model, label_space)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=targs.learning_rate, weight_decay=targs.weight_decay)
+    preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
+    first = collate([cached[i] for i in range(batch_size)])
+    pixels = preprocessor(first["pixel_values"], augment=False)
+    labels = first["labels"]
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=targs.label_smoothing_factor)
+    for i in range(steps + warmup):
+        if i == warmup:
+            start = time.perf_counter()
+        loss = loss_fn(model(pixel_values=pixels).logits, labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    record("a_bare_model", "forward+backward+AdamW on an in-memory float batch", steps * batch_size / (time.perf_counter() - start), steps)
+
+    # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
+    set_seed(targs.seed)
+    timer = _step_timer(warmup)
+    trainer = PolyglotTrainer(
+        model=build_model(recipe.model, label_space),
+        args=targs,
+        train_dataset=cached,
+        data_collator=collate,
+        preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
+        callbacks=[timer],
+    )
+    out = trainer.train()
+    ips, n = timer.throughput(batch_size)
+    record(
+        "b_polyglot_trainer",
+        f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
+        ips,
+        n,
+        trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
+    )
+
+    # (c) the plain Trainer fed by a per-image Pillow transform (the HF example's way).
+    set_seed(targs.seed)
+    timer = _step_timer(warmup)
+    pil_train = train_raw.select_columns(["image", "label"])
+    pil_train.set_transform(_pil_train_transform(size, processor.image_mean, processor.image_std))
+    trainer = Trainer(
+        model=build_model(recipe.model, label_space),
+        args=targs,
+        train_dataset=pil_train,
+        data_collator=_collate_float,
+        callbacks=[timer],
+    )
+    out = trainer.train()
+    ips, n = timer.throughput(batch_size)
+    record(
+        "c_trainer_pil_transform",
+        "transformers.Trainer, per-image PIL decode/random-resized-crop/resize/normalise",
+        ips,
+        n,
+        trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
+    )
+
+    # (d), (e): the loaders alone, no model, at the recipe's size and at 224 px.
+    loader_batches = args.loader_batches
+    for px in dict.fromkeys((size, 224)):
+        if px == size:
+            proc, cache_px, raw_px = processor, cached, train_raw
+        else:
+            model_args = dataclasses.replace(recipe.model, image_size=px)
+            proc = build_image_processor(model_args)
+            raw_px = train_raw.select(range(min(args.images_224, n_train)))
+            cache_px = cache_pixels(DatasetDict({"train": raw_px}), proc)["train"]
+        batches = loader_batches if px == size else max(4, loader_batches // 2)
+        prep = BatchPreprocessor.from_processor(proc, recipe.data.augmentation)
+        loader = DataLoader(cache_px, batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True)
+        with torch.no_grad():
+            ips, n = _time_loader(loader, batches, 1, lambda b: prep(b["pixel_values"], augment=True))
+        record(f"d_cache_loader_{px}px", f"pixel cache + collate + BatchPreprocessor('{recipe.data.augmentation}'), {px} px", ips, n)
+        pil = raw_px.select_columns(["image", "label"])
+        pil.set_transform(_pil_train_transform(px, proc.image_mean, proc.image_std))
+        loader = DataLoader(pil, batch_size=batch_size, shuffle=True, collate_fn=_collate_float, drop_last=True)
+        ips, n = _time_loader(loader, batches, 1)
+        record(f"e_pil_loader_{px}px", f"per-image PIL transform + stack, {px} px", ips, n)
+    tmp.cleanup()
+
+    r = {k: v["images_per_second"] for k, v in results.items()}
+    ratios = {
+        "b_over_a": r["b_polyglot_trainer"] / r["a_bare_model"],
+        "b_over_c": r["b_polyglot_trainer"] / r["c_trainer_pil_transform"],
+    }
+    for px in dict.fromkeys((size, 224)):
+        ratios[f"d_over_e_{px}px"] = r[f"d_cache_loader_{px}px"] / r[f"e_pil_loader_{px}px"]
+    summary = {
+        "recipe": args.recipe,
+        "batch_size": batch_size,
+        "input_size": size,
+        "train_images": n_train,
+        "train_split_images": full_train,
+        "images_224": min(args.images_224, n_train),
+        "timed_steps": steps,
+        "warmup_steps": warmup,
+        "dataloader_num_workers": targs.dataloader_num_workers,
+        "setup_seconds": setup_s,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "platform": platform.platform(),
+        "device": str(targs.device),
+        "results": results,
+        "ratios": ratios,
+    }
+    width = max(map(len, results))
+    print(f"\n{'measurement':<{width}}  {'img/s':>9}  what")
+    for key, row in results.items():
+        print(f"{key:<{width}}  {row['images_per_second']:>9.1f}  {row['what']}")
+    print("  ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+    return summary
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -103,6 +373,15 @@ def main(argv=None) -> int:
     p.add_argument("--per-class", type=int, default=30)
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_generalization)
+    p = sub.add_parser("train", help="training throughput: bare model vs this pipeline vs per-image PIL")
+    p.add_argument("--recipe", default="recipes/polydigits/quickstart.yaml")
+    p.add_argument("--steps", type=int, default=60, help="timed training steps, after the warm-up")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--train-images", type=int, default=4096, help="subsample of the train split")
+    p.add_argument("--images-224", type=int, default=2048, help="images cached at 224 px for the loader-only runs")
+    p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")
+    p.add_argument("--output", help="write the JSON here too")
+    p.set_defaults(func=cmd_train)
     args = parser.parse_args(argv)
     result = args.func(args)
     text = json.dumps(result, indent=2, ensure_ascii=False)
