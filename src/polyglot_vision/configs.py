@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 # Recipe defaults that differ from TrainingArguments' own: offline by default, and
 # our collator needs the metadata columns that Trainer would otherwise drop. Image
@@ -270,5 +270,5 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None) -> Recipe:
         raise
     except (TypeError, ValueError) as err:
         # TrainingArguments validates combinations (e.g. bf16 on a device without it).
-        raise UserError(f"recipe: {str(err).splitlines()[0]}") from None
+        raise UserError(f"recipe: {first_line(err)}") from None
     return Recipe(model=model_args, data=data_args, training=training_args, path=source)

@@ -32,7 +32,7 @@ from datasets import (
 )
 
 from .configs import DataArguments, SourceConfig
-from .errors import UserError
+from .errors import UserError, first_line
 from .labels import LabelSpace
 from .modeling import processor_input_size
 
@@ -97,7 +97,7 @@ def load_source(source: SourceConfig) -> Dataset:
         try:
             dataset = load_dataset(source.path, name=source.config, split=source.split, revision=source.revision)
         except Exception as err:  # offline, private or misspelt: the user must see which source
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = first_line(err)
             raise UserError(
                 f"source '{source.name}': {source.path} is neither a local path nor a loadable Hub dataset ({reason})"
             ) from None

@@ -6,3 +6,9 @@ class UserError(Exception):
 
     The message must name the culprit: the file, the key or the label.
     """
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (or its type), to quote inside a UserError."""
+    text = str(err)
+    return text.splitlines()[0] if text else type(err).__name__

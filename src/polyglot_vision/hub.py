@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def push_model(model_dir: str | Path, repo_id: str, private: bool | None = None,
                       for p in files]
         api.create_commit(repo_id, operations=operations, commit_message=commit_message, repo_type="model")
     except Exception as err:  # offline, no token, no rights: one line that names the repository
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise UserError(f"push to {repo_id} failed ({reason})") from None
     return str(url)
 

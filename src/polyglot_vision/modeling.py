@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from .configs import ModelArguments
-from .errors import UserError
+from .errors import UserError, first_line
 from .labels import LabelSpace
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def label_config(label_space: LabelSpace) -> dict:
 
 
 def _hub_error(name: str, err: Exception) -> UserError:
-    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    reason = first_line(err)
     return UserError(f"model '{name}': cannot be loaded ({reason})")
 
 
@@ -85,7 +85,7 @@ def build_model(model_args: ModelArguments, label_space: LabelSpace) -> PreTrain
         try:
             config = AutoConfig.for_model(model_type, **settings, **labels)
         except (ValueError, TypeError) as err:
-            raise UserError(f"recipe: model_config: {str(err).splitlines()[0]}") from None
+            raise UserError(f"recipe: model_config: {first_line(err)}") from None
         model = AutoModelForImageClassification.from_config(config)
     else:
         try:

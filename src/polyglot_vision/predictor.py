@@ -13,7 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Predictor:
             model = AutoModelForImageClassification.from_pretrained(model_id, **kwargs)
             processor = AutoImageProcessor.from_pretrained(model_id, backend="pil")
         except (OSError, ValueError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = first_line(err)
             raise UserError(f"model {model_id}: cannot be loaded ({reason})") from None
         return cls(model, processor, device)
 
