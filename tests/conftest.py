@@ -19,6 +19,16 @@ QUICKSTART = REPO / "recipes" / "polydigits" / "quickstart.yaml"
 CLI = [sys.executable, "-m", "polyglot_vision.cli"]
 
 
+def assert_clean_failure(run: subprocess.CompletedProcess, *culprits: str) -> None:
+    """A user error: exit status 2, no traceback, one error line that names every culprit."""
+    assert run.returncode == 2, (run.returncode, run.stderr[-1500:])
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("polyglot-vision: error:")]
+    assert len(lines) == 1, run.stderr
+    for culprit in culprits:
+        assert culprit in lines[0], (culprit, lines[0])
+
+
 @pytest.fixture(scope="session")
 def polydigits_dir(tmp_path_factory) -> Path:
     from polyglot_vision.polydigits import generate_polydigits

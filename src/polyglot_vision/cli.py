@@ -78,6 +78,28 @@ def cmd_evaluate(args, extra) -> int:
     return 0
 
 
+def cmd_transfer(args, extra) -> int:
+    from .configs import parse_overrides
+    from .transfer import transfer_matrix
+
+    result = transfer_matrix(
+        args.recipe, parse_overrides(extra), steps=args.steps, leave_one_out=args.leave_one_out, output_dir=args.output_dir
+    )
+    print(Path(result["output_dir"], "transfer.md").read_text(encoding="utf-8"))
+    print(f"Transfer matrix written to {result['output_dir']}")
+    return 0
+
+
+def cmd_adapt(args, extra) -> int:
+    from .adaptation import adaptation_curve
+    from .configs import parse_overrides
+
+    result = adaptation_curve(args.recipe, parse_overrides(extra), output_dir=args.output_dir)
+    print(Path(result["output_dir"], "adaptation.md").read_text(encoding="utf-8"))
+    print(f"Adaptation curve written to {result['output_dir']}")
+    return 0
+
+
 def cmd_predict(args, extra) -> int:
     from .predictor import Predictor, open_image
 
@@ -159,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="report folder: report.md, metrics.json, plots (default: MODEL/evaluation-SPLIT)")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("transfer", help="train on each language alone, test on every language: a transfer matrix")
+    p.add_argument("recipe", help=recipe_help)
+    p.add_argument("--steps", type=int, default=200, help="training steps per run, the budget (default: 200)")
+    p.add_argument("--leave-one-out", action="store_true", help="also train on all languages but each one")
+    p.add_argument("--output-dir", help="where to write transfer.json, transfer.md and the heat map (default: OUTPUT_DIR/transfer)")
+    p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("adapt", help="few-shot adaptation to a held-out script: fine-tuned vs from scratch, k shots per class")
+    p.add_argument("recipe", help="adaptation recipe (e.g. recipes/polydigits/adapt.yaml); any key can follow as --key value")
+    p.add_argument("--output-dir", help="where to write adaptation.json, adaptation.md and the curve (default: OUTPUT_DIR)")
+    p.set_defaults(func=cmd_adapt)
+
     p = sub.add_parser("predict", help="top-k concepts of images, named in your language")
     p.add_argument("model", help="model folder or Hub id")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -184,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("prepare", "train", "evaluate"):
+    if extra and args.command not in ("prepare", "train", "evaluate", "transfer", "adapt"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _quiet_libraries()
     try:

@@ -112,6 +112,14 @@ class DataArguments:
         default=0.5,
         metadata={"help": "Group probability p ∝ n^τ: 1 = as in the data, 0 = every group equally often."},
     )
+    holdout_scripts: list[str] | None = field(
+        default=None,
+        metadata={"help": "Leave out every source in these ISO 15924 scripts (e.g. [Thai]): a base model for adaptation."},
+    )
+    train_samples_per_class: int | None = field(
+        default=None,
+        metadata={"help": "Keep only k training images per (concept, language), seeded by split_seed: few-shot runs."},
+    )
 
     def __post_init__(self):
         if not self.label_space:
@@ -127,9 +135,27 @@ class DataArguments:
             raise UserError(f"recipe: `sampler` must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.sampler_temperature <= 1:
             raise UserError(f"recipe: `sampler_temperature` must be in [0, 1], got {self.sampler_temperature}")
+        if self.train_samples_per_class is not None and self.train_samples_per_class < 1:
+            raise UserError(f"recipe: `train_samples_per_class` must be at least 1, got {self.train_samples_per_class}")
+        if self.holdout_scripts is not None:
+            self._check_holdout()
         for key in ("validation_fraction", "test_fraction"):
             if not 0 <= getattr(self, key) < 0.5:
                 raise UserError(f"recipe: `{key}` must be in [0, 0.5), got {getattr(self, key)}")
+
+    def _check_holdout(self) -> None:
+        from .data import infer_script  # data builds on this module
+
+        if isinstance(self.holdout_scripts, str):
+            self.holdout_scripts = [self.holdout_scripts]
+        scripts = {source.script or infer_script(source.language) for source in self.sources}
+        unknown = sorted(set(self.holdout_scripts) - scripts)
+        if unknown:
+            raise UserError(
+                f"recipe: holdout_scripts {', '.join(unknown)} matches no source (scripts: {', '.join(sorted(scripts))})"
+            )
+        if scripts <= set(self.holdout_scripts):
+            raise UserError(f"recipe: holdout_scripts {', '.join(self.holdout_scripts)} leaves no source to train on")
 
 
 @dataclass
@@ -201,7 +227,8 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
     return overrides
 
 
-def load_recipe(path: str | Path, overrides: list[str] | dict | None = None) -> Recipe:
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a recipe file, checked to be YAML and a mapping."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe {path}: file not found")
@@ -213,14 +240,24 @@ def load_recipe(path: str | Path, overrides: list[str] | dict | None = None) -> 
         raise UserError(f"recipe {path}:{where} is not valid YAML") from None
     if not isinstance(raw, dict):
         raise UserError(f"recipe {path}: top level must be a mapping of keys to values")
-    if isinstance(overrides, list):
-        overrides = parse_overrides(overrides)
-    raw.update(overrides or {})
+    return raw
+
+
+def recipe_from_file(raw: dict[str, Any], path: str | Path) -> Recipe:
+    """`recipe_from_dict` for values read from `path`: its errors name the file."""
     try:
         return recipe_from_dict(raw, source=str(path))
     except UserError as err:
         message = str(err)
         raise UserError(message.replace("recipe:", f"recipe {path}:", 1)) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | dict | None = None) -> Recipe:
+    raw = read_recipe(path)
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    raw.update(overrides or {})
+    return recipe_from_file(raw, path)
 
 
 def _check_device(values: dict[str, Any]) -> None:

@@ -176,10 +176,16 @@ def stratified_split(dataset: Dataset, validation_fraction: float, test_fraction
     return DatasetDict({split: dataset.select(sorted(parts[split])) for split in SPLITS})
 
 
+def kept_sources(data_args: DataArguments) -> list[SourceConfig]:
+    """The recipe's sources less those written in a `holdout_scripts` script."""
+    holdout = set(data_args.holdout_scripts or ())
+    return [source for source in data_args.sources if (source.script or infer_script(source.language)) not in holdout]
+
+
 def build_dataset(data_args: DataArguments, label_space: LabelSpace) -> DatasetDict:
     """Load, align, merge and split every source of a recipe."""
     aligned, problems = [], []
-    for source in data_args.sources:
+    for source in kept_sources(data_args):
         dataset = load_source(source)
         dataset, alignment, unmapped = align_source(dataset, source, label_space)
         if unmapped:
@@ -296,3 +302,13 @@ def build_sampler(dataset: Dataset, kind: str, temperature: float, seed: int) ->
         return None
     column = {"language": "language", "class": "label"}[kind]
     return BalancedSampler(dataset.with_format(None)[column], temperature=temperature, seed=seed)
+
+
+def few_shot(dataset: Dataset, k: int, seed: int) -> Dataset:
+    """At most `k` images of each (concept, language), drawn at random with `seed`."""
+    strata: dict[tuple, list[int]] = defaultdict(list)
+    for i, key in enumerate(zip(dataset["label"], dataset["language"])):
+        strata[key].append(i)
+    rng = np.random.default_rng(seed)
+    keep = [int(i) for key in sorted(strata) for i in rng.permutation(strata[key])[:k]]
+    return dataset.select(sorted(keep))

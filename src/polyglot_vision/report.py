@@ -9,15 +9,12 @@ It is written into a temporary sibling and renamed: never half a report.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .data import GROUP_COLUMNS
+from .outputs import atomic_directory, write_json
 
 PLOTS = {
     "confusion_matrix": "confusion_matrix.png",
@@ -239,9 +236,7 @@ def write_report(
     errors = worst_errors(probabilities, references, columns, labels)
 
     output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
-    try:
+    with atomic_directory(output_dir) as tmp:
         plot_confusion_matrix(metrics["confusion_matrix"], labels, tmp / PLOTS["confusion_matrix"],
                               f"Confusion matrix, {split} ({metrics['n']} images)")
         names, table = language_concept_accuracy(predictions, references, columns["language"], len(labels))
@@ -254,14 +249,8 @@ def write_report(
                          metrics.get("expected_calibration_error", float("nan")),
                          tmp / PLOTS["reliability_diagram"], f"Reliability diagram, {split}")
         payload = {split: metrics, "model": model, "recipe": recipe, "worst_errors": errors}
-        (tmp / "metrics.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(tmp / "metrics.json", payload)
         (tmp / "report.md").write_text(render_markdown(metrics, split, model, recipe, errors), encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return metrics, output_dir
 
 

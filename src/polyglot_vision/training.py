@@ -6,22 +6,23 @@ launch` target) and `polyglot-vision train`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
+from datasets import DatasetDict
 from transformers import Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .augment import BatchPreprocessor
 from .configs import Recipe
-from .data import build_dataset, build_sampler, cache_pixels, collate, split_counts
+from .data import build_dataset, build_sampler, cache_pixels, collate, few_shot, split_counts
 from .evaluation import classification_metrics, evaluate_dataset, format_table
 from .hub import finish_export
 from .labels import LabelSpace
 from .modeling import build_image_processor, build_model
+from .outputs import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,6 @@ def compute_metrics(eval_prediction) -> dict[str, float]:
     probabilities /= probabilities.sum(axis=-1, keepdims=True)
     # The repository's `multilingual_accuracy` metric (see evaluation.py), with calibration.
     return classification_metrics(probabilities.argmax(axis=-1), labels, confidences=probabilities.max(axis=-1))
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def resolve_checkpoint(args) -> str | None:
@@ -85,38 +80,50 @@ def end_distributed() -> None:
         dist.destroy_process_group()
 
 
+def load_data(recipe: Recipe) -> tuple[LabelSpace, object, DatasetDict]:
+    """The recipe's sources, unified, split and pixel-cached: (label space, image processor, cached splits)."""
+    args = recipe.training
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    # Under several processes the main one fills the `datasets` cache first; the others read it.
+    with args.main_process_first(desc="loading the sources"):
+        dataset = build_dataset(recipe.data, label_space)
+    if recipe.data.train_samples_per_class is not None:
+        dataset["train"] = few_shot(dataset["train"], recipe.data.train_samples_per_class, recipe.data.split_seed)
+    logger.info("images per split and source: %s", split_counts(dataset))
+    processor = build_image_processor(recipe.model)
+    with args.main_process_first(desc="caching pixels"):
+        cached = cache_pixels(dataset, processor)
+    return label_space, processor, cached
+
+
+def build_trainer(recipe: Recipe, model, processor, train_dataset, eval_dataset=None) -> PolyglotTrainer:
+    """A `PolyglotTrainer` for pixel-cached splits, with the recipe's augmentation and sampler."""
+    args = recipe.training
+    return PolyglotTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset if eval_dataset is not None and len(eval_dataset) else None,
+        data_collator=collate,
+        compute_metrics=compute_metrics,
+        processing_class=processor,
+        preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
+        sampler=build_sampler(train_dataset, recipe.data.sampler, recipe.data.sampler_temperature, args.seed),
+    )
+
+
 def train(recipe: Recipe) -> dict:
     """Run a recipe end to end; returns the test metrics."""
     args = recipe.training
     set_seed(args.seed)
 
-    # Load datasets
-    label_space = LabelSpace.from_yaml(recipe.data.label_space)
-    # Under several processes the main one fills the `datasets` cache first; the others read it.
-    with args.main_process_first(desc="loading the sources"):
-        dataset = build_dataset(recipe.data, label_space)
-    logger.info("images per split and source: %s", split_counts(dataset))
-
-    # Load model and image processor
-    processor = build_image_processor(recipe.model)
+    # Load datasets, model and image processor
+    label_space, processor, cached = load_data(recipe)
     model = build_model(recipe.model, label_space)
-    with args.main_process_first(desc="caching pixels"):
-        cached = cache_pixels(dataset, processor)
     logger.info("process %d of %d on %s", args.process_index, args.world_size, args.device)
 
     # Training loop
-    preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
-    trainer = PolyglotTrainer(
-        model=model,
-        args=args,
-        train_dataset=cached["train"],
-        eval_dataset=cached["validation"] if len(cached["validation"]) else None,
-        data_collator=collate,
-        compute_metrics=compute_metrics,
-        processing_class=processor,
-        preprocessor=preprocessor,
-        sampler=build_sampler(cached["train"], recipe.data.sampler, recipe.data.sampler_temperature, args.seed),
-    )
+    trainer = build_trainer(recipe, model, processor, cached["train"], cached["validation"])
     checkpoint = resolve_checkpoint(args)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.log_metrics("train", train_result.metrics)
@@ -126,7 +133,7 @@ def train(recipe: Recipe) -> dict:
     trainer.save_model(args.output_dir)
     metrics = {}
     if trainer.is_world_process_zero():
-        metrics = evaluate_dataset(trainer.model, preprocessor, cached["test"], args.per_device_eval_batch_size)
+        metrics = evaluate_dataset(trainer.model, trainer.preprocessor, cached["test"], args.per_device_eval_batch_size)
         trainer.save_metrics("test", {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]})
         output_dir = Path(args.output_dir)
         write_json(output_dir / "metrics.json", {"test": metrics, "recipe": recipe.path})
