@@ -272,10 +272,12 @@ class PixelBatches(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset: Dataset, labels=None):
+        self.shape = dataset.features["pixel_values"].shape
+        dataset = dataset.with_format(None)
         if dataset._indices is not None:  # a `select`ed view: make its rows contiguous once
             dataset = dataset.flatten_indices()
         self.dataset = dataset
-        column = dataset.with_format(None)["label"] if labels is None else labels
+        column = dataset["label"] if labels is None else labels
         self.labels = np.asarray(column, dtype=np.int64)
         self._views = None
 
@@ -288,7 +290,7 @@ class PixelBatches(torch.utils.data.Dataset):
     def views(self) -> tuple[list[np.ndarray], np.ndarray]:
         """Per Arrow chunk, a (n, C, H, W) uint8 view; and the first row of each chunk."""
         if self._views is None:
-            shape = self.dataset.features["pixel_values"].shape
+            shape = self.shape
             chunks = []
             for chunk in self.dataset.data.column("pixel_values").chunks:
                 values = chunk.storage.flatten().flatten().flatten().to_numpy(zero_copy_only=True)
