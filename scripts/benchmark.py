@@ -13,12 +13,15 @@ upscaled, dark ink on light), which share no writer with the MNIST sample.
 `train` measures training throughput (images per second) in one run, on one
 model, batch size and data: (a) the bare model (forward, backward, AdamW on a
 batch already in memory), (b) this project's `PolyglotTrainer` on the pixel
-cache with batch augmentation, (c) the plain `Trainer` fed by a per-image
-Pillow `set_transform` as in the transformers image-classification example,
-and, without a model, the loaders alone: (d) the pixel cache + `collate` +
-`BatchPreprocessor` and (e) the per-image Pillow transform, at the recipe's
-input size and at 224 px. Step times are taken after a warm-up, so start-up
-(loading, caching, building the Trainer) is excluded.
+cache (whole batches read by `PixelBatches`) with batch augmentation, as
+`train()` builds it, (c) the plain `Trainer` fed by a per-image Pillow
+`set_transform` as in the transformers image-classification example, and,
+without a model, the loaders alone: (d) what the CPU does per image before a
+batch reaches the model's device in this project (pixel cache -> uint8 batch
+tensor) and (e) the per-image Pillow transform, at the recipe's input size and
+at 224 px. The batch augmentation is device work; its cost on this CPU is
+reported beside (d) as `d_augment_on_cpu_*`. Step times are taken after a
+warm-up, so start-up (loading, caching, building the Trainer) is excluded.
 """
 
 from __future__ import annotations
@@ -207,12 +210,13 @@ def cmd_train(args) -> dict:
 
     from polyglot_vision.augment import BatchPreprocessor
     from polyglot_vision.configs import load_recipe
-    from polyglot_vision.data import build_dataset, cache_pixels, collate
+    from polyglot_vision.data import PixelBatches, build_dataset, cache_pixels, collate
     from polyglot_vision.labels import LabelSpace
     from polyglot_vision.modeling import build_image_processor, build_model, processor_input_size
     from polyglot_vision.training import PolyglotTrainer
 
     transformers.logging.set_verbosity_error()
+    load_before = os.getloadavg()  # others sharing the cores show here
     tmp = tempfile.TemporaryDirectory()
     steps, warmup = args.steps, args.warmup
     recipe = load_recipe(
@@ -270,7 +274,7 @@ def cmd_train(args) -> dict:
     trainer = PolyglotTrainer(
         model=build_model(recipe.model, label_space),
         args=targs,
-        train_dataset=cached,
+        train_dataset=PixelBatches(cached),
         data_collator=collate,
         preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
         callbacks=[timer],
@@ -319,10 +323,17 @@ def cmd_train(args) -> dict:
             cache_px = cache_pixels(DatasetDict({"train": raw_px}), proc)["train"]
         batches = loader_batches if px == size else max(4, loader_batches // 2)
         prep = BatchPreprocessor.from_processor(proc, recipe.data.augmentation)
-        loader = DataLoader(cache_px, batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True)
+        loader = DataLoader(PixelBatches(cache_px), batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True)
+        ips, n = _time_loader(loader, batches, 1)
+        record(f"d_cache_loader_{px}px", f"PixelBatches (pixel cache -> uint8 batch) + collate, {px} px", ips, n)
         with torch.no_grad():
             ips, n = _time_loader(loader, batches, 1, lambda b: prep(b["pixel_values"], augment=True))
-        record(f"d_cache_loader_{px}px", f"pixel cache + collate + BatchPreprocessor('{recipe.data.augmentation}'), {px} px", ips, n)
+        record(
+            f"d_augment_on_cpu_{px}px",
+            f"the same + BatchPreprocessor('{recipe.data.augmentation}') on the CPU (device work on a GPU), {px} px",
+            ips,
+            n,
+        )
         pil = raw_px.select_columns(["image", "label"])
         pil.set_transform(_pil_train_transform(px, proc.image_mean, proc.image_std))
         loader = DataLoader(pil, batch_size=batch_size, shuffle=True, collate_fn=_collate_float, drop_last=True)
@@ -354,6 +365,8 @@ def cmd_train(args) -> dict:
         "transformers_version": transformers.__version__,
         "platform": platform.platform(),
         "device": str(targs.device),
+        "load_average_1_5_15min_before": list(load_before),
+        "load_average_1_5_15min_after": list(os.getloadavg()),
         "results": results,
         "ratios": ratios,
     }
