@@ -11,8 +11,8 @@ training) and scikit-learn's 1,797 handwritten digits (8 x 8 scans from UCI,
 upscaled, dark ink on light), which share no writer with the MNIST sample.
 
 `train` measures training throughput (images per second) in one run, on one
-model, batch size and data: (a) the bare model (forward, backward, AdamW on a
-batch already in memory), (b) this project's `PolyglotTrainer` on the pixel
+model, batch size and data: (a) the bare model (forward, backward and the
+Trainer's own optimizer, fused AdamW, on a batch already in memory), (b) this project's `PolyglotTrainer` on the pixel
 cache (whole batches read by `PixelBatches`) with batch augmentation, as
 `train()` builds it, (c) the plain `Trainer` fed by a per-image Pillow
 `set_transform` as in the transformers image-classification example, and,
@@ -253,7 +253,9 @@ def cmd_train(args) -> dict:
     set_seed(targs.seed)
     model = build_model(recipe.model, label_space)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=targs.learning_rate, weight_decay=targs.weight_decay)
+    # The optimizer the Trainer would build from the recipe (fused AdamW where torch has it).
+    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(targs, model)
+    optimizer = optimizer_cls(model.parameters(), **{**optimizer_kwargs, "weight_decay": targs.weight_decay})
     preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
     first = collate([cached[i] for i in range(batch_size)])
     pixels = preprocessor(first["pixel_values"], augment=False)
@@ -266,7 +268,7 @@ def cmd_train(args) -> dict:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    record("a_bare_model", "forward+backward+AdamW on an in-memory float batch", steps * batch_size / (time.perf_counter() - start), steps)
+    record("a_bare_model", f"forward+backward+{optimizer_cls.__name__} on an in-memory float batch", steps * batch_size / (time.perf_counter() - start), steps)
 
     # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
     set_seed(targs.seed)

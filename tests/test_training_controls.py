@@ -57,6 +57,15 @@ def test_flip_is_opt_in_and_crop_keeps_the_input_size():
     assert out.shape == (4, 3, 32, 32)
 
 
+def test_batch_affine_moves_the_images_it_picks_and_leaves_the_others():
+    from polyglot_vision.augment import RandomBatchAffine
+
+    x = torch.rand(6, 3, 16, 16)
+    assert torch.equal(RandomBatchAffine(10, 0.08, (0.85, 1.1), 8, p=0.0)(x), x)
+    moved = RandomBatchAffine(10, 0.08, (0.85, 1.1), 8, p=1.0)(x)
+    assert moved.shape == x.shape and all(not torch.allclose(m, i) for m, i in zip(moved, x))
+
+
 def test_mixup_with_label_smoothing_trains_a_joint_model_with_layer_decay(polydigits_dir, tmp_path):
     from polyglot_vision.predictor import Predictor
 
