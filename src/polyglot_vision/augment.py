@@ -26,7 +26,7 @@ class RandomBatchAffine(nn.Module):
     bilinear), at a third of its cost on small images, where kornia's
     per-call bookkeeping outweighs the sampling itself: on a CPU this runs
     inside every training step. An image left alone (probability 1 - p) gets
-    the identity, which bilinear sampling reproduces exactly.
+    the identity, which bilinear sampling reproduces (to float rounding).
     """
 
     def __init__(self, degrees: float, translate: float, scale: tuple[float, float], shear: float, p: float):
