@@ -246,72 +246,86 @@ def cmd_train(args) -> dict:
     results: dict[str, dict] = {}
 
     def record(key, label, ips, n_steps, **extra):
-        results[key] = {"what": label, "images_per_second": ips, "timed_batches": n_steps, **extra}
+        rounds = results.get(key, {}).get("rounds_images_per_second", []) + [ips]
         print(f"  {key}: {ips:8.1f} img/s  ({label})", flush=True)
+        if key in results and results[key]["images_per_second"] >= ips:
+            results[key]["rounds_images_per_second"] = rounds
+            return
+        results[key] = {"what": label, "images_per_second": ips, "timed_batches": n_steps,
+                        "rounds_images_per_second": rounds, **extra}
 
-    # (a) bare model: a fixed, pre-normalised float batch already in memory.
-    set_seed(targs.seed)
-    model = build_model(recipe.model, label_space)
-    model.train()
-    # The optimizer the Trainer would build from the recipe (fused AdamW where torch has it).
-    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(targs, model)
-    optimizer = optimizer_cls(model.parameters(), **{**optimizer_kwargs, "weight_decay": targs.weight_decay})
-    preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
-    first = collate([cached[i] for i in range(batch_size)])
-    pixels = preprocessor(first["pixel_values"], augment=False)
-    labels = first["labels"]
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=targs.label_smoothing_factor)
-    for i in range(steps + warmup):
-        if i == warmup:
-            start = time.perf_counter()
-        loss = loss_fn(model(pixel_values=pixels).logits, labels)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    record("a_bare_model", f"forward+backward+{optimizer_cls.__name__} on an in-memory float batch", steps * batch_size / (time.perf_counter() - start), steps)
+    # (a), (b), (c) in rounds, each keeping its best round: a CPU shared with other jobs
+    # slows some rounds, and the best one is the closest to what the code itself costs.
+    for _ in range(args.rounds):
+        # (a) bare model: a fixed, pre-normalised float batch already in memory, with the optimizer
+        # the Trainer builds from the recipe (fused AdamW where torch has it), and, as an extra
+        # row, torch's default AdamW (foreach), which the Trainer does not use.
+        for key, fused in (("a_bare_model", True), ("a_bare_model_default_adamw", False)):
+            set_seed(targs.seed)
+            model = build_model(recipe.model, label_space)
+            model.train()
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(targs, model)
+            optimizer_kwargs = {**optimizer_kwargs, "weight_decay": targs.weight_decay}
+            if not fused:
+                optimizer_kwargs.pop("fused", None)
+            optimizer = optimizer_cls(model.parameters(), **optimizer_kwargs)
+            preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
+            first = collate([cached[i] for i in range(batch_size)])
+            pixels = preprocessor(first["pixel_values"], augment=False)
+            labels = first["labels"]
+            loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=targs.label_smoothing_factor)
+            for i in range(steps + warmup):
+                if i == warmup:
+                    start = time.perf_counter()
+                loss = loss_fn(model(pixel_values=pixels).logits, labels)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            what = f"forward+backward+{optimizer_cls.__name__}({'fused' if optimizer_kwargs.get('fused') else 'foreach'})"
+            record(key, f"{what} on an in-memory float batch", steps * batch_size / (time.perf_counter() - start), steps)
 
-    # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
-    set_seed(targs.seed)
-    timer = _step_timer(warmup)
-    trainer = PolyglotTrainer(
-        model=build_model(recipe.model, label_space),
-        args=targs,
-        train_dataset=PixelBatches(cached),
-        data_collator=collate,
-        preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
-        callbacks=[timer],
-    )
-    out = trainer.train()
-    ips, n = timer.throughput(batch_size)
-    record(
-        "b_polyglot_trainer",
-        f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
-        ips,
-        n,
-        trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
-    )
+        # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
+        set_seed(targs.seed)
+        timer = _step_timer(warmup)
+        trainer = PolyglotTrainer(
+            model=build_model(recipe.model, label_space),
+            args=targs,
+            train_dataset=PixelBatches(cached),
+            data_collator=collate,
+            preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
+            callbacks=[timer],
+        )
+        out = trainer.train()
+        ips, n = timer.throughput(batch_size)
+        record(
+            "b_polyglot_trainer",
+            f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
+            ips,
+            n,
+            trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
+        )
 
-    # (c) the plain Trainer fed by a per-image Pillow transform (the HF example's way).
-    set_seed(targs.seed)
-    timer = _step_timer(warmup)
-    pil_train = train_raw.select_columns(["image", "label"])
-    pil_train.set_transform(_pil_train_transform(size, processor.image_mean, processor.image_std))
-    trainer = Trainer(
-        model=build_model(recipe.model, label_space),
-        args=targs,
-        train_dataset=pil_train,
-        data_collator=_collate_float,
-        callbacks=[timer],
-    )
-    out = trainer.train()
-    ips, n = timer.throughput(batch_size)
-    record(
-        "c_trainer_pil_transform",
-        "transformers.Trainer, per-image PIL decode/random-resized-crop/resize/normalise",
-        ips,
-        n,
-        trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
-    )
+        # (c) the plain Trainer fed by a per-image Pillow transform (the HF example's way).
+        set_seed(targs.seed)
+        timer = _step_timer(warmup)
+        pil_train = train_raw.select_columns(["image", "label"])
+        pil_train.set_transform(_pil_train_transform(size, processor.image_mean, processor.image_std))
+        trainer = Trainer(
+            model=build_model(recipe.model, label_space),
+            args=targs,
+            train_dataset=pil_train,
+            data_collator=_collate_float,
+            callbacks=[timer],
+        )
+        out = trainer.train()
+        ips, n = timer.throughput(batch_size)
+        record(
+            "c_trainer_pil_transform",
+            "transformers.Trainer, per-image PIL decode/random-resized-crop/resize/normalise",
+            ips,
+            n,
+            trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
+        )
 
     # (d), (e): the loaders alone, no model, at the recipe's size and at 224 px.
     loader_batches = args.loader_batches
@@ -346,6 +360,7 @@ def cmd_train(args) -> dict:
     r = {k: v["images_per_second"] for k, v in results.items()}
     ratios = {
         "b_over_a": r["b_polyglot_trainer"] / r["a_bare_model"],
+        "b_over_a_default_adamw": r["b_polyglot_trainer"] / r["a_bare_model_default_adamw"],
         "b_over_c": r["b_polyglot_trainer"] / r["c_trainer_pil_transform"],
     }
     for px in dict.fromkeys((size, 224)):
@@ -359,6 +374,7 @@ def cmd_train(args) -> dict:
         "images_224": min(args.images_224, n_train),
         "timed_steps": steps,
         "warmup_steps": warmup,
+        "rounds": args.rounds,
         "dataloader_num_workers": targs.dataloader_num_workers,
         "setup_seconds": setup_s,
         "cpu_count": os.cpu_count(),
@@ -392,6 +408,7 @@ def main(argv=None) -> int:
     p.add_argument("--recipe", default="recipes/polydigits/quickstart.yaml")
     p.add_argument("--steps", type=int, default=60, help="timed training steps, after the warm-up")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of (a), (b), (c); each reports its best")
     p.add_argument("--train-images", type=int, default=4096, help="subsample of the train split")
     p.add_argument("--images-224", type=int, default=2048, help="images cached at 224 px for the loader-only runs")
     p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")
