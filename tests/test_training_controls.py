@@ -77,10 +77,9 @@ def test_mixup_with_label_smoothing_trains_a_joint_model_with_layer_decay(polydi
         layer_decay=0.7,
         label_granularity="concept_language",
     )
-    state = json.loads((tmp_path / "model" / "trainer_state.json").read_text()) if (tmp_path / "model" / "trainer_state.json").exists() else None
     assert metrics["n"] > 0 and 0 <= metrics["accuracy"] <= 1
     config = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
-    # 15 sources in 13 languages... every (digit, language) pair seen: joint classes, concept-level answers.
+    # One class per (digit, language) pair in the data; answers and metrics stay at concept level.
     languages = sorted({s.language for s in recipe.data.sources})
     assert len(config["id2label"]) == 10 * len(languages)
     assert config["label_granularity"] == "concept_language"
@@ -89,13 +88,12 @@ def test_mixup_with_label_smoothing_trains_a_joint_model_with_layer_decay(polydi
     assert metrics["labels"] == config["concepts"]  # test metrics at concept level
     assert len(metrics["confusion_matrix"]) == 10
     predictor = Predictor.from_pretrained(tmp_path / "model")
-    image = np.full((32, 32, 3), 255, dtype=np.uint8)
     from PIL import Image
 
+    image = np.full((32, 32, 3), 255, dtype=np.uint8)
     (answer,) = predictor.top_k(Image.fromarray(image), k=10, language="fr")
     assert sorted(p.concept for p in answer) == config["concepts"]
     assert sum(p.score for p in answer) == pytest.approx(1.0, abs=1e-4)
-    assert state is None or state["global_step"] == recipe.training.max_steps
 
 
 def test_frozen_backbone_changes_only_the_head(polydigits_dir, tmp_path):
