@@ -11,14 +11,17 @@ training) and scikit-learn's 1,797 handwritten digits (8 x 8 scans from UCI,
 upscaled, dark ink on light), which share no writer with the MNIST sample.
 
 `train` measures training throughput (images per second) in one run, on one
-model, batch size and data: (a) the bare model (forward, backward, AdamW on a
-batch already in memory), (b) this project's `PolyglotTrainer` on the pixel
-cache with batch augmentation, (c) the plain `Trainer` fed by a per-image
-Pillow `set_transform` as in the transformers image-classification example,
-and, without a model, the loaders alone: (d) the pixel cache + `collate` +
-`BatchPreprocessor` and (e) the per-image Pillow transform, at the recipe's
-input size and at 224 px. Step times are taken after a warm-up, so start-up
-(loading, caching, building the Trainer) is excluded.
+model, batch size and data: (a) the bare model (forward, backward and the
+Trainer's own optimizer, fused AdamW, on a batch already in memory), (b) this project's `PolyglotTrainer` on the pixel
+cache (whole batches read by `PixelBatches`) with batch augmentation, as
+`train()` builds it, (c) the plain `Trainer` fed by a per-image Pillow
+`set_transform` as in the transformers image-classification example, and,
+without a model, the loaders alone: (d) what the CPU does per image before a
+batch reaches the model's device in this project (pixel cache -> uint8 batch
+tensor) and (e) the per-image Pillow transform, at the recipe's input size and
+at 224 px. The batch augmentation is device work; its cost on this CPU is
+reported beside (d) as `d_augment_on_cpu_*`. Step times are taken after a
+warm-up, so start-up (loading, caching, building the Trainer) is excluded.
 """
 
 from __future__ import annotations
@@ -207,12 +210,13 @@ def cmd_train(args) -> dict:
 
     from polyglot_vision.augment import BatchPreprocessor
     from polyglot_vision.configs import load_recipe
-    from polyglot_vision.data import build_dataset, cache_pixels, collate
+    from polyglot_vision.data import PixelBatches, build_dataset, cache_pixels, collate
     from polyglot_vision.labels import LabelSpace
     from polyglot_vision.modeling import build_image_processor, build_model, processor_input_size
     from polyglot_vision.training import PolyglotTrainer
 
     transformers.logging.set_verbosity_error()
+    load_before = os.getloadavg()  # others sharing the cores show here
     tmp = tempfile.TemporaryDirectory()
     steps, warmup = args.steps, args.warmup
     recipe = load_recipe(
@@ -242,70 +246,86 @@ def cmd_train(args) -> dict:
     results: dict[str, dict] = {}
 
     def record(key, label, ips, n_steps, **extra):
-        results[key] = {"what": label, "images_per_second": ips, "timed_batches": n_steps, **extra}
+        rounds = results.get(key, {}).get("rounds_images_per_second", []) + [ips]
         print(f"  {key}: {ips:8.1f} img/s  ({label})", flush=True)
+        if key in results and results[key]["images_per_second"] >= ips:
+            results[key]["rounds_images_per_second"] = rounds
+            return
+        results[key] = {"what": label, "images_per_second": ips, "timed_batches": n_steps,
+                        "rounds_images_per_second": rounds, **extra}
 
-    # (a) bare model: a fixed, pre-normalised float batch already in memory.
-    set_seed(targs.seed)
-    model = build_model(recipe.model, label_space)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=targs.learning_rate, weight_decay=targs.weight_decay)
-    preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
-    first = collate([cached[i] for i in range(batch_size)])
-    pixels = preprocessor(first["pixel_values"], augment=False)
-    labels = first["labels"]
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=targs.label_smoothing_factor)
-    for i in range(steps + warmup):
-        if i == warmup:
-            start = time.perf_counter()
-        loss = loss_fn(model(pixel_values=pixels).logits, labels)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    record("a_bare_model", "forward+backward+AdamW on an in-memory float batch", steps * batch_size / (time.perf_counter() - start), steps)
+    # (a), (b), (c) in rounds, each keeping its best round: a CPU shared with other jobs
+    # slows some rounds, and the best one is the closest to what the code itself costs.
+    for _ in range(args.rounds):
+        # (a) bare model: a fixed, pre-normalised float batch already in memory, with the optimizer
+        # the Trainer builds from the recipe (fused AdamW where torch has it), and, as an extra
+        # row, torch's default AdamW (foreach), which the Trainer does not use.
+        for key, fused in (("a_bare_model", True), ("a_bare_model_default_adamw", False)):
+            set_seed(targs.seed)
+            model = build_model(recipe.model, label_space)
+            model.train()
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(targs, model)
+            optimizer_kwargs = {**optimizer_kwargs, "weight_decay": targs.weight_decay}
+            if not fused:
+                optimizer_kwargs.pop("fused", None)
+            optimizer = optimizer_cls(model.parameters(), **optimizer_kwargs)
+            preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
+            first = collate([cached[i] for i in range(batch_size)])
+            pixels = preprocessor(first["pixel_values"], augment=False)
+            labels = first["labels"]
+            loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=targs.label_smoothing_factor)
+            for i in range(steps + warmup):
+                if i == warmup:
+                    start = time.perf_counter()
+                loss = loss_fn(model(pixel_values=pixels).logits, labels)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            what = f"forward+backward+{optimizer_cls.__name__}({'fused' if optimizer_kwargs.get('fused') else 'foreach'})"
+            record(key, f"{what} on an in-memory float batch", steps * batch_size / (time.perf_counter() - start), steps)
 
-    # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
-    set_seed(targs.seed)
-    timer = _step_timer(warmup)
-    trainer = PolyglotTrainer(
-        model=build_model(recipe.model, label_space),
-        args=targs,
-        train_dataset=cached,
-        data_collator=collate,
-        preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
-        callbacks=[timer],
-    )
-    out = trainer.train()
-    ips, n = timer.throughput(batch_size)
-    record(
-        "b_polyglot_trainer",
-        f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
-        ips,
-        n,
-        trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
-    )
+        # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
+        set_seed(targs.seed)
+        timer = _step_timer(warmup)
+        trainer = PolyglotTrainer(
+            model=build_model(recipe.model, label_space),
+            args=targs,
+            train_dataset=PixelBatches(cached),
+            data_collator=collate,
+            preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
+            callbacks=[timer],
+        )
+        out = trainer.train()
+        ips, n = timer.throughput(batch_size)
+        record(
+            "b_polyglot_trainer",
+            f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
+            ips,
+            n,
+            trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
+        )
 
-    # (c) the plain Trainer fed by a per-image Pillow transform (the HF example's way).
-    set_seed(targs.seed)
-    timer = _step_timer(warmup)
-    pil_train = train_raw.select_columns(["image", "label"])
-    pil_train.set_transform(_pil_train_transform(size, processor.image_mean, processor.image_std))
-    trainer = Trainer(
-        model=build_model(recipe.model, label_space),
-        args=targs,
-        train_dataset=pil_train,
-        data_collator=_collate_float,
-        callbacks=[timer],
-    )
-    out = trainer.train()
-    ips, n = timer.throughput(batch_size)
-    record(
-        "c_trainer_pil_transform",
-        "transformers.Trainer, per-image PIL decode/random-resized-crop/resize/normalise",
-        ips,
-        n,
-        trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
-    )
+        # (c) the plain Trainer fed by a per-image Pillow transform (the HF example's way).
+        set_seed(targs.seed)
+        timer = _step_timer(warmup)
+        pil_train = train_raw.select_columns(["image", "label"])
+        pil_train.set_transform(_pil_train_transform(size, processor.image_mean, processor.image_std))
+        trainer = Trainer(
+            model=build_model(recipe.model, label_space),
+            args=targs,
+            train_dataset=pil_train,
+            data_collator=_collate_float,
+            callbacks=[timer],
+        )
+        out = trainer.train()
+        ips, n = timer.throughput(batch_size)
+        record(
+            "c_trainer_pil_transform",
+            "transformers.Trainer, per-image PIL decode/random-resized-crop/resize/normalise",
+            ips,
+            n,
+            trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
+        )
 
     # (d), (e): the loaders alone, no model, at the recipe's size and at 224 px.
     loader_batches = args.loader_batches
@@ -319,10 +339,17 @@ def cmd_train(args) -> dict:
             cache_px = cache_pixels(DatasetDict({"train": raw_px}), proc)["train"]
         batches = loader_batches if px == size else max(4, loader_batches // 2)
         prep = BatchPreprocessor.from_processor(proc, recipe.data.augmentation)
-        loader = DataLoader(cache_px, batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True)
+        loader = DataLoader(PixelBatches(cache_px), batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True)
+        ips, n = _time_loader(loader, batches, 1)
+        record(f"d_cache_loader_{px}px", f"PixelBatches (pixel cache -> uint8 batch) + collate, {px} px", ips, n)
         with torch.no_grad():
             ips, n = _time_loader(loader, batches, 1, lambda b: prep(b["pixel_values"], augment=True))
-        record(f"d_cache_loader_{px}px", f"pixel cache + collate + BatchPreprocessor('{recipe.data.augmentation}'), {px} px", ips, n)
+        record(
+            f"d_augment_on_cpu_{px}px",
+            f"the same + BatchPreprocessor('{recipe.data.augmentation}') on the CPU (device work on a GPU), {px} px",
+            ips,
+            n,
+        )
         pil = raw_px.select_columns(["image", "label"])
         pil.set_transform(_pil_train_transform(px, proc.image_mean, proc.image_std))
         loader = DataLoader(pil, batch_size=batch_size, shuffle=True, collate_fn=_collate_float, drop_last=True)
@@ -333,6 +360,7 @@ def cmd_train(args) -> dict:
     r = {k: v["images_per_second"] for k, v in results.items()}
     ratios = {
         "b_over_a": r["b_polyglot_trainer"] / r["a_bare_model"],
+        "b_over_a_default_adamw": r["b_polyglot_trainer"] / r["a_bare_model_default_adamw"],
         "b_over_c": r["b_polyglot_trainer"] / r["c_trainer_pil_transform"],
     }
     for px in dict.fromkeys((size, 224)):
@@ -346,6 +374,7 @@ def cmd_train(args) -> dict:
         "images_224": min(args.images_224, n_train),
         "timed_steps": steps,
         "warmup_steps": warmup,
+        "rounds": args.rounds,
         "dataloader_num_workers": targs.dataloader_num_workers,
         "setup_seconds": setup_s,
         "cpu_count": os.cpu_count(),
@@ -354,6 +383,8 @@ def cmd_train(args) -> dict:
         "transformers_version": transformers.__version__,
         "platform": platform.platform(),
         "device": str(targs.device),
+        "load_average_1_5_15min_before": list(load_before),
+        "load_average_1_5_15min_after": list(os.getloadavg()),
         "results": results,
         "ratios": ratios,
     }
@@ -377,6 +408,7 @@ def main(argv=None) -> int:
     p.add_argument("--recipe", default="recipes/polydigits/quickstart.yaml")
     p.add_argument("--steps", type=int, default=60, help="timed training steps, after the warm-up")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of (a), (b), (c); each reports its best")
     p.add_argument("--train-images", type=int, default=4096, help="subsample of the train split")
     p.add_argument("--images-224", type=int, default=2048, help="images cached at 224 px for the loader-only runs")
     p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")

@@ -48,7 +48,10 @@ def test_unknown_keys_are_named(tmp_path):
         (["--bf16", "maybe"], "bf16"),
         (["--learning_rate"], "learning_rate"),
         (["learning_rate", "1"], "learning_rate"),
-        (["--augmentation", "affine+flip"], "flip"),
+        (["--augmentation", "affine+spin"], "spin"),
+        (["--label_granularity", "script"], "label_granularity"),
+        (["--layer_decay", "1.5"], "layer_decay"),
+        (["--early_stopping_patience", "0"], "early_stopping_patience"),
     ],
 )
 def test_bad_values_are_named(args, culprit):

@@ -105,7 +105,7 @@ def cmd_predict(args, extra) -> int:
 
     images = [open_image(path) for path in args.images]  # fail on a bad file before loading the model
     predictor = Predictor.from_pretrained(args.model)
-    results = predictor.top_k(images, k=args.top_k, language=args.lang)
+    results = predictor.top_k(images, k=args.top_k, language=args.lang, language_hint=args.hint)
     if args.json:
         payload = [{"image": path, "predictions": [p.to_dict() for p in preds]} for path, preds in zip(args.images, results)]
         print(json.dumps(payload, ensure_ascii=False, indent=2))
@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--lang", default=None, help="BCP-47 language of the answer (default: the model's)")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--hint", default=None, metavar="LANG",
+                   help="language the images are written in, e.g. th (models with label_granularity concept_language)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_predict)
 

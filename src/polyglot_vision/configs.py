@@ -25,6 +25,7 @@ from .errors import UserError, first_line
 # some can set `ddp_find_unused_parameters: true`.
 TRAINING_DEFAULTS = {"report_to": "none", "remove_unused_columns": False, "ddp_find_unused_parameters": False}
 SAMPLERS = ("none", "language", "class")
+GRANULARITIES = ("concept", "concept_language")
 
 
 @dataclass
@@ -51,12 +52,36 @@ class ModelArguments:
     license: str | None = field(
         default=None, metadata={"help": "License of the exported model, for its model card (default: apache-2.0)."}
     )
+    freeze_backbone: bool = field(
+        default=False,
+        metadata={"help": "Train the classification head only (a linear probe); the backbone's weights and "
+                  "normalisation statistics stay as loaded."},
+    )
+    layer_decay: float | None = field(
+        default=None,
+        metadata={"help": "Layer-wise learning-rate decay in (0, 1]: block i of L trains at "
+                  "learning_rate * layer_decay^(L + 1 - i), the embeddings lowest, the head at learning_rate."},
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without improving `metric_for_best_model` "
+                  "(needs `load_best_model_at_end: true` and an `eval_strategy`)."},
+    )
+    early_stopping_threshold: float = field(
+        default=0.0, metadata={"help": "How much the metric must improve to count as an improvement."}
+    )
 
     def __post_init__(self):
         if (self.model_name_or_path is None) == (self.model_config is None):
             raise UserError("recipe: give exactly one of `model_name_or_path` or `model_config`")
         if self.model_config is not None and "model_type" not in self.model_config:
             raise UserError("recipe: `model_config` needs a `model_type` (e.g. vit, convnext)")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise UserError(f"recipe: `layer_decay` must be in (0, 1], got {self.layer_decay}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise UserError(f"recipe: `early_stopping_patience` must be 1 or more, got {self.early_stopping_patience}")
+        if self.early_stopping_threshold < 0:
+            raise UserError(f"recipe: `early_stopping_threshold` must be 0 or more, got {self.early_stopping_threshold}")
 
 
 @dataclass
@@ -99,7 +124,13 @@ class DataArguments:
     split_seed: int = field(default=0, metadata={"help": "Seed of the stratified split."})
     augmentation: str = field(
         default="affine",
-        metadata={"help": "Batch augmentation policy: `none` or ops joined by `+`, e.g. `affine+elastic+blur`."},
+        metadata={"help": "Batch augmentation policy: `none` or ops joined by `+` from crop, affine, elastic, "
+                  "blur, jitter, erase, flip (horizontal, opt-in), mixup, cutmix; e.g. `crop+affine+mixup`."},
+    )
+    label_granularity: str = field(
+        default="concept",
+        metadata={"help": "`concept`: one class per concept; `concept_language`: one per (concept, language) "
+                  "seen in the data, summed back to concepts for predictions and metrics."},
     )
     dataset_dir: str | None = field(
         default=None, metadata={"help": "Where `prepare` saves the unified DatasetDict (default: OUTPUT_DIR/dataset)."}
@@ -131,6 +162,13 @@ class DataArguments:
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise UserError(f"recipe: source name(s) used twice: {', '.join(duplicated)}")
+        from .augment import parse_policy
+
+        parse_policy(self.augmentation)
+        if self.label_granularity not in GRANULARITIES:
+            raise UserError(
+                f"recipe: `label_granularity` must be one of {', '.join(GRANULARITIES)}, got {self.label_granularity!r}"
+            )
         if self.sampler not in SAMPLERS:
             raise UserError(f"recipe: `sampler` must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.sampler_temperature <= 1:
@@ -308,4 +346,20 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None) -> Recipe:
     except (TypeError, ValueError) as err:
         # TrainingArguments validates combinations (e.g. bf16 on a device without it).
         raise UserError(f"recipe: {first_line(err)}") from None
+    _check_early_stopping(model_args, data_args, training_args)
     return Recipe(model=model_args, data=data_args, training=training_args, path=source)
+
+
+def _check_early_stopping(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
+    """Early stopping judges evaluations and keeps the best checkpoint: refuse recipes that have neither."""
+    if model_args.early_stopping_patience is None:
+        return
+    if training_args.eval_strategy == "no":
+        raise UserError("recipe: `early_stopping_patience` needs evaluations: set `eval_strategy` (e.g. epoch or steps)")
+    if data_args.validation_fraction <= 0:
+        raise UserError("recipe: `early_stopping_patience` needs a validation split: set `validation_fraction` above 0")
+    if not training_args.load_best_model_at_end:
+        raise UserError(
+            "recipe: `early_stopping_patience` needs `load_best_model_at_end: true` "
+            "(and `save_strategy` equal to `eval_strategy`)"
+        )

@@ -255,11 +255,73 @@ def cache_pixels(dataset: DatasetDict, processor) -> DatasetDict:
     return cached
 
 
-def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
+def collate(examples: list[dict] | dict) -> dict[str, torch.Tensor]:
+    """Examples -> one batch; a batch that `PixelBatches` already read whole passes through."""
+    if isinstance(examples, dict):
+        return examples
     return {
         "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
         "labels": torch.tensor([int(e["label"]) for e in examples]),
     }
+
+
+class PixelBatches(torch.utils.data.Dataset):
+    """A pixel-cached split that a `DataLoader` reads a whole batch at a time, without copies per image.
+
+    The uint8 pixels are a zero-copy numpy view of the memory-mapped Arrow cache
+    that `cache_pixels` wrote, so a batch is one fancy-indexing gather (what
+    `__getitems__` returns, already collated) instead of `datasets` formatting
+    each example as a tensor and `collate` stacking them again. Indices come
+    from any sampler in any order, so the Trainer's random sampler, a
+    `BalancedSampler`, accelerate's per-process sharding and its skipping of
+    batches on resume all work as with the `datasets` split itself.
+    """
+
+    def __init__(self, dataset: Dataset, labels=None):
+        self.shape = dataset.features["pixel_values"].shape
+        dataset = dataset.with_format(None)
+        if dataset._indices is not None:  # a `select`ed view: make its rows contiguous once
+            dataset = dataset.flatten_indices()
+        self.dataset = dataset
+        column = dataset["label"] if labels is None else labels
+        self.labels = np.asarray(column, dtype=np.int64)
+        self._views = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getstate__(self):  # DataLoader workers map the Arrow file again instead of pickling pixels
+        return {**self.__dict__, "_views": None}
+
+    def views(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per Arrow chunk, a (n, C, H, W) uint8 view; and the first row of each chunk."""
+        if self._views is None:
+            shape = self.shape
+            chunks = []
+            for chunk in self.dataset.data.column("pixel_values").chunks:
+                values = chunk.storage.flatten().flatten().flatten().to_numpy(zero_copy_only=True)
+                chunks.append(values.reshape(len(chunk), *shape))
+            starts = np.cumsum([0] + [len(c) for c in chunks])
+            self._views = (chunks, starts)
+        return self._views
+
+    def pixels(self, indices) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        chunks, starts = self.views()
+        if len(chunks) == 1:
+            return chunks[0][indices]
+        which = np.searchsorted(starts, indices, side="right") - 1
+        out = np.empty((len(indices), *chunks[0].shape[1:]), dtype=np.uint8)
+        for c in np.unique(which):
+            rows = which == c
+            out[rows] = chunks[c][indices[rows] - starts[c]]
+        return out
+
+    def __getitems__(self, indices) -> dict[str, torch.Tensor]:
+        return {"pixel_values": torch.from_numpy(self.pixels(indices)), "labels": torch.from_numpy(self.labels[indices])}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"pixel_values": torch.from_numpy(self.pixels([index])[0]), "label": int(self.labels[index])}
 
 
 class BalancedSampler(torch.utils.data.Sampler[int]):

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from .data import GROUP_COLUMNS, collate
 from .errors import UserError
+from .modeling import concept_fold, concept_ids
 
 METRIC_NAME = "multilingual_accuracy"
 METRIC_ENV = "POLYGLOT_VISION_METRIC"
@@ -132,16 +133,24 @@ def format_table(metrics: dict, title: str = "test") -> str:
 
 @torch.inference_mode()
 def predict_proba_dataset(model, preprocessor, dataset, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities (N, classes) for a pixel-cached split (see `data.cache_pixels`)."""
+    """Softmax probabilities (N, concepts) for a pixel-cached split (see `data.cache_pixels`).
+
+    A joint (concept, language) model's probabilities are summed over languages,
+    so every metric is at concept level whatever the label granularity.
+    """
     model.eval()
     device = next(model.parameters()).device
     preprocessor = preprocessor.to(device)
+    fold = concept_fold(model.config)
     probabilities = []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
         logits = model(pixel_values=preprocessor(batch["pixel_values"].to(device))).logits
-        probabilities.append(logits.float().softmax(dim=-1).cpu().numpy())
+        batch_probabilities = logits.float().softmax(dim=-1).cpu()
+        if fold is not None:
+            batch_probabilities = batch_probabilities @ fold
+        probabilities.append(batch_probabilities.numpy())
     if not probabilities:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+        return np.zeros((0, len(concept_ids(model.config))), dtype=np.float32)
     return np.concatenate(probabilities)
 
 
@@ -169,5 +178,5 @@ def evaluate_dataset(model, preprocessor, dataset, batch_size: int = 256) -> dic
     ([true][predicted], in `labels` order) and the most frequent confusions.
     """
     probabilities = predict_proba_dataset(model, preprocessor, dataset, batch_size)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    labels = concept_ids(model.config)
     return metrics_from_probabilities(probabilities, dataset, labels)

@@ -3,11 +3,20 @@
 `id2label` holds the concept ids, so `pipeline("image-classification")` and the
 Hub widget show them; `label_display_names` ({language: {id: name}}) and
 `default_language` ride along in config.json for localized predictions.
+
+A model with `label_granularity: concept_language` has one class per (concept,
+language), named `concept@language` in `id2label`; its config also holds
+`concepts` (the concept ids in order) and, per joint label, `joint_label_concept`
+and `joint_label_language`, which is all a reader needs to sum its
+probabilities back to concepts, over every language or over a hinted one.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+
+import torch
 
 from transformers import (
     AutoConfig,
@@ -24,14 +33,112 @@ from .labels import LabelSpace
 logger = logging.getLogger(__name__)
 
 
-def label_config(label_space: LabelSpace) -> dict:
+def joint_label(concept: str, language: str) -> str:
+    return f"{concept}@{language}"
+
+
+def label_config(label_space: LabelSpace, joint_pairs: list[tuple[str, str]] | None = None) -> dict:
+    """Config fields for the label maps; `joint_pairs` ((concept, language), …) makes joint classes."""
+    shared = {"label_display_names": label_space.names_by_language(), "default_language": label_space.default_language}
+    if joint_pairs is None:
+        ids = label_space.ids
+        return {"num_labels": len(ids), "id2label": dict(enumerate(ids)), "label2id": {c: i for i, c in enumerate(ids)}, **shared}
+    joint = [joint_label(c, lang) for c, lang in joint_pairs]
     return {
-        "num_labels": len(label_space.ids),
-        "id2label": dict(enumerate(label_space.ids)),
-        "label2id": {cid: i for i, cid in enumerate(label_space.ids)},
-        "label_display_names": label_space.names_by_language(),
-        "default_language": label_space.default_language,
+        "num_labels": len(joint),
+        "id2label": dict(enumerate(joint)),
+        "label2id": {name: i for i, name in enumerate(joint)},
+        "label_granularity": "concept_language",
+        "concepts": list(label_space.ids),
+        "joint_label_concept": {name: c for name, (c, _) in zip(joint, joint_pairs)},
+        "joint_label_language": {name: lang for name, (_, lang) in zip(joint, joint_pairs)},
+        **shared,
     }
+
+
+def concept_ids(config) -> list[str]:
+    """The concept ids a model answers in: its labels, or for a joint model the concepts they sum to."""
+    if getattr(config, "label_granularity", "concept") == "concept_language":
+        return list(config.concepts)
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def concept_fold(config) -> torch.Tensor | None:
+    """(num_labels, num_concepts) 0/1 matrix that sums joint probabilities into concepts; None for a concept model."""
+    if getattr(config, "label_granularity", "concept") != "concept_language":
+        return None
+    index = {c: i for i, c in enumerate(config.concepts)}
+    fold = torch.zeros(config.num_labels, len(index))
+    for i in range(config.num_labels):
+        fold[i, index[config.joint_label_concept[config.id2label[i]]]] = 1.0
+    return fold
+
+
+def label_languages(config) -> list[str | None]:
+    """The language of each class of a joint model (None for a concept model's classes)."""
+    languages = getattr(config, "joint_label_language", None) or {}
+    return [languages.get(config.id2label[i]) for i in range(config.num_labels)]
+
+
+def freeze_backbone(model: PreTrainedModel) -> None:
+    """A linear probe: only the head (what is outside `base_model`) keeps `requires_grad`."""
+    model.base_model.requires_grad_(False)
+
+
+# Blocks of the backbones that transformers' image classifiers use, in depth order:
+# ViT `layers.3`, ConvNeXt / ResNet / Swin `encoder.stages.1.layers.0`.
+_BLOCK = re.compile(r"^(.*?\.(?:layer|layers)\.\d+)\.")
+_STAGE = re.compile(r"^(.*?\.stages\.\d+)\.")
+
+
+def parameter_depths(model: PreTrainedModel) -> tuple[dict[str, int], int]:
+    """{parameter name: depth}, and the number of blocks L.
+
+    Block i (1 … L, in the order the model defines them) has depth i; a
+    stage's own layers (a ConvNeXt downsampling) share its first block's depth;
+    everything before the first block (the embeddings) has depth 0, and what
+    follows the last one (final norm, pooler, classification head) depth L + 1.
+    """
+    names = [name for name, _ in model.named_parameters()]
+    blocks: dict[str, int] = {}
+    stages: dict[str, int] = {}
+    for name in names:
+        match = _BLOCK.match(name)
+        if match:
+            depth = blocks.setdefault(match.group(1), len(blocks) + 1)
+            stage = _STAGE.match(name)
+            if stage:
+                stages.setdefault(stage.group(1), depth)
+    depths, seen_block = {}, False
+    for name in names:
+        block, stage = _BLOCK.match(name), _STAGE.match(name)
+        if block:
+            depths[name], seen_block = blocks[block.group(1)], True
+        elif stage and stage.group(1) in stages:
+            depths[name] = stages[stage.group(1)]
+        else:
+            depths[name] = len(blocks) + 1 if seen_block else 0
+    return depths, len(blocks)
+
+
+def layer_decay_groups(model: PreTrainedModel, learning_rate: float, layer_decay: float, weight_decay: float,
+                       decay_names) -> list[dict]:
+    """Optimizer parameter groups with learning_rate * layer_decay^(L + 1 - depth), with and without weight decay."""
+    depths, n_blocks = parameter_depths(model)
+    if n_blocks == 0:
+        raise UserError(f"recipe: `layer_decay` cannot find the layers of model type {model.config.model_type}")
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        depth, decays = depths[name], name in decay_names
+        group = groups.setdefault((depth, decays), {
+            "params": [],
+            "weight_decay": weight_decay if decays else 0.0,
+            "lr": learning_rate * layer_decay ** (n_blocks + 1 - depth),
+        })
+        group["params"].append(param)
+    return [groups[key] for key in sorted(groups)]
 
 
 def _hub_error(name: str, err: Exception) -> UserError:
@@ -74,9 +181,9 @@ def processor_input_size(processor) -> tuple[int, int]:
     return edge, edge
 
 
-def build_model(model_args: ModelArguments, label_space: LabelSpace) -> PreTrainedModel:
-    """A fresh model from `model_config`, or a checkpoint with a new head for our concepts."""
-    labels = label_config(label_space)
+def build_model(model_args: ModelArguments, label_space: LabelSpace, joint_pairs=None) -> PreTrainedModel:
+    """A fresh model from `model_config`, or a checkpoint with a new head for our concepts (or joint classes)."""
+    labels = label_config(label_space, joint_pairs)
     if model_args.model_config is not None:
         settings = dict(model_args.model_config)
         model_type = settings.pop("model_type")
@@ -97,6 +204,10 @@ def build_model(model_args: ModelArguments, label_space: LabelSpace) -> PreTrain
             )
         except (OSError, ValueError) as err:
             raise _hub_error(model_args.model_name_or_path, err) from None
+    if model_args.freeze_backbone:
+        freeze_backbone(model)
     n_params = sum(p.numel() for p in model.parameters())
-    logger.info("model %s: %.2fM parameters, %d concepts", model.config.model_type, n_params / 1e6, labels["num_labels"])
+    n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("model %s: %.2fM parameters (%.2fM trained), %d classes",
+                model.config.model_type, n_params / 1e6, n_trained / 1e6, labels["num_labels"])
     return model

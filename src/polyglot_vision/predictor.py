@@ -1,7 +1,10 @@
 """Localized top-k predictions: one inference path for the CLI, the Space and tests.
 
 The model folder is a standard one (`pipeline()` loads it too); the display
-names per language come from `label_display_names` in its config.
+names per language come from `label_display_names` in its config. A joint
+(concept, language) model answers in concepts too: the probabilities of a
+concept's classes are summed over languages, or, given a language hint, over
+that language's classes only (some numerals of different scripts share a shape).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from .errors import UserError, first_line
+from .modeling import concept_fold, concept_ids, label_languages
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.processor = processor
         config = model.config
-        self.concepts = [config.id2label[i] for i in range(config.num_labels)]
+        self.concepts = concept_ids(config)
+        self.fold = concept_fold(config)  # None for a concept-level model
+        self.class_languages = label_languages(config)
         self.display_names: dict[str, dict[str, str]] = getattr(config, "label_display_names", None) or {}
         self.default_language: str = getattr(config, "default_language", None) or "en"
 
@@ -74,21 +80,52 @@ class Predictor:
                 return self.display_names[lang][concept]
         return concept
 
+    @property
+    def hint_languages(self) -> list[str]:
+        """The languages a hint can name (those of a joint model's classes; none for a concept model)."""
+        return sorted({lang for lang in self.class_languages if lang})
+
+    def hint_mask(self, language_hint: str) -> torch.Tensor:
+        """1 for the classes of the hinted language (or its base language, `th-TH` -> `th`), else 0."""
+        if self.fold is None:
+            raise UserError(
+                f"language hint {language_hint!r}: this model has one class per concept; "
+                "hints need a model trained with `label_granularity: concept_language`"
+            )
+        for lang in (language_hint, language_hint.split("-")[0]):
+            mask = torch.tensor([float(c == lang) for c in self.class_languages])
+            if mask.any():
+                return mask
+        raise UserError(f"language hint {language_hint!r}: not a language of this model ({', '.join(self.hint_languages)})")
+
+    def concept_probabilities(self, probabilities: torch.Tensor, language_hint: str | None = None) -> torch.Tensor:
+        """Class probabilities -> concept probabilities (summed over languages, or within the hinted one)."""
+        if language_hint:
+            probabilities = probabilities * self.hint_mask(language_hint)
+            probabilities = probabilities / probabilities.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        return probabilities if self.fold is None else probabilities @ self.fold
+
     @torch.inference_mode()
-    def probabilities(self, images: list[Image.Image]) -> torch.Tensor:
+    def probabilities(self, images: list[Image.Image], language_hint: str | None = None) -> torch.Tensor:
+        """Concept probabilities (images, concepts)."""
+        if language_hint:
+            self.hint_mask(language_hint)  # a bad hint fails before the model runs
         inputs = self.processor([image.convert("RGB") for image in images], return_tensors="pt")
         logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
-        return logits.float().softmax(dim=-1).cpu()
+        return self.concept_probabilities(logits.float().softmax(dim=-1).cpu(), language_hint)
 
-    def top_k(self, images, k: int = 3, language: str | None = None) -> list[list[Prediction]]:
-        """Top-k concepts per image, named in `language` (falling back to the default language)."""
+    def top_k(self, images, k: int = 3, language: str | None = None, language_hint: str | None = None) -> list[list[Prediction]]:
+        """Top-k concepts per image, named in `language` (falling back to the default language).
+
+        `language_hint` (a joint model only) says which language's numerals the images show.
+        """
         if isinstance(images, Image.Image):
             images = [images]
         images = [image if isinstance(image, Image.Image) else open_image(image) for image in images]
         if not images:
             return []
         k = max(1, min(k, len(self.concepts)))
-        scores, indices = self.probabilities(images).topk(k, dim=-1)
+        scores, indices = self.probabilities(images, language_hint).topk(k, dim=-1)
         return [
             [
                 Prediction(self.concepts[i], self.display_name(self.concepts[i], language), float(s))

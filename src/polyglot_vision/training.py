@@ -11,45 +11,133 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from datasets import DatasetDict
-from transformers import Trainer, set_seed
+from transformers import EarlyStoppingCallback, Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .augment import BatchPreprocessor
 from .configs import Recipe
-from .data import build_dataset, build_sampler, cache_pixels, collate, few_shot, split_counts
+from .data import PixelBatches, build_dataset, build_sampler, cache_pixels, collate, few_shot, split_counts
 from .evaluation import classification_metrics, evaluate_dataset, format_table
 from .hub import finish_export
 from .labels import LabelSpace
-from .modeling import build_image_processor, build_model
+from .modeling import build_image_processor, build_model, concept_fold, layer_decay_groups
 from .outputs import write_json
 
 logger = logging.getLogger(__name__)
 
 
 class PolyglotTrainer(Trainer):
-    """Trainer whose batches arrive as uint8 and are augmented and normalised on the device."""
+    """Trainer whose batches arrive as uint8 and are augmented, mixed and normalised on the device.
 
-    def __init__(self, *args, preprocessor: BatchPreprocessor, sampler=None, **kwargs):
+    Training and evaluation read whole batches from the pixel cache (`PixelBatches`).
+    The loss is `classification_loss`, which takes the soft targets of mixup /
+    CutMix as well as class ids. `freeze_backbone` keeps the backbone in eval
+    mode (its normalisation statistics stay as loaded); `layer_decay` gives each
+    block its own learning rate.
+    """
+
+    def __init__(self, *args, preprocessor: BatchPreprocessor, sampler=None, layer_decay: float | None = None,
+                 frozen_backbone: bool = False, **kwargs):
+        kwargs.setdefault("compute_loss_func", classification_loss(kwargs["args"].label_smoothing_factor))
         super().__init__(*args, **kwargs)
         self.preprocessor = preprocessor
         self.sampler = sampler  # a balanced sampler (data.build_sampler), or None for the Trainer's own
+        self.layer_decay = layer_decay
+        self.frozen_backbone = frozen_backbone
 
     def _get_train_sampler(self, train_dataset=None):
         return self.sampler if self.sampler is not None else super()._get_train_sampler(train_dataset)
 
+    def create_optimizer(self, model=None):
+        if self.layer_decay is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        groups = layer_decay_groups(model, self.args.learning_rate, self.layer_decay, self.args.weight_decay,
+                                    set(self.get_decay_parameter_names(model)))
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = {**inputs, "pixel_values": self.preprocessor(inputs["pixel_values"], augment=model.training)}
+        if model.training and self.frozen_backbone:
+            self.accelerator.unwrap_model(model).base_model.eval()
+        pixels = self.preprocessor(inputs["pixel_values"], augment=model.training)
+        labels = inputs.get("labels")
+        if model.training and labels is not None:
+            num_classes = self.accelerator.unwrap_model(model).config.num_labels
+            pixels, labels = self.preprocessor.mix(pixels, labels, num_classes)
+        inputs = {**inputs, "pixel_values": pixels, "labels": labels}
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
 
-def compute_metrics(eval_prediction) -> dict[str, float]:
-    logits, labels = eval_prediction.predictions, eval_prediction.label_ids
-    logits = np.asarray(logits, dtype=np.float64)
-    probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    probabilities /= probabilities.sum(axis=-1, keepdims=True)
-    # The repository's `multilingual_accuracy` metric (see evaluation.py), with calibration.
-    return classification_metrics(probabilities.argmax(axis=-1), labels, confidences=probabilities.max(axis=-1))
+def classification_loss(label_smoothing: float = 0.0):
+    """Cross-entropy for class ids or soft targets (mixup / CutMix), with label smoothing on top.
+
+    As a Trainer `compute_loss_func` it is normalised by the number of images of
+    the whole accumulated batch when the Trainer gives it (gradient accumulation),
+    else it is the batch mean.
+    """
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        total = torch.nn.functional.cross_entropy(
+            logits.float(), labels.to(logits.device), label_smoothing=label_smoothing, reduction="sum"
+        )
+        count = num_items_in_batch if num_items_in_batch is not None else labels.shape[0]
+        if torch.is_tensor(count):
+            count = count.to(total.device)
+        return total / count
+
+    return loss
+
+
+def compute_metrics_for(fold: torch.Tensor | None = None):
+    """`compute_metrics` at concept level; `fold` sums a joint model's (concept, language) classes."""
+    fold_np = None if fold is None else fold.numpy().astype(np.float64)
+
+    def compute_metrics(eval_prediction) -> dict[str, float]:
+        logits, labels = eval_prediction.predictions, eval_prediction.label_ids
+        logits = np.asarray(logits, dtype=np.float64)
+        probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probabilities /= probabilities.sum(axis=-1, keepdims=True)
+        labels = np.asarray(labels)
+        if fold_np is not None:
+            probabilities = probabilities @ fold_np
+            labels = fold_np[labels].argmax(axis=-1)
+        # The repository's `multilingual_accuracy` metric (see evaluation.py), with calibration.
+        return classification_metrics(probabilities.argmax(axis=-1), labels, confidences=probabilities.max(axis=-1))
+
+    return compute_metrics
+
+
+compute_metrics = compute_metrics_for()
+
+
+def joint_pairs(dataset, label_space: LabelSpace) -> list[tuple[str, str]]:
+    """The (concept, language) pairs present in any split, by language then concept: a joint model's classes."""
+    seen = set()
+    for part in dataset.values():
+        plain = part.with_format(None)
+        seen.update(zip(plain["label"], plain["language"]))
+    return [(label_space.ids[c], language) for language, c in sorted((lang, c) for c, lang in seen)]
+
+
+def joint_label_ids(part, config) -> np.ndarray:
+    """Each image's joint class id of a `concept_language` model, from its concept and language."""
+    index = {
+        (config.concepts.index(config.joint_label_concept[name]), config.joint_label_language[name]): i
+        for i, name in config.id2label.items()
+    }
+    plain = part.with_format(None)
+    return np.asarray([index[key] for key in zip(plain["label"], plain["language"])], dtype=np.int64)
+
+
+def pixel_batches(part, config) -> PixelBatches:
+    """A cached split as whole-batch reads, labelled with the model's classes (joint ones too)."""
+    joint = getattr(config, "label_granularity", "concept") == "concept_language"
+    return PixelBatches(part, joint_label_ids(part, config) if joint else None)
 
 
 def resolve_checkpoint(args) -> str | None:
@@ -96,19 +184,25 @@ def load_data(recipe: Recipe) -> tuple[LabelSpace, object, DatasetDict]:
     return label_space, processor, cached
 
 
-def build_trainer(recipe: Recipe, model, processor, train_dataset, eval_dataset=None) -> PolyglotTrainer:
-    """A `PolyglotTrainer` for pixel-cached splits, with the recipe's augmentation and sampler."""
-    args = recipe.training
+def build_trainer(recipe: Recipe, model, processor, train_split, eval_split=None) -> PolyglotTrainer:
+    """A `PolyglotTrainer` on pixel-cached splits, with the recipe's augmentation, sampler and controls."""
+    args, controls = recipe.training, recipe.model
+    callbacks = []
+    if controls.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(controls.early_stopping_patience, controls.early_stopping_threshold))
     return PolyglotTrainer(
         model=model,
         args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset if eval_dataset is not None and len(eval_dataset) else None,
+        train_dataset=pixel_batches(train_split, model.config),
+        eval_dataset=pixel_batches(eval_split, model.config) if eval_split is not None and len(eval_split) else None,
         data_collator=collate,
-        compute_metrics=compute_metrics,
+        compute_metrics=compute_metrics_for(concept_fold(model.config)),
         processing_class=processor,
         preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
-        sampler=build_sampler(train_dataset, recipe.data.sampler, recipe.data.sampler_temperature, args.seed),
+        sampler=build_sampler(train_split, recipe.data.sampler, recipe.data.sampler_temperature, args.seed),
+        layer_decay=controls.layer_decay,
+        frozen_backbone=controls.freeze_backbone,
+        callbacks=callbacks,
     )
 
 
@@ -119,7 +213,8 @@ def train(recipe: Recipe) -> dict:
 
     # Load datasets, model and image processor
     label_space, processor, cached = load_data(recipe)
-    model = build_model(recipe.model, label_space)
+    pairs = joint_pairs(cached, label_space) if recipe.data.label_granularity == "concept_language" else None
+    model = build_model(recipe.model, label_space, pairs)
     logger.info("process %d of %d on %s", args.process_index, args.world_size, args.device)
 
     # Training loop

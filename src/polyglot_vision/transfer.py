@@ -26,7 +26,7 @@ from .errors import UserError
 from .evaluation import predict_proba_dataset
 from .modeling import build_model
 from .outputs import atomic_directory, write_json
-from .training import build_trainer, load_data
+from .training import build_trainer, joint_pairs, load_data
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ def transfer_matrix(
     set_seed(recipe.training.seed)
     label_space, processor, cached = load_data(recipe)
     train_split, test_split = cached["train"], cached["test"]
+    pairs = joint_pairs(cached, label_space) if recipe.data.label_granularity == "concept_language" else None
     languages = sorted(set(train_split.with_format(None)["language"]))
     test_languages = sorted(set(test_split.with_format(None)["language"]))
     runs = [(lang, {lang}) for lang in languages]
@@ -149,7 +150,7 @@ def transfer_matrix(
             logger.info("transfer run %d/%d: training on %s", i, len(runs), name)
             run = run_recipe(recipe_path, overrides, Path(scratch) / f"run-{i}", steps)
             set_seed(run.training.seed)
-            model = build_model(run.model, label_space)
+            model = build_model(run.model, label_space, pairs)
             subset = train_split.select(rows_of(train_split, "language", train_languages))
             trainer = quiet(build_trainer(run, model, processor, subset))
             trainer.train()
