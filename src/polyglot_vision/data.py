@@ -115,6 +115,12 @@ def load_source(source: SourceConfig, split: str | None = None) -> Dataset:
             dataset = load_dataset(source.path, name=source.config, split=split, revision=source.revision)
     except UserError:
         raise
+    except ValueError as err:
+        if "corresponds to no data" not in str(err):  # a manifest with a header and no rows is an empty source
+            raise UserError(f"source '{source.name}': {source.path} (split {split}) is not readable ({first_line(err)})") from None
+        dataset = Dataset.from_dict({source.image_column: [], source.label_column: []},
+                                    features=Features({source.image_column: Value("string"),
+                                                       source.label_column: Value("string")}))
     except Exception as err:  # offline, private, misspelt or unreadable: the user must see which source
         reason = first_line(err)
         where = "a loadable Hub dataset" if not path.exists() else "readable"
@@ -368,10 +374,11 @@ def _assemble(parts: dict, data_args: DataArguments, label_space: LabelSpace) ->
             else:
                 splits[role].append(dataset)
 
+    # An empty split is cut from real data: `save_to_disk` writes no table for `Dataset.from_dict({})`.
+    template = next(c for chunks in splits.values() for c in chunks if len(c))
+
     def finish(chunks: list[Dataset]) -> Dataset:
-        chunks = [c for c in chunks if len(c)]
-        if not chunks:
-            return _empty(features)
+        chunks = [c for c in chunks if len(c)] or [select(template, [])]
         merged = concatenate_datasets(chunks).remove_columns(list(CHECK_COLUMNS))
         return merged.cast_column("label", features["label"])
 
@@ -469,7 +476,8 @@ def save_dataset(dataset: DatasetDict, out_dir: str | Path, extra=None) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        dataset.save_to_disk(str(tmp / "dataset"))
+        # One shard for an empty split: left to itself, `save_to_disk` writes none, which it cannot load back.
+        dataset.save_to_disk(str(tmp / "dataset"), num_shards={name: 1 for name, part in dataset.items() if not len(part)})
         if extra is not None:
             extra(tmp / "dataset")
         if out_dir.exists():
