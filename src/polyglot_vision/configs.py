@@ -364,4 +364,6 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None) -> Recipe:
     except (TypeError, ValueError) as err:
         # TrainingArguments validates combinations (e.g. bf16 on a device without it).
         raise UserError(f"recipe: {first_line(err)}") from None
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise UserError("recipe: `streaming: true` needs `max_steps` (a stream has no length to count epochs by)")
     return Recipe(model=model_args, data=data_args, training=training_args, path=source)
