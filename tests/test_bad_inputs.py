@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -19,9 +17,6 @@ from PIL import Image
 from polyglot_vision.cli import main
 
 from conftest import LABELS, objects_recipe
-
-CLI = [sys.executable, "-m", "polyglot_vision.cli"]
-
 
 def _png(image: Image.Image, **params) -> bytes:
     buffer = io.BytesIO()
@@ -237,11 +232,3 @@ def test_unmapped_labels_come_with_suggestions_and_a_snippet(objects_dir, tmp_pa
     assert set(mapping) == {"Katze", "Hund", "Pferd", "Vogel", "Fisch", "Auto", "Fahrrad", "Flugzeug", "Boot", "Baum"}
     concepts = {c["id"] for c in yaml.safe_load((LABELS / "objects.yaml").read_text(encoding="utf-8"))["concepts"]}
     assert set(mapping.values()) <= concepts  # each filled with its closest concept, for the user to check
-
-
-def test_bad_image_error_through_the_installed_command(broken_folder, tmp_path):
-    recipe = write(tmp_path / "recipe.yaml", digits_recipe(broken_folder, tmp_path, on_bad_image="error"))
-    run = subprocess.run([*CLI, "prepare", str(recipe), "--output", str(tmp_path / "ds")], capture_output=True, text=True)
-    assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert run.stderr.strip().splitlines()[-1].startswith("polyglot-vision: error: source 'scans': image ")
-    assert not (tmp_path / "ds").exists()

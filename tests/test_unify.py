@@ -153,3 +153,32 @@ def test_prepare_writes_dataset_report_and_card(write_objects_recipe, tmp_path, 
     counts = json.loads((out / "alignment_report.json").read_text(encoding="utf-8"))["splits"]
     assert f"| de | {counts['train']['by_language']['de']} | {counts['validation']['by_language']['de']} |" in card.text
     assert not list(tmp_path.glob(".ds-*")), "temporary folder left behind"
+
+
+def _without_german(tmp_path) -> str:
+    registry = yaml.safe_load((LABELS / "objects.yaml").read_text(encoding="utf-8"))
+    for concept in registry["concepts"]:
+        concept["names"].pop("de")
+        concept.get("aliases", {}).pop("de", None)
+    path = tmp_path / "no-german.yaml"
+    path.write_text(yaml.safe_dump(registry, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+def test_unmapped_labels_can_be_dropped(objects_dir, tmp_path):
+    result = unified(objects_dir, tmp_path, label_space=_without_german(tmp_path), unmapped_labels="drop")
+    german = [row for row in result.report["alignment"] if row["source"] == "objects-de"]
+    assert len(german) == 10 and all(row["method"] == "dropped" and row["concept"] is None for row in german)
+    assert all("de" not in part["language"] for part in result.dataset.values())
+    assert sum(len(part) for part in result.dataset.values()) == 80
+    assert result.report["sources"]["objects-de"]["dropped_labels"] == 40
+
+
+def test_unmapped_labels_can_become_new_concepts(objects_dir, tmp_path):
+    result = unified(objects_dir, tmp_path, label_space=_without_german(tmp_path), unmapped_labels="keep")
+    names = result.dataset["train"].features["label"].names
+    assert names[:10] == list(OBJECT_FOLDERS) and sorted(names[10:]) == sorted(w[2] for w in OBJECT_FOLDERS.values())
+    german = {row["label"]: row for row in result.report["alignment"] if row["source"] == "objects-de"}
+    assert german["Katze"]["concept"] == "Katze" and german["Katze"]["method"] == "new"
+    assert result.label_space.display_name("Katze", "de") == "Katze"
+    assert sum(len(part) for part in result.dataset.values()) == 120

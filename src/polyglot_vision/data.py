@@ -305,7 +305,9 @@ def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
                 raise UserError(f"source '{source.name}': no usable images in {source.path}")
             logger.warning("source %s: no usable images in %s", source.name, source.path)
     if not any(len(d) for _, _, d in pieces):
-        raise UserError("no usable images in any source; see the counts above")
+        counts = "; ".join(f"{name}: {row['read']} read, {row['bad_images']} bad, {row['unlabelled']} unlabelled, "
+                           f"{row['dropped_labels']} with dropped labels" for name, row in stats.items())
+        raise UserError(f"no usable images in any source ({counts})")
 
     kept, duplicates = deduplicate(pieces) if data_args.deduplicate else ({id(d): None for *_, d in pieces}, {})
     parts = defaultdict(list)
@@ -348,10 +350,6 @@ def deduplicate(pieces: list) -> tuple[dict, dict]:
         kept[id(dataset)] = rows
     counts["removed"] = counts["within_source"] + counts["across_sources"]
     return kept, dict(counts)
-
-
-def _empty(features: Features) -> Dataset:
-    return Dataset.from_dict({name: [] for name in features}, features=features)
 
 
 def _assemble(parts: dict, data_args: DataArguments, label_space: LabelSpace) -> DatasetDict:
