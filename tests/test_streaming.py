@@ -51,3 +51,21 @@ def test_training_accepts_a_stream(objects_dir, tmp_path):
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] > 0
     state = json.loads((tmp_path / "model" / "train_results.json").read_text())
     assert state["epoch"] >= 0 and (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_streamed_duplicates_are_dropped_and_stay_in_one_split(objects_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(objects_dir, data)
+    shutil.copy(data / "en" / "cats" / "0000.png", data / "en" / "cats" / "again.png")
+    shutil.copy(data / "en" / "bird" / "0001.png", data / "fr" / "oiseau" / "from-en.png")
+    sources = objects_recipe(objects_dir, tmp_path)["sources"]
+    for source in sources:
+        source["path"] = str(data / source["language"])
+    recipe = recipe_from_dict(objects_recipe(objects_dir, tmp_path / "model", streaming=True, sources=sources))
+    splits = streaming_splits(recipe.data, LabelSpace.from_yaml(recipe.data.label_space))
+    rows = [row["image"].tobytes() for split in ("train", "validation", "test") for row in splits[split]]
+    assert len(rows) == 120 and len(set(rows)) == 120
+    # A second pass (a new epoch) sees the same images again: the memory of seen copies starts afresh.
+    assert sum(1 for _ in splits["train"]) == sum(1 for _ in splits["train"]) > 0
