@@ -151,7 +151,7 @@ def train_streaming(recipe: Recipe) -> dict:
     """
     from datasets import Dataset, DatasetDict
 
-    from .data import streaming_splits, stream_pixels
+    from .streaming import stream_pixels, streaming_splits
 
     args = recipe.training
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
