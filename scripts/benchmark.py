@@ -3,12 +3,18 @@
 Usage:
     python scripts/benchmark.py generalization outputs/polydigits/quickstart [--per-class 30] [--output gen.json]
     python scripts/benchmark.py train [--recipe recipes/polydigits/quickstart.yaml] [--steps 40] [--output train.json]
+    python scripts/benchmark.py prepare [--images 40000] [--sources 4] [--size 64] [--output prepare.json]
 
 `generalization` judges a model the way an outsider would, through the plain
 `transformers.pipeline("image-classification")`, on images it never saw:
 PolyDigits rendered only with the held-out fonts (typefaces kept out of
 training) and scikit-learn's 1,797 handwritten digits (8 x 8 scans from UCI,
 upscaled, dark ink on light), which share no writer with the MNIST sample.
+
+`prepare` measures `polyglot-vision prepare` on synthetic 64-pixel PNGs (parquet
+manifests, as Hub datasets store them, with a few duplicates): images per second
+for unification alone (load, align, check, hash, de-duplicate, split) and with
+`save_to_disk`, from a cold `datasets` cache.
 
 `train` measures training throughput (images per second) in one run, on one
 model, batch size and data: (a) the bare model (forward, backward and the
@@ -396,6 +402,76 @@ def cmd_train(args) -> dict:
     return summary
 
 
+def _synthetic_pngs(n: int, size: int, seed: int) -> tuple[list[bytes], list[str]]:
+    """n distinct PNGs of smooth shapes (a few KB each, like scans), labels "0" … "9"."""
+    import io
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    images, labels = [], []
+    for i in range(n):
+        cx, cy, r = rng.uniform(size * 0.2, size * 0.8, 2).tolist() + [rng.uniform(size * 0.1, size * 0.4)]
+        disc = ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r).astype(np.uint8)
+        pixels = 245 - disc * rng.integers(120, 230) - (xx * rng.integers(0, 3)).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels.astype(np.uint8), mode="L").convert("RGB").save(buffer, format="PNG")
+        images.append(buffer.getvalue())
+        labels.append(str(i % 10))
+    return images, labels
+
+
+def cmd_prepare(args) -> dict:
+    import datasets
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.data import save_dataset, unify
+    from polyglot_vision.labels import LabelSpace
+
+    datasets.disable_caching()  # every run checks every image: no result comes from an earlier run's cache
+    datasets.disable_progress_bars()
+    work = Path(tempfile.mkdtemp(prefix="bench-prepare-"))
+    languages = ["en", "fr", "hi", "ar", "zh", "th", "de", "bn"][: args.sources]
+    per_source = args.images // args.sources
+    sources = []
+    started = time.perf_counter()
+    for k, lang in enumerate(languages):
+        images, labels = _synthetic_pngs(per_source, args.size, seed=k)
+        images[-args.duplicates:] = images[: args.duplicates]  # planted duplicates
+        features = Features({"image": ImageFeature(), "label": Value("string")})
+        Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in images], "label": labels},
+                          features=features).to_parquet(str(work / f"{lang}.parquet"))
+        sources.append({"name": f"synthetic-{lang}", "path": str(work / f"{lang}.parquet"), "language": lang})
+    print(f"wrote {per_source * len(languages)} PNGs of {args.size} px in {time.perf_counter() - started:.1f} s",
+          file=sys.stderr)
+    recipe = recipe_from_dict({
+        "model_config": {"model_type": "resnet"}, "label_space": "recipes/labels/digits.yaml", "sources": sources,
+        "output_dir": str(work / "out"), "num_proc": args.num_proc,
+    })
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    n = per_source * len(languages)
+    started = time.perf_counter()
+    unified = unify(recipe.data, label_space)
+    unify_s = time.perf_counter() - started
+    save_dataset(unified.dataset, work / "dataset")
+    total_s = time.perf_counter() - started
+    import os
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "images": n, "image_size": args.size, "sources": len(languages),
+        "duplicates_removed": unified.report["duplicates"]["removed"],
+        "unify_seconds": round(unify_s, 2), "unify_images_per_second": round(n / unify_s, 1),
+        "prepare_seconds": round(total_s, 2), "prepare_images_per_second": round(n / total_s, 1),
+        "num_proc": args.num_proc, "cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    print(f"prepare: {result['prepare_images_per_second']:.0f} images/s with save_to_disk "
+          f"({result['unify_images_per_second']:.0f} images/s to unify), {n} images of {args.size} px", file=sys.stderr)
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -414,6 +490,14 @@ def main(argv=None) -> int:
     p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("prepare", help="images per second of `prepare` on synthetic 64-pixel PNGs")
+    p.add_argument("--images", type=int, default=40_000, help="PNGs in all, spread over the sources")
+    p.add_argument("--sources", type=int, default=4)
+    p.add_argument("--size", type=int, default=64, help="side of the PNGs in pixels")
+    p.add_argument("--duplicates", type=int, default=50, help="planted copies per source")
+    p.add_argument("--num-proc", type=int, default=None, help="processes for the image checks (default: automatic)")
+    p.add_argument("--output", help="write the JSON here too")
+    p.set_defaults(func=cmd_prepare)
     args = parser.parse_args(argv)
     result = args.func(args)
     text = json.dumps(result, indent=2, ensure_ascii=False)

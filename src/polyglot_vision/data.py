@@ -2,18 +2,23 @@
 
 Each source (a Hub id, an image folder, a parquet / CSV / JSONL manifest or a
 `save_to_disk` folder) is loaded with `datasets`, its labels are aligned onto
-the `LabelSpace`, it is tagged with language, script and source name, and all
-sources are merged and split train / validation / test, stratified by
-(concept, language).
+the `LabelSpace` (alignment.py), every image is checked, converted when it must
+be and hashed (images.py), identical images are kept once across all sources,
+and the result is split train / validation / test, stratified by (concept,
+language); a source's own test split stays the test split. `unify` also returns
+the report that `prepare` writes beside the dataset.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +36,10 @@ from datasets import (
     load_from_disk,
 )
 
-from .configs import DataArguments, SourceConfig
+from .alignment import align_sources, alignment_rows
+from .configs import DataArguments, SourceConfig, infer_script
 from .errors import UserError, first_line
+from .images import check_batch, problem_kind
 from .labels import LabelSpace
 from .modeling import processor_input_size
 
@@ -42,7 +49,13 @@ SPLITS = ("train", "validation", "test")
 # Metadata columns that metrics are broken down by.
 GROUP_COLUMNS = ("script", "language", "source")
 MANIFEST_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
-
+POOL = "pool"  # images of sources without their own splits, split by `stratified_split`
+# Which copy of a duplicated image is kept: one in a source's own test split first, so
+# that test sets stay whole and no copy of a test image is trained on.
+ROLE_PRIORITY = {"test": 0, "validation": 1, "train": 2, POOL: 3}
+# Sources this large are checked by several processes.
+PARALLEL_FROM = 20_000
+CHECK_COLUMNS = ("_hash", "_problem", "_file")
 
 def unified_features(label_space: LabelSpace) -> Features:
     return Features(
@@ -56,103 +69,378 @@ def unified_features(label_space: LabelSpace) -> Features:
     )
 
 
-def infer_script(language: str) -> str:
-    """The usual ISO 15924 script of a BCP-47 language (`hi` -> `Deva`)."""
-    import langcodes
-
-    try:
-        return langcodes.Language.get(language).maximize().script or "Zyyy"
-    except (langcodes.LanguageTagError, ValueError):
-        return "Zyyy"
+# ---- loading ------------------------------------------------------------------------------------
 
 
-def _load_local(path: Path, source: SourceConfig) -> Dataset:
+def _load_local(path: Path, source: SourceConfig, split: str) -> Dataset:
     if path.is_file():
         builder = MANIFEST_BUILDERS.get(path.suffix.lower())
         if builder is None:
             raise UserError(f"source '{source.name}': cannot read {path} (expected .parquet, .csv, .jsonl or a folder)")
+        if split != "train":
+            raise UserError(f"source '{source.name}': {path} is one file, one split; `split: {split}` needs a folder")
         return load_dataset(builder, data_files=str(path), split="train")
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         loaded = load_from_disk(str(path))
         if isinstance(loaded, DatasetDict):
-            if source.split not in loaded:
-                raise UserError(f"source '{source.name}': split '{source.split}' not in {path} ({', '.join(loaded)})")
-            loaded = loaded[source.split]
+            if split not in loaded:
+                raise UserError(f"source '{source.name}': split '{split}' not in {path} ({', '.join(loaded)})")
+            loaded = loaded[split]
         return loaded
     for suffix, builder in MANIFEST_BUILDERS.items():
         files = sorted(str(p) for p in path.glob(f"*{suffix}"))
         if files:
             return load_dataset(builder, data_files=files, split="train")
-    return load_dataset("imagefolder", data_dir=str(path), split="train")
+    return load_dataset("imagefolder", data_dir=str(path), split=split)
 
 
-def load_source(source: SourceConfig) -> Dataset:
-    """Load one source with `datasets`, as-is (its own column names and labels)."""
+def source_base_dir(source: SourceConfig) -> str | None:
+    """Folder that relative image paths in a manifest are read from: the manifest's own."""
     path = Path(source.path)
-    if path.exists():
-        dataset = _load_local(path, source)
-    elif source.path.startswith((".", "/", "~")) or source.path.count("/") != 1:
-        raise UserError(f"source '{source.name}': path {source.path} does not exist")
-    else:
-        try:
-            dataset = load_dataset(source.path, name=source.config, split=source.split, revision=source.revision)
-        except Exception as err:  # offline, private or misspelt: the user must see which source
-            reason = first_line(err)
-            raise UserError(
-                f"source '{source.name}': {source.path} is neither a local path nor a loadable Hub dataset ({reason})"
-            ) from None
+    if not path.exists():
+        return None
+    return str((path.parent if path.is_file() else path).resolve())
+
+
+def load_source(source: SourceConfig, split: str | None = None) -> Dataset:
+    """Load one split of one source with `datasets`, as-is (its own column names and labels)."""
+    split = split or (source.split if isinstance(source.split, str) else "train")
+    path = Path(source.path)
+    try:
+        if path.exists():
+            dataset = _load_local(path, source, split)
+        elif source.path.startswith((".", "/", "~")) or source.path.count("/") != 1:
+            raise UserError(f"source '{source.name}': path {source.path} does not exist")
+        else:
+            dataset = load_dataset(source.path, name=source.config, split=split, revision=source.revision)
+    except UserError:
+        raise
+    except ValueError as err:
+        if "corresponds to no data" not in str(err):  # a manifest with a header and no rows is an empty source
+            raise UserError(f"source '{source.name}': {source.path} (split {split}) is not readable ({first_line(err)})") from None
+        dataset = Dataset.from_dict({source.image_column: [], source.label_column: []},
+                                    features=Features({source.image_column: Value("string"),
+                                                       source.label_column: Value("string")}))
+    except Exception as err:  # offline, private, misspelt or unreadable: the user must see which source
+        reason = first_line(err)
+        where = "a loadable Hub dataset" if not path.exists() else "readable"
+        raise UserError(f"source '{source.name}': {source.path} (split {split}) is not {where} ({reason})") from None
     for role, column in (("image", source.image_column), ("label", source.label_column)):
         if column not in dataset.column_names:
             raise UserError(
                 f"source '{source.name}': {role} column '{column}' not found in {source.path} "
                 f"(columns: {', '.join(dataset.column_names)})"
             )
+    feature = dataset.features[source.image_column]
+    if not isinstance(feature, Image) and not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")) \
+            and not isinstance(feature, dict):
+        raise UserError(
+            f"source '{source.name}': image column '{source.image_column}' holds {feature}, not images or file paths"
+        )
     if source.max_samples is not None and source.max_samples < len(dataset):
         # A seeded random subset: files are often sorted by class.
         dataset = dataset.shuffle(seed=0).select(range(source.max_samples)).flatten_indices()
     return dataset
 
 
+def source_parts(source: SourceConfig) -> dict[str, Dataset]:
+    """{role: Dataset}: `pool` for a source split by `prepare`, else its own train / validation / test."""
+    if not source.own_splits:
+        return {POOL: load_source(source)}
+    return {role: load_source(source, split) for role, split in source.own_splits.items()}
+
+
 def _raw_labels(dataset: Dataset, column: str) -> list:
     """Label values as their community wrote them (ClassLabel ids become their names)."""
-    values = dataset[column]
+    values = dataset.with_format("arrow")[column].to_pylist()
     feature = dataset.features[column]
     if isinstance(feature, ClassLabel):
-        return [feature.int2str(v) for v in values]
+        return [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
     return list(values)
 
 
 def _hashable(label):
-    # Float labels such as 7.0 from a CSV are still the integer they name.
-    if isinstance(label, float) and label.is_integer():
-        return int(label)
+    """7.0 from a CSV is the integer 7; NaN and empty cells are no label; text is stripped."""
+    if isinstance(label, float):
+        if math.isnan(label):
+            return None
+        return int(label) if label.is_integer() else label
+    if isinstance(label, str):
+        return label.strip() or None
     return label
 
 
-def align_source(dataset: Dataset, source: SourceConfig, label_space: LabelSpace) -> tuple[Dataset, dict, list]:
-    """Map one source's labels onto concept ids; return (dataset, alignment, unmapped labels)."""
-    raw = [_hashable(v) for v in _raw_labels(dataset, source.label_column)]
-    alignment = label_space.align(sorted(set(raw), key=str), language=source.language, label_map=source.label_map)
-    unmapped = [label for label, match in alignment.items() if match is None]
-    if unmapped:
-        return dataset, alignment, unmapped
-    index = {cid: i for i, cid in enumerate(label_space.ids)}
-    concepts = [index[alignment[v].concept] for v in raw]
-    script = source.script or infer_script(source.language)
-    n = len(dataset)
-    keep = [c for c in dataset.column_names if c == source.image_column]
-    dataset = dataset.select_columns(keep)
+def _labels_of(dataset: Dataset, source: SourceConfig) -> list:
+    labels = [_hashable(v) for v in _raw_labels(dataset, source.label_column)]
+    bad = next((v for v in labels if isinstance(v, (list, dict, bytes))), None)
+    if bad is not None:
+        raise UserError(
+            f"source '{source.name}': label column '{source.label_column}' holds {type(bad).__name__} values "
+            f"such as {bad!r}; one label per image is expected"
+        )
+    return labels
+
+
+# ---- checking images ----------------------------------------------------------------------------
+
+
+def _num_proc(data_args: DataArguments, n: int) -> int | None:
+    if data_args.num_proc is not None:
+        return data_args.num_proc if data_args.num_proc > 1 else None
+    cores = os.cpu_count() or 1
+    return min(cores, 8) if cores > 1 and n >= PARALLEL_FROM else None
+
+
+def column(dataset: Dataset, name: str) -> list:
+    """One column as a Python list, read through Arrow (iterating a `datasets` column formats row by row)."""
+    return dataset.with_format("arrow")[name].to_pylist()
+
+
+def select(dataset: Dataset, indices) -> Dataset:
+    """`Dataset.select` with a fingerprint made from the indices' bytes (datasets would pickle the list)."""
+    import hashlib
+
+    indices = np.asarray(indices, dtype=np.int64)
+    digest = hashlib.blake2b(dataset._fingerprint.encode() + indices.tobytes(), digest_size=16).hexdigest()
+    return dataset.select(indices, new_fingerprint=digest)
+
+
+def _check_rows(images: list, indices: list, *, concepts: np.ndarray, constants: dict, base_dir: str | None) -> dict:
+    batch = check_batch(images, base_dir=base_dir)
+    n = len(images)
+    batch["label"] = concepts[indices].tolist()
+    for name, value in constants.items():
+        batch[name] = [value] * n
+    return batch
+
+
+CHECKED_FEATURES = Features({
+    "image": Image(), "label": Value("int64"), "language": Value("string"), "script": Value("string"),
+    "source": Value("string"), "_hash": Value("string"), "_problem": Value("string"), "_file": Value("string"),
+})
+# Part of the fingerprint of checked images: change it when the checks change, so caches are not reused.
+CHECK_VERSION = "images-v1"
+
+
+def checked_part(dataset: Dataset, source: SourceConfig, concepts: list, data_args: DataArguments) -> Dataset:
+    """The unified columns plus `_hash`, `_problem`, `_file` for one part of a source.
+
+    `concepts` holds each row's concept index, or -1 where the row has no usable label.
+    The image bytes are copied as they are; only images that need converting are re-encoded.
+    The fingerprint is computed here from the input's own and the labels, which is much
+    cheaper than letting `datasets` hash the arguments, and lets a second run reuse the cache.
+    """
+    import hashlib
+
+    dataset = dataset.select_columns([source.image_column])
     if source.image_column != "image":
         dataset = dataset.rename_column(source.image_column, "image")
-    dataset = dataset.cast_column("image", Image())
-    for name, values in (
-        ("label", concepts),
-        ("language", [source.language] * n),
-        ("script", [script] * n),
-        ("source", [source.name] * n),
-    ):
-        dataset = dataset.add_column(name, values)
-    return dataset.cast(unified_features(label_space)), alignment, []
+    dataset = dataset.cast_column("image", Image(decode=False))
+    concepts = np.asarray(concepts, dtype=np.int64)
+    constants = {"language": source.language, "script": source.script or infer_script(source.language),
+                 "source": source.name}
+    base_dir = source_base_dir(source)
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (CHECK_VERSION, dataset._fingerprint, repr(sorted(constants.items())), str(base_dir)):
+        digest.update(part.encode())
+    digest.update(concepts.tobytes())
+    check = partial(_check_rows, concepts=concepts, constants=constants, base_dir=base_dir)
+    return dataset.map(check, input_columns=["image"], with_indices=True, batched=True, batch_size=500,
+                       features=CHECKED_FEATURES, remove_columns=["image"], num_proc=_num_proc(data_args, len(dataset)),
+                       new_fingerprint=digest.hexdigest(), desc=f"Checking images of {source.name}")
+
+
+# ---- unification --------------------------------------------------------------------------------
+
+
+@dataclass
+class Unified:
+    dataset: DatasetDict
+    report: dict
+    label_space: LabelSpace
+
+
+def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
+    """Load, align, check, de-duplicate, merge and split every source of a recipe; with the report."""
+    loaded = {source.name: source_parts(source) for source in data_args.sources}
+    raw = {name: {role: _labels_of(part, src) for role, part in parts.items()}
+           for (name, parts), src in zip(loaded.items(), data_args.sources)}
+    label_counts = {name: Counter(v for labels in roles.values() for v in labels if v is not None)
+                    for name, roles in raw.items()}
+    alignments = align_sources(label_counts, data_args, label_space)
+    index = {cid: i for i, cid in enumerate(label_space.ids)}
+
+    pieces, stats = [], {}
+    for source in data_args.sources:
+        matches = alignments[source.name].matches
+        stat = stats[source.name] = {"read": 0, "bad_images": 0, "bad_by_kind": Counter(), "unlabelled": 0,
+                                     "dropped_labels": 0, "duplicates": 0, "kept": 0}
+        for role, part in loaded[source.name].items():
+            labels = raw[source.name][role]
+            concepts = [index[matches[v].concept] if v is not None and matches.get(v) else -1 for v in labels]
+            stat["read"] += len(part)
+            stat["unlabelled"] += sum(v is None for v in labels)
+            stat["dropped_labels"] += sum(v is not None and not matches.get(v) for v in labels)
+            if not len(part):
+                continue
+            checked = checked_part(part, source, concepts, data_args)
+            problems = column(checked, "_problem")
+            bad = [i for i, p in enumerate(problems) if p is not None]
+            if bad and data_args.on_bad_image == "error":
+                first = bad[0]
+                raise UserError(
+                    f"source '{source.name}': image {column(checked, '_file')[first] or f'#{first}'}: {problems[first]} "
+                    f"({len(bad)} bad image(s) in this source); set `on_bad_image: skip` to leave them out"
+                )
+            stat["bad_images"] += len(bad)
+            stat["bad_by_kind"].update(problem_kind(problems[i]) for i in bad)
+            usable = np.flatnonzero((np.asarray([p is None for p in problems], dtype=bool))
+                                    & (np.asarray(concepts) >= 0))
+            pieces.append((source, role, select(checked, usable)))
+        if stat["unlabelled"] and data_args.on_bad_image == "error":
+            raise UserError(f"source '{source.name}': {stat['unlabelled']} image(s) without a label in column "
+                            f"'{source.label_column}'; set `on_bad_image: skip` to leave them out")
+        if not sum(len(d) for s, _, d in pieces if s is source):
+            if data_args.on_bad_image == "error":
+                raise UserError(f"source '{source.name}': no usable images in {source.path}")
+            logger.warning("source %s: no usable images in %s", source.name, source.path)
+    if not any(len(d) for _, _, d in pieces):
+        counts = "; ".join(f"{name}: {row['read']} read, {row['bad_images']} bad, {row['unlabelled']} unlabelled, "
+                           f"{row['dropped_labels']} with dropped labels" for name, row in stats.items())
+        raise UserError(f"no usable images in any source ({counts})")
+
+    kept, duplicates = deduplicate(pieces) if data_args.deduplicate else ({id(d): None for *_, d in pieces}, {})
+    parts = defaultdict(list)
+    for source, role, dataset in pieces:
+        selection = kept[id(dataset)]
+        if selection is not None:
+            stats[source.name]["duplicates"] += len(dataset) - len(selection)
+            dataset = select(dataset, selection)
+        stats[source.name]["kept"] += len(dataset)
+        parts[role].append((source, dataset))
+    dataset = _assemble(parts, data_args, label_space)
+    report = build_report(data_args, label_space, alignments, stats, duplicates, dataset)
+    return Unified(dataset, report, label_space)
+
+
+def deduplicate(pieces: list) -> tuple[dict, dict]:
+    """Keep one copy of every image hash across all pieces; ({id(piece): kept row indices}, counts).
+
+    The copy kept is the one in a source's own test split if there is one, else in its own
+    validation split, else the first in recipe order; every other copy is removed, so no
+    image can sit in train and test at once.
+    """
+    order = sorted(range(len(pieces)), key=lambda i: ROLE_PRIORITY[pieces[i][1]])
+    first: dict[str, tuple[int, int]] = {}  # hash -> (piece, concept) of the copy kept
+    kept: dict[int, list[int]] = {}
+    counts = Counter(within_source=0, across_sources=0, across_splits=0, label_conflicts=0)
+    for i in order:
+        source, role, dataset = pieces[i]
+        rows = []
+        for row, (digest, label) in enumerate(zip(column(dataset, "_hash"), column(dataset, "label"))):
+            owner = first.get(digest)
+            if owner is None:
+                first[digest] = (i, label)
+                rows.append(row)
+                continue
+            other_source, other_role, _ = pieces[owner[0]]
+            counts["within_source" if other_source is source else "across_sources"] += 1
+            counts["across_splits"] += other_role != role
+            counts["label_conflicts"] += owner[1] != label
+        kept[id(dataset)] = rows
+    counts["removed"] = counts["within_source"] + counts["across_sources"]
+    return kept, dict(counts)
+
+
+def _assemble(parts: dict, data_args: DataArguments, label_space: LabelSpace) -> DatasetDict:
+    """Pool -> stratified train / validation / test; own splits kept; all in the unified schema."""
+    features = unified_features(label_space)
+    splits: dict[str, list[Dataset]] = {split: [] for split in SPLITS}
+    pool = [d for _, d in parts.get(POOL, []) if len(d)]
+    if pool:
+        for split, part in stratified_split(concatenate_datasets(pool), data_args.validation_fraction,
+                                            data_args.test_fraction, data_args.split_seed).items():
+            splits[split].append(part)
+    own_validation = {s.name for s, _ in parts.get("validation", [])}
+    for role in ("train", "validation", "test"):
+        for source, dataset in parts.get(role, []):
+            if role == "train" and source.name not in own_validation and len(dataset):
+                # A source with train (and test) but no validation: carve validation out of its train split.
+                carved = stratified_split(dataset, data_args.validation_fraction, 0.0, data_args.split_seed)
+                splits["train"].append(carved["train"])
+                splits["validation"].append(carved["validation"])
+            else:
+                splits[role].append(dataset)
+
+    # An empty split is cut from real data: `save_to_disk` writes no table for `Dataset.from_dict({})`.
+    template = next(c for chunks in splits.values() for c in chunks if len(c))
+
+    def finish(chunks: list[Dataset]) -> Dataset:
+        chunks = [c for c in chunks if len(c)] or [select(template, [])]
+        merged = concatenate_datasets(chunks).remove_columns(list(CHECK_COLUMNS))
+        return merged.cast_column("label", features["label"])
+
+    return DatasetDict({split: finish(chunks) for split, chunks in splits.items()})
+
+
+def build_report(data_args: DataArguments, label_space: LabelSpace, alignments: dict, stats: dict,
+                 duplicates: dict, dataset: DatasetDict) -> dict:
+    """What `prepare` did, for alignment_report.json / .md and the dataset card."""
+    from .embeddings import load_backend
+
+    names = label_space.ids
+    splits = {}
+    for split, part in dataset.items():
+        languages, labels = column(part, "language"), column(part, "label")
+        splits[split] = {
+            "images": len(part),
+            "by_language": dict(sorted(Counter(languages).items())),
+            "by_concept": {names[c]: n for c, n in sorted(Counter(labels).items())},
+            "by_source": dict(Counter(column(part, "source"))),
+        }
+    languages = sorted({lang for row in splits.values() for lang in row["by_language"]})
+    train_languages = splits["train"]["by_language"]
+    weights = dict(zip(train_languages, group_probabilities(list(train_languages.values()),
+                                                            data_args.sampler_temperature)))
+    backend = load_backend(data_args.label_embeddings)
+    return {
+        "label_space": data_args.label_space,
+        "embedding_backend": backend.name if backend is not None else None,
+        "embedding_threshold": data_args.embedding_threshold if backend is not None else None,
+        "unmapped_labels": data_args.unmapped_labels,
+        "on_bad_image": data_args.on_bad_image,
+        "concepts": names,
+        "languages": languages,
+        "alignment": alignment_rows(alignments),
+        "sources": {name: {**row, "bad_by_kind": dict(row["bad_by_kind"])} for name, row in stats.items()},
+        "source_info": [
+            {"name": s.name, "path": s.path, "language": s.language, "script": s.script, "license": s.license,
+             "weight": s.weight, "split": s.split}
+            for s in data_args.sources
+        ],
+        "duplicates": {"removed": 0, "within_source": 0, "across_sources": 0, "across_splits": 0,
+                       "label_conflicts": 0, **duplicates},
+        "splits": splits,
+        "language_sampling": {
+            "temperature": data_args.sampler_temperature,
+            "languages": {lang: {"images": n, "probability": round(float(weights[lang]), 6)}
+                          for lang, n in train_languages.items()},
+        },
+    }
+
+
+def group_probabilities(sizes: list[int], temperature: float) -> np.ndarray:
+    """Share of draws of each group, ∝ n^τ (the balanced sampler's, per group)."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    if not len(sizes):
+        return sizes
+    weights = sizes**temperature
+    return weights / weights.sum()
+
+
+def build_dataset(data_args: DataArguments, label_space: LabelSpace) -> DatasetDict:
+    """Load, align, check, de-duplicate, merge and split every source of a recipe."""
+    return unify(data_args, label_space).dataset
 
 
 def stratified_split(dataset: Dataset, validation_fraction: float, test_fraction: float, seed: int) -> DatasetDict:
@@ -162,7 +450,7 @@ def stratified_split(dataset: Dataset, validation_fraction: float, test_fraction
     stratifies one column and refuses strata with a single example.
     """
     strata: dict[tuple, list[int]] = defaultdict(list)
-    for i, key in enumerate(zip(dataset["label"], dataset["language"])):
+    for i, key in enumerate(zip(column(dataset, "label"), column(dataset, "language"))):
         strata[key].append(i)
     rng = np.random.default_rng(seed)
     parts: dict[str, list[int]] = {split: [] for split in SPLITS}
@@ -173,43 +461,23 @@ def stratified_split(dataset: Dataset, validation_fraction: float, test_fraction
         parts["test"].extend(indices[:n_test])
         parts["validation"].extend(indices[n_test : n_test + n_val])
         parts["train"].extend(indices[n_test + n_val :])
-    return DatasetDict({split: dataset.select(sorted(parts[split])) for split in SPLITS})
+    return DatasetDict({split: select(dataset, sorted(parts[split])) for split in SPLITS})
 
 
-def kept_sources(data_args: DataArguments) -> list[SourceConfig]:
-    """The recipe's sources less those written in a `holdout_scripts` script."""
-    holdout = set(data_args.holdout_scripts or ())
-    return [source for source in data_args.sources if (source.script or infer_script(source.language)) not in holdout]
+def save_dataset(dataset: DatasetDict, out_dir: str | Path, extra=None) -> Path:
+    """`save_to_disk` into a temporary sibling, then rename: never a half-written dataset.
 
-
-def build_dataset(data_args: DataArguments, label_space: LabelSpace) -> DatasetDict:
-    """Load, align, merge and split every source of a recipe."""
-    aligned, problems = [], []
-    for source in kept_sources(data_args):
-        dataset = load_source(source)
-        dataset, alignment, unmapped = align_source(dataset, source, label_space)
-        if unmapped:
-            problems.extend(f"{label!r} (source '{source.name}')" for label in unmapped)
-            continue
-        methods = sorted({m.method for m in alignment.values()})
-        logger.info("source %s: %d images, %d labels aligned by %s", source.name, len(dataset), len(alignment), methods)
-        aligned.append(dataset)
-    if problems:
-        raise UserError(
-            f"unmappable label(s) for registry {data_args.label_space}: {', '.join(problems)}; "
-            "add them to the registry or give the source a label_map"
-        )
-    merged = concatenate_datasets(aligned)
-    return stratified_split(merged, data_args.validation_fraction, data_args.test_fraction, data_args.split_seed)
-
-
-def save_dataset(dataset: DatasetDict, out_dir: str | Path) -> Path:
-    """`save_to_disk` into a temporary sibling, then rename: never a half-written dataset."""
+    `extra(folder)` writes the files that belong beside the data (report, card) into the
+    temporary folder before the rename, so they appear together with it or not at all.
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        dataset.save_to_disk(str(tmp / "dataset"))
+        # One shard for an empty split: left to itself, `save_to_disk` writes none, which it cannot load back.
+        dataset.save_to_disk(str(tmp / "dataset"), num_shards={name: 1 for name, part in dataset.items() if not len(part)})
+        if extra is not None:
+            extra(tmp / "dataset")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp / "dataset", out_dir)
@@ -222,7 +490,7 @@ def split_counts(dataset: DatasetDict) -> dict[str, dict[str, int]]:
     """Images per split and source, for logs and reports."""
     counts: dict[str, dict[str, int]] = {}
     for split, part in dataset.items():
-        sources, n = np.unique(part["source"], return_counts=True)
+        sources, n = np.unique(column(part, "source"), return_counts=True)
         counts[split] = {str(s): int(c) for s, c in zip(sources, n)}
     return counts
 
@@ -260,7 +528,7 @@ def collate(examples: list[dict] | dict) -> dict[str, torch.Tensor]:
     if isinstance(examples, dict):
         return examples
     return {
-        "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
+        "pixel_values": torch.stack([torch.as_tensor(e["pixel_values"]) for e in examples]),
         "labels": torch.tensor([int(e["label"]) for e in examples]),
     }
 

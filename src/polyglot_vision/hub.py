@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 import yaml
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
 from .errors import UserError, first_line
 
@@ -319,3 +319,128 @@ def finish_export(output_dir: str | Path, recipe, label_space, metrics: dict) ->
         url = push_model(output_dir, repo_id, private=getattr(args, "hub_private_repo", None), token=args.hub_token)
         print(f"Pushed to {url}", flush=True)
     return path
+
+
+# ---- the dataset card and the dataset push ----------------------------------------------------------
+
+DATASET_TAGS = ["polyglot-vision", "multilingual", "image-classification"]
+DATASET_FILES = ("README.md", "alignment_report.md", "alignment_report.json")
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "1M<n<10M"
+
+
+def _dataset_license(report: dict) -> str:
+    """One licence when every source has the same one; `other` when they differ or are not given."""
+    licences = {str(s.get("license") or "").strip().lower() for s in report["source_info"]}
+    return licences.pop() if len(licences) == 1 and "" not in licences and " " not in next(iter(licences)) else "other"
+
+
+def dataset_card_data(report: dict, label_space) -> DatasetCardData:
+    total = sum(row["images"] for row in report["splits"].values())
+    hub_sources = sorted({s["path"] for s in report["source_info"] if _is_hub_id(s["path"])})
+    languages = sorted({lang.split("-")[0].lower() for lang in report["languages"]})
+    return DatasetCardData(
+        language=languages,
+        license=_dataset_license(report),
+        task_categories=["image-classification"],
+        tags=list(DATASET_TAGS),
+        size_categories=[_size_category(total)],
+        source_datasets=hub_sources or None,
+        pretty_name=f"{label_space.name} images in {len(report['languages'])} languages",
+    )
+
+
+def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
+    """The dataset card of a prepared dataset: counts per language and concept, sources and licences, label names."""
+    data = dataset_card_data(report, label_space)
+    splits = list(report["splits"])
+    languages = report["languages"]
+    lines = [
+        f"# {name}",
+        "",
+        f"{sum(r['images'] for r in report['splits'].values())} images of the {len(label_space.ids)} concepts of "
+        f"the `{label_space.name}` label space, unified by polyglot-vision from {len(report['source_info'])} "
+        f"image sets labelled in {len(languages)} languages. Columns: `image`, `label` (a `ClassLabel` of concept "
+        "ids), `language` (BCP-47), `script` (ISO 15924), `source`.",
+        "",
+        "## Images per language",
+        "",
+        "| language | " + " | ".join(splits) + " |",
+        "|---|" + "---:|" * len(splits),
+    ]
+    for lang in languages:
+        lines.append(f"| {lang} | " + " | ".join(str(report["splits"][s]["by_language"].get(lang, 0)) for s in splits) + " |")
+    lines += ["", "## Images per concept", "", "| concept | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+    for concept in report["concepts"]:
+        lines.append(f"| {concept} | " + " | ".join(str(report["splits"][s]["by_concept"].get(concept, 0))
+                                                   for s in splits) + " |")
+    lines += ["", "## Sources", "", "| source | path | language | script | license | images kept |",
+              "|---|---|---|---|---|---:|"]
+    for source in report["source_info"]:
+        kept = report["sources"].get(source["name"], {}).get("kept", 0)
+        lines.append(f"| {source['name']} | {source['path']} | {source['language']} | {source['script']} | "
+                     f"{source.get('license') or 'not given'} | {kept} |")
+    dup = report["duplicates"]
+    bad = sum(row["bad_images"] for row in report["sources"].values())
+    lines += ["", f"Identical images were kept once ({dup['removed']} copies removed, none shared between splits); "
+              f"{bad} unreadable images were left out. See `alignment_report.md` for every source label, the "
+              "method that mapped it and its score."]
+    # The dataset's own languages first, then the registry's others, as far as a table stays readable.
+    shown = [lang for lang in languages if lang in label_space.languages]
+    shown += [lang for lang in label_space.languages if lang not in shown][: max(0, 12 - len(shown))]
+    lines += ["", "## Label names", "", "Names per language (\\* machine translation, † taken from a source):", "",
+              "| concept | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+    marks = {"machine": "\\*", "source": "†"}
+    for concept in label_space.concepts:
+        cells = [concept.names.get(lang, "") + marks.get(concept.origins.get(lang, "human"), "") if lang in concept.names
+                 else "" for lang in shown]
+        lines.append(f"| {concept.id} | " + " | ".join(cells) + " |")
+    lines += ["", "## Load it", "", "```python", "from datasets import load_dataset", "",
+              f'dataset = load_dataset("{name}")', 'names = dataset["train"].features["label"].names', "```", ""]
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def write_dataset_card(dataset_dir: str | Path, report: dict, label_space, name: str) -> Path:
+    path = Path(dataset_dir) / "README.md"
+    render_dataset_card(report, label_space, name).save(path)
+    return path
+
+
+def dataset_upload_plan(dataset_dir: str | Path) -> list[str]:
+    """What `prepare --push-to-hub` uploads: one parquet file per split (as `push_to_hub` writes them) and the card and reports."""
+    from datasets import load_from_disk
+
+    dataset_dir = Path(dataset_dir)
+    dataset = load_from_disk(str(dataset_dir))
+    files = [f"data/{split}-00000-of-00001.parquet ({len(part)} images)" for split, part in dataset.items() if len(part)]
+    return files + [name for name in DATASET_FILES if (dataset_dir / name).is_file()]
+
+
+def push_dataset(dataset_dir: str | Path, repo_id: str, private: bool | None = None, token: str | None = None) -> str:
+    """Push the prepared DatasetDict with `push_to_hub`, then the card (keeping the configs it wrote) and the reports."""
+    from datasets import load_from_disk
+    from huggingface_hub import HfApi
+
+    dataset_dir = Path(dataset_dir)
+    dataset = load_from_disk(str(dataset_dir))
+    ours = DatasetCard.load(dataset_dir / "README.md")
+    try:
+        dataset.push_to_hub(repo_id, private=private, token=token)
+        generated = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+        for key in ("configs", "dataset_info"):  # what the Hub's viewer and load_dataset read
+            if generated.data.get(key) is not None:
+                ours.data[key] = generated.data.get(key)
+        ours.push_to_hub(repo_id, repo_type="dataset", token=token)
+        api = HfApi(token=token)
+        for name in DATASET_FILES[1:]:
+            if (dataset_dir / name).is_file():
+                api.upload_file(path_or_fileobj=str(dataset_dir / name), path_in_repo=name, repo_id=repo_id,
+                                repo_type="dataset")
+    except Exception as err:  # offline, no token, no rights: one line that names the repository
+        raise UserError(f"push to {repo_id} failed ({first_line(err)})") from None
+    return f"https://huggingface.co/datasets/{repo_id}"

@@ -8,8 +8,13 @@ concept ids. It knows nothing about images or datasets; the data module calls
 
 Resolution order, first hit wins (``Match.method``):
 ``explicit`` label_map → ``id`` → exact ``name``/alias → ``normalised`` name/alias
-→ Unicode ``numeral`` → ``number_word`` (num2words, when installed).
-A label that two concepts could claim resolves to nothing rather than to a guess.
+→ Unicode ``numeral`` → ``number_word`` (num2words, when installed) → ``embedding``
+(one-to-one assignment of the labels left over, when a backend is given; see
+embeddings.py). A label that two concepts could claim resolves to nothing
+rather than to a guess.
+
+Each name records where it came from (``human``, ``machine`` translation or
+``source``): a registry entry is either a plain name or ``{name: …, origin: …}``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numbers
 import re
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -41,7 +46,8 @@ _ACCENTED_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
 # Arabic short-vowel marks and tatweel are optional in writing: "سَبْعَة" is "سبعة".
 _ARABIC_OPTIONAL = {chr(c) for c in range(0x064B, 0x0653)} | {"\u0640"}
 
-METHODS = ("explicit", "id", "name", "normalised", "numeral", "number_word")
+METHODS = ("explicit", "id", "name", "normalised", "numeral", "number_word", "embedding", "new")
+ORIGINS = ("human", "machine", "source")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class Concept:
     id: str
     names: dict[str, str]  # BCP-47 language -> display name
     aliases: dict[str, tuple[str, ...]]
+    origins: dict[str, str] = field(default_factory=dict)  # language -> where its name came from (ORIGINS)
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,7 @@ class LabelSpace:
 
         concepts: list[Concept] = []
         seen_ids: set[str] = set()
-        owner: dict[tuple[str, str], str] = {}  # (language, word) -> concept id
+        owner: dict[tuple[str, str], tuple[str, str]] = {}  # (language, normalised word) -> (concept, word)
         for position, raw in enumerate(raw_concepts, start=1):
             concept = _parse_concept(raw, position, source)
             if concept.id in seen_ids:
@@ -195,10 +202,12 @@ class LabelSpace:
             for lang, word in _words(concept):
                 if not _tag_is_valid(lang):
                     raise UserError(f"{source}: concept {concept.id!r}: invalid language tag {lang!r}")
-                other = owner.setdefault((_lang_key(lang), word), concept.id)
+                # "Chat" and "chat" are one name to a user: compare the normalised forms.
+                other, other_word = owner.setdefault((_lang_key(lang), normalise(word)), (concept.id, word))
                 if other != concept.id:
                     raise UserError(
-                        f"{source}: name {word!r} ({lang}) belongs to two concepts: {other!r} and {concept.id!r}"
+                        f"{source}: name {word!r} ({lang}) belongs to two concepts: {other!r} "
+                        f"({other_word!r}) and {concept.id!r}"
                     )
             concepts.append(concept)
         return cls(str(data.get("name", Path(source).stem)), default_language, concepts, source)
@@ -273,6 +282,80 @@ class LabelSpace:
                 self._checked_target(key, target)
         return {label: self.resolve(label, language, label_map) for label in dict.fromkeys(labels)}
 
+    def add_concept(self, concept_id: str, language: str, name: str) -> Concept:
+        """A new concept named by a source (`unmapped_labels: keep`); its name's origin is `source`."""
+        if concept_id in self._by_id:
+            raise UserError(f"label {name!r} would become concept {concept_id!r}, which {self.name!r} already has")
+        concept = Concept(concept_id, {language: name}, {}, {language: "source"})
+        self.concepts = (*self.concepts, concept)
+        self._by_id[concept_id] = concept
+        for key, index in ((name, self._exact), (normalise(name), self._normal)):
+            index[_lang_key(language)][key].add(concept_id)
+            index["*"][key].add(concept_id)
+        return concept
+
+    def concept_texts(self) -> list[tuple[str, str]]:
+        """(concept id, text) for every id, name and alias: what a label embedding is compared with."""
+        texts = []
+        for concept in self.concepts:
+            words = dict.fromkeys([concept.id, *(word for _, word in _words(concept))])
+            texts.extend((concept.id, word) for word in words)
+        return texts
+
+    def assign_by_embedding(self, labels: list[str], backend, threshold: float, exclude: Iterable[str] = ()) -> dict:
+        """One-to-one assignment of `labels` to concepts by embedding similarity (Hungarian algorithm).
+
+        A concept scores as its closest id, name or alias. Concepts in `exclude` (already
+        claimed by the source's other labels) take no part, so no two labels of a source
+        share a concept; pairs below `threshold` stay unmapped. Returns {label: Match | None}.
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        scores, concept_ids = self.similarity(labels, backend, exclude)
+        result: dict[str, Match | None] = {label: None for label in labels}
+        if not labels or not concept_ids:
+            return result
+        rows, cols = linear_sum_assignment(scores, maximize=True)
+        for row, col in zip(rows, cols):
+            if scores[row, col] >= threshold:
+                result[labels[row]] = Match(concept_ids[col], "embedding", round(float(scores[row, col]), 4))
+        return result
+
+    def similarity(self, labels: list[str], backend, exclude: Iterable[str] = ()):
+        """(labels × concepts cosine similarities, concept ids), a concept scoring as its closest text."""
+        import numpy as np
+
+        excluded = set(exclude)
+        pairs = [(cid, text) for cid, text in self.concept_texts() if cid not in excluded]
+        concept_ids = list(dict.fromkeys(cid for cid, _ in pairs))
+        if not labels or not pairs:
+            return np.zeros((len(labels), len(concept_ids))), concept_ids
+        text_scores = backend.embed([str(label) for label in labels]) @ backend.embed([t for _, t in pairs]).T
+        column = {cid: i for i, cid in enumerate(concept_ids)}
+        scores = np.full((len(labels), len(concept_ids)), -1.0)
+        for j, (cid, _) in enumerate(pairs):
+            scores[:, column[cid]] = np.maximum(scores[:, column[cid]], text_scores[:, j])
+        return scores, concept_ids
+
+    def suggest(self, label: Any, k: int = 3, backend=None) -> list[tuple[str, float]]:
+        """The `k` concepts closest to `label`: by embedding when a backend is given, else by spelling."""
+        if backend is not None:
+            scores, concept_ids = self.similarity([str(label)], backend)
+            order = scores[0].argsort()[::-1][:k]
+            return [(concept_ids[i], round(float(scores[0, i]), 2)) for i in order]
+        import difflib
+
+        target = normalise(label)
+        best: dict[str, float] = {}
+        for cid, text in self.concept_texts():
+            ratio = difflib.SequenceMatcher(None, target, normalise(text)).ratio()
+            best[cid] = max(best.get(cid, 0.0), ratio)
+        return [(cid, round(score, 2)) for cid, score in sorted(best.items(), key=lambda kv: -kv[1])[:k]]
+
+    def origin(self, concept_id: str, language: str) -> str:
+        """Where the concept's name in `language` came from: human, machine or source."""
+        return self._by_id[concept_id].origins.get(language, "human")
+
     def _checked_target(self, label: Any, target: Any) -> str:
         concept_id = _label_id(target)
         if concept_id not in self._by_id:
@@ -329,11 +412,22 @@ def _parse_concept(raw: Any, position: int, source: str) -> Concept:
     names = raw.get("names") or {}
     if not isinstance(names, Mapping):
         raise UserError(f"{where}: 'names' must map language -> name")
+    origins: dict[str, str] = {}
+    plain: dict[str, str] = {}
     for lang, name in names.items():
         _check_tag_type(lang, where)
+        if isinstance(name, Mapping):  # {name: chat, origin: machine}
+            origins[str(lang)] = str(name.get("origin", "human"))
+            if origins[str(lang)] not in ORIGINS:
+                raise UserError(
+                    f"{where}: origin of the {lang!r} name is {origins[str(lang)]!r}; use one of {', '.join(ORIGINS)}"
+                )
+            name = name.get("name")
         # YAML reads a bare `null`, `no` or `on` as a non-string: say so rather than store "None".
         if not isinstance(name, str) or not name.strip():
             raise UserError(f"{where}: name for {lang!r} is {name!r}, not text (quote it in YAML)")
+        plain[str(lang)] = name
+    names = plain
 
     aliases_raw = raw.get("aliases") or {}
     if not isinstance(aliases_raw, Mapping):
@@ -345,4 +439,4 @@ def _parse_concept(raw: Any, position: int, source: str) -> Concept:
         if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
             raise UserError(f"{where}: aliases for {lang!r} must be a list of text, got {values!r}")
         aliases[str(lang)] = tuple(v.strip() for v in values)
-    return Concept(concept_id, {str(k): v.strip() for k, v in names.items()}, aliases)
+    return Concept(concept_id, {str(k): v.strip() for k, v in names.items()}, aliases, origins)

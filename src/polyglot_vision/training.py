@@ -210,6 +210,8 @@ def train(recipe: Recipe) -> dict:
     """Run a recipe end to end; returns the test metrics."""
     args = recipe.training
     set_seed(args.seed)
+    if recipe.data.streaming:
+        return train_streaming(recipe)
 
     # Load datasets, model and image processor
     label_space, processor, cached = load_data(recipe)
@@ -234,5 +236,50 @@ def train(recipe: Recipe) -> dict:
         write_json(output_dir / "metrics.json", {"test": metrics, "recipe": recipe.path})
         finish_export(output_dir, recipe, label_space, metrics)  # model card, and the push when push_to_hub
         print(format_table(metrics), flush=True)
+        print(f"\nModel saved to {output_dir}", flush=True)
+    return metrics
+
+
+# Test images kept in memory from a streamed run (the train split is never materialised).
+STREAMING_TEST_IMAGES = 10_000
+
+
+def train_streaming(recipe: Recipe) -> dict:
+    """`train` for `streaming: true`: sources read while training, for sets larger than the disk.
+
+    The train split streams through the Trainer for `max_steps`; there is no balanced
+    sampler (it needs the whole split) and no evaluation during training; the first
+    STREAMING_TEST_IMAGES of the test split are cached and scored at the end.
+    """
+    from datasets import Dataset, DatasetDict
+
+    from .streaming import stream_pixels, streaming_splits
+
+    args = recipe.training
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    splits = streaming_splits(recipe.data, label_space)
+    processor = build_image_processor(recipe.model)
+    model = build_model(recipe.model, label_space)
+    train_stream = stream_pixels(splits["train"].shuffle(seed=args.seed, buffer_size=1_000), processor)
+    test_rows = list(splits["test"].take(STREAMING_TEST_IMAGES))
+    test = Dataset.from_list(test_rows, features=splits["test"].features) if test_rows else None
+    preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
+    trainer = PolyglotTrainer(model=model, args=args, train_dataset=train_stream, data_collator=collate,
+                              processing_class=processor, preprocessor=preprocessor)
+    train_result = trainer.train(resume_from_checkpoint=resolve_checkpoint(args))
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_model(args.output_dir)
+    metrics = {}
+    if trainer.is_world_process_zero():
+        if test is not None:
+            cached = cache_pixels(DatasetDict({"test": test}), processor)["test"]
+            metrics = evaluate_dataset(trainer.model, preprocessor, cached, args.per_device_eval_batch_size)
+            trainer.save_metrics("test", {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]})
+        output_dir = Path(args.output_dir)
+        write_json(output_dir / "metrics.json", {"test": metrics, "recipe": recipe.path})
+        finish_export(output_dir, recipe, label_space, metrics)
+        if metrics:
+            print(format_table(metrics), flush=True)
         print(f"\nModel saved to {output_dir}", flush=True)
     return metrics

@@ -21,7 +21,6 @@ import numpy as np
 from transformers import PrinterCallback, set_seed
 
 from .configs import Recipe, load_recipe
-from .data import kept_sources
 from .errors import UserError
 from .evaluation import predict_proba_dataset
 from .modeling import build_model
@@ -130,7 +129,7 @@ def transfer_matrix(
     overrides = dict(overrides or {})
     recipe = load_recipe(recipe_path, overrides)
     output_dir = Path(output_dir or Path(recipe.training.output_dir) / "transfer")
-    recipe_languages = sorted({source.language for source in kept_sources(recipe.data)})
+    recipe_languages = sorted({source.language for source in recipe.data.sources})
     if len(recipe_languages) < 2:
         raise UserError(f"recipe {recipe_path}: transfer needs at least two languages, found {', '.join(recipe_languages)}")
     start = time.monotonic()
