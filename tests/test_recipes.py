@@ -12,6 +12,8 @@ from polyglot_vision.labels import LabelSpace
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*/*.yaml"))
 RECIPES = [p for p in RECIPES if p.parent.name not in ("labels", "accelerate_configs")]
+ADAPTATION = REPO / "recipes" / "polydigits" / "adapt.yaml"  # a recipe plus adaptation keys
+RECIPES.remove(ADAPTATION)
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -34,3 +36,14 @@ def test_mnist_mix_uses_pretrained_checkpoints_and_keeps_test_splits(monkeypatch
     assert set(paths) >= {"ylecun/mnist", "MagedSaeed/MADBase", "ernestchu/emnist-digits", "DatarrX/myanmar-numeral-glyphs"}
     assert paths["ylecun/mnist"].own_splits == {"train": "train", "test": "test"}
     assert paths["DatarrX/myanmar-numeral-glyphs"].script == "Mymr"
+
+
+def test_adaptation_recipe_holds_its_script_out_of_the_base_model(monkeypatch):
+    from polyglot_vision.adaptation import load_adaptation
+
+    monkeypatch.chdir(REPO)
+    settings, base, recipe, _ = load_adaptation(ADAPTATION)
+    assert settings["shots"] == [1, 5, 20, 100]
+    assert [s.script for s in recipe.data.sources] == ["Thai"]
+    assert "Thai" not in {s.script for s in base.data.sources} and len(base.data.sources) == 14
+    assert recipe.model.model_name_or_path == base.training.output_dir

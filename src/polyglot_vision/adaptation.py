@@ -143,9 +143,8 @@ def render_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, output_dir: str | Path | None = None) -> dict:
-    """Fine-tune the base model and train from scratch for each k; test both. Returns the result dict."""
-    start = time.monotonic()
+def load_adaptation(recipe_path: str | Path, overrides: dict | None = None) -> tuple[dict, Recipe, Recipe, dict]:
+    """(adaptation settings, base recipe, recipe of the adaptation runs, its raw values) of an adaptation recipe."""
     raw = {**read_recipe(recipe_path), **(overrides or {})}
     settings = adapt_settings(raw, recipe_path)
     model_keys = sorted({"model_name_or_path", "model_config"} & set(raw))
@@ -155,6 +154,13 @@ def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, out
     recipe = recipe_from_file({**raw, "model_name_or_path": base.training.output_dir}, recipe_path)
     if recipe.training.max_steps <= 0:
         raise UserError(f"recipe {recipe_path}: set `max_steps`, the same training budget for every k")
+    return settings, base, recipe, raw
+
+
+def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, output_dir: str | Path | None = None) -> dict:
+    """Fine-tune the base model and train from scratch for each k; test both. Returns the result dict."""
+    start = time.monotonic()
+    settings, base, recipe, raw = load_adaptation(recipe_path, overrides)
     new_scripts = {source.script for source in recipe.data.sources}
     base_dir = ensure_base_model(base, settings["base_recipe"], new_scripts)
 

@@ -226,16 +226,23 @@ def train(recipe: Recipe) -> dict:
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
 
-    # Save model and processor, evaluate on the test split
+    return finish_run(trainer, recipe, label_space, cached["test"])
+
+
+def finish_run(trainer: PolyglotTrainer, recipe: Recipe, label_space: LabelSpace, test_split=None) -> dict:
+    """Save the model; on the main process test it on `test_split`, write metrics.json and the model card."""
+    args = recipe.training
     trainer.save_model(args.output_dir)
     metrics = {}
     if trainer.is_world_process_zero():
-        metrics = evaluate_dataset(trainer.model, trainer.preprocessor, cached["test"], args.per_device_eval_batch_size)
-        trainer.save_metrics("test", {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]})
+        if test_split is not None and len(test_split):
+            metrics = evaluate_dataset(trainer.model, trainer.preprocessor, test_split, args.per_device_eval_batch_size)
+            trainer.save_metrics("test", {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]})
         output_dir = Path(args.output_dir)
         write_json(output_dir / "metrics.json", {"test": metrics, "recipe": recipe.path})
         finish_export(output_dir, recipe, label_space, metrics)  # model card, and the push when push_to_hub
-        print(format_table(metrics), flush=True)
+        if metrics:
+            print(format_table(metrics), flush=True)
         print(f"\nModel saved to {output_dir}", flush=True)
     return metrics
 
@@ -251,7 +258,7 @@ def train_streaming(recipe: Recipe) -> dict:
     sampler (it needs the whole split) and no evaluation during training; the first
     STREAMING_TEST_IMAGES of the test split are cached and scored at the end.
     """
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset
 
     from .streaming import stream_pixels, streaming_splits
 
@@ -269,17 +276,5 @@ def train_streaming(recipe: Recipe) -> dict:
     train_result = trainer.train(resume_from_checkpoint=resolve_checkpoint(args))
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
-    trainer.save_model(args.output_dir)
-    metrics = {}
-    if trainer.is_world_process_zero():
-        if test is not None:
-            cached = cache_pixels(DatasetDict({"test": test}), processor)["test"]
-            metrics = evaluate_dataset(trainer.model, preprocessor, cached, args.per_device_eval_batch_size)
-            trainer.save_metrics("test", {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]})
-        output_dir = Path(args.output_dir)
-        write_json(output_dir / "metrics.json", {"test": metrics, "recipe": recipe.path})
-        finish_export(output_dir, recipe, label_space, metrics)
-        if metrics:
-            print(format_table(metrics), flush=True)
-        print(f"\nModel saved to {output_dir}", flush=True)
-    return metrics
+    test_split = cache_pixels(DatasetDict({"test": test}), processor)["test"] if test is not None else None
+    return finish_run(trainer, recipe, label_space, test_split)
