@@ -19,6 +19,17 @@ QUICKSTART = REPO / "recipes" / "polydigits" / "quickstart.yaml"
 CLI = [sys.executable, "-m", "polyglot_vision.cli"]
 
 
+def write_yaml(path: Path, data: dict) -> Path:
+    """Write a recipe or registry as a user would, keeping key order and any script."""
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# A 16-pixel ResNet of a few thousand weights: recipes over hand-made folders train it in seconds.
+TINY_MODEL = {"model_type": "resnet", "num_channels": 3, "image_size": 16, "embedding_size": 8,
+              "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"}
+
+
 def assert_clean_failure(run: subprocess.CompletedProcess, *culprits: str) -> None:
     """A user error: exit status 2, no traceback, one error line that names every culprit."""
     assert run.returncode == 2, (run.returncode, run.stderr[-1500:])
@@ -65,10 +76,7 @@ def tiny_recipe(polydigits_dir: Path, out_dir: Path, **overrides) -> dict:
 @pytest.fixture
 def write_recipe(polydigits_dir, tmp_path):
     def write(name: str = "recipe.yaml", **overrides) -> Path:
-        path = tmp_path / name
-        recipe = tiny_recipe(polydigits_dir, tmp_path / "model", **overrides)
-        path.write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        return path
+        return write_yaml(tmp_path / name, tiny_recipe(polydigits_dir, tmp_path / "model", **overrides))
 
     return write
 
@@ -102,8 +110,7 @@ def objects_dir(tmp_path_factory) -> Path:
 def objects_recipe(objects_dir: Path, out_dir: Path, **overrides) -> dict:
     """A recipe over the three object folders, with a tiny model."""
     recipe = {
-        "model_config": {"model_type": "resnet", "num_channels": 3, "image_size": 16, "embedding_size": 8,
-                         "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"},
+        "model_config": dict(TINY_MODEL),
         "label_space": str(LABELS / "objects.yaml"),
         "sources": [
             {"name": f"objects-{lang}", "path": str(objects_dir / lang), "language": lang, "license": "cc0-1.0"}
@@ -125,10 +132,7 @@ def objects_recipe(objects_dir: Path, out_dir: Path, **overrides) -> dict:
 @pytest.fixture
 def write_objects_recipe(objects_dir, tmp_path):
     def write(name: str = "objects.yaml", **overrides) -> Path:
-        path = tmp_path / name
-        recipe = objects_recipe(objects_dir, tmp_path / "model", **overrides)
-        path.write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        return path
+        return write_yaml(tmp_path / name, objects_recipe(objects_dir, tmp_path / "model", **overrides))
 
     return write
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from polyglot_vision.cli import main
 
-from conftest import LABELS, objects_recipe
+from conftest import LABELS, TINY_MODEL, objects_recipe, write_yaml
 
 def _png(image: Image.Image, **params) -> bytes:
     buffer = io.BytesIO()
@@ -84,8 +84,7 @@ def broken_folder(tmp_path_factory) -> Path:
 
 def digits_recipe(folder: Path, out: Path, **overrides) -> dict:
     recipe = {
-        "model_config": {"model_type": "resnet", "num_channels": 3, "image_size": 16, "embedding_size": 8,
-                         "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"},
+        "model_config": dict(TINY_MODEL),
         "label_space": str(LABELS / "digits.yaml"),
         "sources": [
             {"name": "scans", "path": str(folder / "manifest.csv"), "language": "en", "image_column": "file",
@@ -101,14 +100,9 @@ def digits_recipe(folder: Path, out: Path, **overrides) -> dict:
     return recipe
 
 
-def write(path: Path, recipe: dict) -> Path:
-    path.write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
-
-
 def test_bad_images_are_skipped_counted_and_convertible_ones_converted(broken_folder, tmp_path, capsys):
     out = tmp_path / "ds"
-    recipe = write(tmp_path / "recipe.yaml", digits_recipe(broken_folder, tmp_path))
+    recipe = write_yaml(tmp_path / "recipe.yaml", digits_recipe(broken_folder, tmp_path))
     assert main(["prepare", str(recipe), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "bad images skipped: scans=6" in printed
@@ -208,7 +202,7 @@ CASES = [
 def test_broken_input_gives_one_line(change, culprits, objects_dir, broken_folder, tmp_path, capsys):
     recipe = change(objects_recipe(objects_dir, tmp_path / "model"), tmp_path, broken_folder)
     out = tmp_path / "ds"
-    code = main(["prepare", str(write(tmp_path / "recipe.yaml", recipe)), "--output", str(out)])
+    code = main(["prepare", str(write_yaml(tmp_path / "recipe.yaml", recipe)), "--output", str(out)])
     err = capsys.readouterr().err
     assert code == 2, err
     lines = [line for line in err.splitlines() if line.startswith("polyglot-vision: error:")]
@@ -221,7 +215,7 @@ def test_broken_input_gives_one_line(change, culprits, objects_dir, broken_folde
 
 def test_unmapped_labels_come_with_suggestions_and_a_snippet(objects_dir, tmp_path, capsys):
     registry = _registry(tmp_path, lambda g: [c["names"].pop("de") for c in g["concepts"]])
-    recipe = write(tmp_path / "recipe.yaml", objects_recipe(objects_dir, tmp_path / "model", label_space=registry))
+    recipe = write_yaml(tmp_path / "recipe.yaml", objects_recipe(objects_dir, tmp_path / "model", label_space=registry))
     assert main(["prepare", str(recipe), "--output", str(tmp_path / "ds")]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     # Every German word, each with its closest concepts, and a label_map that YAML reads back.

@@ -9,20 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from conftest import assert_clean_failure
+
 CLI = [sys.executable, "-m", "polyglot_vision.cli"]
 
 
 def run_cli(*args):
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True)
-
-
-def assert_clean_failure(run, *culprits):
-    assert run.returncode == 2, (run.returncode, run.stderr[-1500:])
-    assert "Traceback" not in run.stderr
-    lines = [line for line in run.stderr.splitlines() if line.startswith("polyglot-vision: error:")]
-    assert len(lines) == 1, run.stderr
-    for culprit in culprits:
-        assert culprit in lines[0], (culprit, lines[0])
 
 
 def edit_recipe(path, change):

@@ -7,10 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 
-from conftest import CLI, assert_clean_failure, tiny_recipe
+from conftest import CLI, assert_clean_failure, tiny_recipe, write_yaml
 
 # Three sources, three scripts: enough for a matrix, small enough to be quick.
 SOURCES = ("latin-fr", "thai", "han")
@@ -22,17 +21,12 @@ def small_recipe(polydigits_dir: Path, out_dir: Path, sources=SOURCES, **overrid
     return recipe
 
 
-def write(path: Path, recipe: dict) -> Path:
-    path.write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
-
-
 def run_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True)
 
 
 def test_transfer_matrix_covers_every_train_and_test_language(polydigits_dir, tmp_path):
-    recipe = write(tmp_path / "recipe.yaml", small_recipe(polydigits_dir, tmp_path / "model"))
+    recipe = write_yaml(tmp_path / "recipe.yaml", small_recipe(polydigits_dir, tmp_path / "model"))
     out = tmp_path / "transfer"
     run = run_cli("transfer", recipe, "--steps", 2, "--leave-one-out", "--output-dir", out)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -60,7 +54,7 @@ def test_transfer_matrix_covers_every_train_and_test_language(polydigits_dir, tm
 
 
 def test_transfer_needs_two_languages(polydigits_dir, tmp_path):
-    recipe = write(tmp_path / "recipe.yaml", small_recipe(polydigits_dir, tmp_path / "model", sources=("thai",)))
+    recipe = write_yaml(tmp_path / "recipe.yaml", small_recipe(polydigits_dir, tmp_path / "model", sources=("thai",)))
     assert_clean_failure(run_cli("transfer", recipe, "--steps", 1), "at least two languages", "th")
     assert_clean_failure(run_cli("transfer", recipe, "--steps", 0), "--steps")
     assert not (tmp_path / "model").exists()
@@ -68,7 +62,7 @@ def test_transfer_needs_two_languages(polydigits_dir, tmp_path):
 
 @pytest.fixture
 def adapt_recipe(polydigits_dir, tmp_path):
-    base = write(tmp_path / "base.yaml", small_recipe(polydigits_dir, tmp_path / "unused"))
+    base = write_yaml(tmp_path / "base.yaml", small_recipe(polydigits_dir, tmp_path / "unused"))
     recipe = small_recipe(polydigits_dir, tmp_path / "adapt", sources=("thai",))
     del recipe["model_config"]  # the models come from the base recipe
     recipe.update(
@@ -80,7 +74,7 @@ def adapt_recipe(polydigits_dir, tmp_path):
     )
 
     def make(**changes) -> Path:
-        return write(tmp_path / "adapt.yaml", {**recipe, **changes})
+        return write_yaml(tmp_path / "adapt.yaml", {**recipe, **changes})
 
     return make
 

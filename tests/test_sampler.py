@@ -37,6 +37,17 @@ def test_build_sampler_reads_the_column():
     assert by_language[90:].sum() == pytest.approx(0.5)
 
 
+def test_source_weights_scale_each_source_share():
+    dataset = Dataset.from_dict({"language": GROUPS, "label": [0] * 100, "source": ["a"] * 50 + ["b"] * 50})
+    assert build_sampler(dataset, "none", 0.5, 0, {"a": 1.0, "b": 1}) is None  # all 1: the Trainer's own shuffle
+    weighted = build_sampler(dataset, "none", 0.5, 0, {"a": 1.0, "b": 3.0}).weights.numpy()
+    assert weighted[50:].sum() == pytest.approx(0.75)  # 50 images x 3 against 50 x 1
+    # with the language balance: en and fr each 0.5 (τ = 0), then source b (en 40 + fr 10) counts three times
+    both = build_sampler(dataset, "language", 0.0, 0, {"a": 1.0, "b": 3.0}).weights.numpy()
+    en_a, en_b, fr_b = 50 / 90 * 0.5, 40 / 90 * 0.5 * 3, 0.5 * 3
+    assert both[50:].sum() == pytest.approx((en_b + fr_b) / (en_a + en_b + fr_b))
+
+
 def test_the_trainer_draws_batches_from_the_sampler(tmp_path):
     from transformers import TrainingArguments
 

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
 from conftest import REPO, tiny_recipe
@@ -230,7 +229,7 @@ def test_a_language_hint_changes_the_answer_for_a_shared_shape(joint_model, caps
 
 
 def test_pixel_batches_read_what_the_dataset_holds(tmp_path):
-    from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, Image, Value, concatenate_datasets
+    from datasets import Array3D, ClassLabel, Dataset, Features, concatenate_datasets
 
     from polyglot_vision.data import PixelBatches, collate
 
