@@ -65,6 +65,37 @@ def test_batch_affine_moves_the_images_it_picks_and_leaves_the_others():
     assert moved.shape == x.shape and all(not torch.allclose(m, i) for m, i in zip(moved, x))
 
 
+def test_batch_affine_zooms_in_the_direction_it_says():
+    from polyglot_vision.augment import RandomBatchAffine
+
+    x = torch.zeros(2, 1, 32, 32)
+    x[..., 14:18, 14:18] = 1.0  # a 4 x 4 square in the middle
+    zoomed = RandomBatchAffine(degrees=0, translate=0, scale=(2.0, 2.0), shear=0, p=1.0)(x)
+    # Twice the size is four times the ink, still centred.
+    assert torch.allclose(zoomed.sum(dim=(1, 2, 3)), torch.full((2,), 64.0), rtol=0.05)
+    assert zoomed[..., 16, 16].min() == 1.0 and zoomed[..., 0, 0].max() == 0.0
+    turned = RandomBatchAffine(degrees=45, translate=0, scale=(1.0, 1.0), shear=0, p=1.0)(x)
+    assert torch.allclose(turned.sum(dim=(1, 2, 3)), torch.full((2,), 16.0), rtol=0.1)
+
+
+def test_normalising_before_geometric_ops_gives_the_same_batch():
+    from polyglot_vision.augment import BatchPreprocessor
+
+    pixels = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    preprocessor = BatchPreprocessor(mean, std, "crop+affine", (32, 32))
+    assert preprocessor.normalise_first and not BatchPreprocessor(mean, std, "affine+jitter").normalise_first
+    reference = (pixels.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(preprocessor(pixels), reference, atol=1e-5)
+    torch.manual_seed(3)
+    fast = preprocessor(pixels, augment=True)
+    torch.manual_seed(3)
+    clamped = preprocessor.augment(pixels.float() / 255).clamp(0, 1)
+    reference = (clamped - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(fast, reference, atol=1e-4)
+    assert pixels.dtype == torch.uint8  # the cached batch is left as it was
+
+
 def test_mixup_with_label_smoothing_trains_a_joint_model_with_layer_decay(polydigits_dir, tmp_path):
     from polyglot_vision.predictor import Predictor
 
@@ -247,3 +278,26 @@ def test_pixel_batches_read_what_the_dataset_holds(tmp_path):
     assert torch.equal(batch["labels"], expected["labels"])
     loader = torch.utils.data.DataLoader(batches, batch_size=3, sampler=order, collate_fn=collate)
     assert torch.equal(torch.cat([b["pixel_values"] for b in loader]), expected["pixel_values"])
+
+
+def test_gradient_clipping_returns_the_norm_before_and_clips_to_max_grad_norm(tmp_path):
+    from transformers import AutoConfig, AutoModelForImageClassification, TrainingArguments
+
+    from polyglot_vision.augment import BatchPreprocessor
+    from polyglot_vision.training import PolyglotTrainer
+
+    torch.manual_seed(0)
+    model = AutoModelForImageClassification.from_config(AutoConfig.for_model(
+        "resnet", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=10))
+    args = TrainingArguments(output_dir=str(tmp_path), max_grad_norm=0.5, use_cpu=True, report_to="none")
+    trainer = PolyglotTrainer(model=model, args=args, preprocessor=BatchPreprocessor([0.5] * 3, [0.5] * 3))
+    for step in range(2):  # the parameter list is taken at the first clip and reused
+        model(pixel_values=torch.randn(4, 3, 16, 16), labels=torch.randint(0, 10, (4,))).loss.mul(100).backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        before = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        returned = trainer._clip_grad_norm(model)
+        after = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        assert float(returned) == pytest.approx(float(before), rel=1e-5) and float(before) > 0.5
+        assert float(after) == pytest.approx(0.5, rel=1e-4)
+        model.zero_grad()
+    assert trainer.floating_point_ops({"pixel_values": torch.zeros(4, 3, 16, 16)}) == 6 * 4 * 3 * 16 * 16 * model.num_parameters()

@@ -12,6 +12,8 @@ has soft targets (rows of class probabilities) instead of class ids.
 
 from __future__ import annotations
 
+import functools
+
 import kornia.augmentation as K
 import torch
 from torch import nn
@@ -35,27 +37,34 @@ class RandomBatchAffine(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-
-        def uniform(low, high):
-            return torch.empty(n).uniform_(low, high)
-
-        angle = torch.deg2rad(uniform(-self.degrees, self.degrees))
-        shear_x, shear_y = (torch.tan(torch.deg2rad(uniform(-self.shear, self.shear))) for _ in range(2))
-        zoom = uniform(*self.scale)
-        # Output -> input sampling grid in [-1, 1] coordinates: the inverse of rotate · shear · zoom,
-        # and a shift of up to `translate` of the image (2 · translate in these units).
+        # One draw for the whole batch: angle, two shears, zoom, two shifts, and whether to move.
+        u = torch.rand(n, 7)
+        angle = torch.deg2rad((2 * u[:, 0] - 1) * self.degrees)
+        shear_x, shear_y = torch.tan(torch.deg2rad((2 * u[:, 1:3] - 1) * self.shear)).unbind(-1)
+        zoom = self.scale[0] + u[:, 3] * (self.scale[1] - self.scale[0])
+        shift = (2 * u[:, 4:6] - 1) * (2 * self.translate)  # up to `translate` of the image, in [-1, 1] units
+        # The sampling grid maps output to input coordinates: the inverse of zoom · rotate · shear,
+        # [[a, b], [c, d]], whose inverse is [[d, -b], [-c, a]] / (zoom · (1 - shear_x · shear_y)).
         cos, sin = torch.cos(angle), torch.sin(angle)
-        forward = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-        forward = forward @ torch.stack([torch.stack([torch.ones(n), shear_x], -1), torch.stack([shear_y, torch.ones(n)], -1)], -2)
-        forward = forward * zoom.view(n, 1, 1)
-        shift = torch.stack([uniform(-2 * self.translate, 2 * self.translate) for _ in range(2)], -1)
-        inverse = torch.linalg.inv(forward)
+        a, b = cos - sin * shear_y, cos * shear_x - sin
+        c, d = sin + cos * shear_y, sin * shear_x + cos
+        scale = 1.0 / (zoom * (1.0 - shear_x * shear_y))
+        inverse = torch.stack([d, -b, -c, a], -1).mul_(scale.unsqueeze(-1)).view(n, 2, 2)
         theta = torch.cat([inverse, -(inverse @ shift.unsqueeze(-1))], -1)
-        keep = torch.rand(n) >= self.p
-        theta[keep] = torch.eye(2, 3)
+        theta = torch.where((u[:, 6] >= self.p).view(n, 1, 1), torch.eye(2, 3), theta)
         theta = theta.to(device=x.device, dtype=x.dtype)
-        grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        height, width = x.shape[-2:]
+        # `affine_grid`, with its identity grid built once per image size instead of once per batch.
+        grid = (_identity_grid(height, width, x.device, x.dtype) @ theta.transpose(1, 2)).view(n, height, width, 2)
         return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _identity_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(1, H·W, 3): each output pixel's (x, y, 1) in `affine_grid`'s [-1, 1] coordinates."""
+    identity = torch.eye(2, 3, device=device, dtype=dtype).unsqueeze(0)
+    xy = nn.functional.affine_grid(identity, [1, 1, height, width], align_corners=False).view(1, height * width, 2)
+    return torch.cat([xy, torch.ones_like(xy[..., :1])], -1)
 
 
 def _ops(size: tuple[int, int]) -> dict[str, callable]:
@@ -74,6 +83,9 @@ def _ops(size: tuple[int, int]) -> dict[str, callable]:
     }
 
 
+# Geometric ops with bilinear sampling and border padding, the flip, and the blur: each output
+# pixel is a convex combination of input pixels of its channel.
+CONVEX_OPS = ("crop", "affine", "elastic", "blur", "flip")
 # Ops that mix pairs of images and their labels (applied after the per-image ops).
 MIXING_OPS = ("mixup", "cutmix")
 POLICY_OPS = (*_ops((1, 1)), *MIXING_OPS)
@@ -136,10 +148,20 @@ class BatchPreprocessor(nn.Module):
 
     def __init__(self, image_mean, image_std, policy: str = "none", size: tuple[int, int] = (224, 224)):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+        # (u8 / 255 - mean) / std as one multiply-add: u8 · scale + shift.
+        self.register_buffer("scale", 1.0 / (255.0 * std), persistent=False)
+        self.register_buffer("shift", -mean / std, persistent=False)
         self.augment = build_augmentation(policy, size)
-        self.mixing = [n for n in parse_policy(policy) if n in MIXING_OPS]
+        names = parse_policy(policy)
+        self.mixing = [n for n in names if n in MIXING_OPS]
+        # Ops whose every output pixel is a weighted average of input pixels of the same channel
+        # commute with the per-channel normalisation and cannot leave the input's range: with only
+        # those, batches are normalised first and need no clamp (fewer passes over every batch).
+        self.normalise_first = all(n in CONVEX_OPS or n in MIXING_OPS for n in names)
 
     @classmethod
     def from_processor(cls, processor, policy: str = "none") -> "BatchPreprocessor":
@@ -154,8 +176,15 @@ class BatchPreprocessor(nn.Module):
         kind = self.mixing[int(torch.randint(len(self.mixing), ()))] if len(self.mixing) > 1 else self.mixing[0]
         return mix_batch(x, labels, num_classes, kind)
 
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 -> (x / 255 - mean) / std, in float32: a new tensor, the input is left as it is."""
+        x = pixels.to(dtype=torch.float32, copy=True)
+        return x.mul_(self.scale.to(x.device)).add_(self.shift.to(x.device))
+
     def forward(self, pixels: torch.Tensor, augment: bool = False) -> torch.Tensor:
-        x = pixels.float().div_(255.0)
-        if augment:
-            x = self.augment(x).clamp_(0.0, 1.0)
+        if not augment:
+            return self.normalise(pixels)
+        if self.normalise_first:
+            return self.augment(self.normalise(pixels))
+        x = self.augment(pixels.float().div_(255.0)).clamp_(0.0, 1.0)
         return (x - self.mean.to(x.device)) / self.std.to(x.device)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import DistributedType
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
@@ -26,6 +27,10 @@ from .modeling import build_image_processor, build_model, concept_fold, layer_de
 from .outputs import write_json
 
 logger = logging.getLogger(__name__)
+
+
+# Set-ups where every process holds the whole model and its gradients.
+UNSHARDED = (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
 
 
 class PolyglotTrainer(Trainer):
@@ -46,6 +51,8 @@ class PolyglotTrainer(Trainer):
         self.sampler = sampler  # a balanced sampler (data.build_sampler), or None for the Trainer's own
         self.layer_decay = layer_decay
         self.frozen_backbone = frozen_backbone
+        self._parameters: list[torch.nn.Parameter] | None = None
+        self._parameter_count: int | None = None
 
     def _get_train_sampler(self, train_dataset=None):
         return self.sampler if self.sampler is not None else super()._get_train_sampler(train_dataset)
@@ -59,6 +66,25 @@ class PolyglotTrainer(Trainer):
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def floating_point_ops(self, inputs) -> int:
+        """The Trainer's estimate (6 · input size · parameters), counting the parameters once, not at every step."""
+        main_input = getattr(self.model, "main_input_name", "pixel_values")
+        if main_input not in inputs or not hasattr(self.model, "num_parameters"):
+            return 0
+        if self._parameter_count is None:
+            self._parameter_count = self.model.num_parameters(exclude_embeddings=True)
+        return 6 * inputs[main_input].numel() * self._parameter_count
+
+    def _clip_grad_norm(self, model):
+        # One process or DDP: torch's clipping over the parameter list taken once, instead of
+        # walking every module at every step; sharded and other set-ups keep the Trainer's path.
+        if self.accelerator.distributed_type not in UNSHARDED or self._has_mixed_mesh_grads(model):
+            return super()._clip_grad_norm(model)
+        if self._parameters is None:
+            self._parameters = list(model.parameters())
+        self.accelerator.unscale_gradients()
+        return torch.nn.utils.clip_grad_norm_(self._parameters, self.args.max_grad_norm)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training and self.frozen_backbone:
