@@ -369,6 +369,12 @@ def cmd_train(args) -> dict:
         "b_over_a_default_adamw": r["b_polyglot_trainer"] / r["a_bare_model_default_adamw"],
         "b_over_c": r["b_polyglot_trainer"] / r["c_trainer_pil_transform"],
     }
+    # The same ratios round by round, (a), (b) and (c) of one round run minutes apart at most: their
+    # median is steadier than a ratio of two best rounds when the CPU's speed drifts.
+    rounds = {k: v["rounds_images_per_second"] for k, v in results.items()}
+    for name, num, den in (("b_over_a", "b_polyglot_trainer", "a_bare_model"),
+                           ("b_over_c", "b_polyglot_trainer", "c_trainer_pil_transform")):
+        ratios[f"{name}_median_of_rounds"] = float(np.median([n / d for n, d in zip(rounds[num], rounds[den])]))
     for px in dict.fromkeys((size, 224)):
         ratios[f"d_over_e_{px}px"] = r[f"d_cache_loader_{px}px"] / r[f"e_pil_loader_{px}px"]
     summary = {
@@ -484,7 +490,8 @@ def main(argv=None) -> int:
     p.add_argument("--recipe", default="recipes/polydigits/quickstart.yaml")
     p.add_argument("--steps", type=int, default=60, help="timed training steps, after the warm-up")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    p.add_argument("--rounds", type=int, default=2, help="rounds of (a), (b), (c); each reports its best")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="rounds of (a), (b), (c); each reports its best, and ratios also as medians of rounds")
     p.add_argument("--train-images", type=int, default=4096, help="subsample of the train split")
     p.add_argument("--images-224", type=int, default=2048, help="images cached at 224 px for the loader-only runs")
     p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")

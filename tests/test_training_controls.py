@@ -300,4 +300,8 @@ def test_gradient_clipping_returns_the_norm_before_and_clips_to_max_grad_norm(tm
         assert float(returned) == pytest.approx(float(before), rel=1e-5) and float(before) > 0.5
         assert float(after) == pytest.approx(0.5, rel=1e-4)
         model.zero_grad()
+    model(pixel_values=torch.randn(4, 3, 16, 16), labels=torch.randint(0, 10, (4,))).loss.mul(1e-4).backward()
+    small = [p.grad.clone() for p in model.parameters()]
+    assert float(trainer._clip_grad_norm(model)) < 0.5
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), small))  # under the limit: untouched
     assert trainer.floating_point_ops({"pixel_values": torch.zeros(4, 3, 16, 16)}) == 6 * 4 * 3 * 16 * 16 * model.num_parameters()

@@ -84,7 +84,13 @@ class PolyglotTrainer(Trainer):
         if self._parameters is None:
             self._parameters = list(model.parameters())
         self.accelerator.unscale_gradients()
-        return torch.nn.utils.clip_grad_norm_(self._parameters, self.args.max_grad_norm)
+        max_norm = self.args.max_grad_norm
+        norm = torch.nn.utils.get_total_norm([p.grad for p in self._parameters if p.grad is not None])
+        # Under the limit the scaling is by exactly 1: on a CPU, where reading the norm costs no
+        # wait for a device, that pass over every gradient is skipped.
+        if norm.device.type != "cpu" or not float(norm) + 1e-6 <= max_norm:  # NaN clips, as in torch
+            torch.nn.utils.clip_grads_with_norm_(self._parameters, max_norm, norm)
+        return norm
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training and self.frozen_backbone:
