@@ -182,7 +182,7 @@ def _step_timer(warmup: int):
         def throughput(self, batch_size):
             timed = self.ends[warmup - 1 :]
             steps = len(timed) - 1
-            return steps * batch_size / (timed[-1] - timed[0]), steps
+            return steps * batch_size / (timed[-1] - timed[0]), steps, np.diff(timed)
 
     return StepTimer()
 
@@ -251,14 +251,21 @@ def cmd_train(args) -> dict:
     setup_s = time.perf_counter() - t0
     results: dict[str, dict] = {}
 
-    def record(key, label, ips, n_steps, **extra):
-        rounds = results.get(key, {}).get("rounds_images_per_second", []) + [ips]
-        print(f"  {key}: {ips:8.1f} img/s  ({label})", flush=True)
+    def record(key, label, ips, n_steps, step_seconds=None, **extra):
+        previous = results.get(key, {})
+        rounds = previous.get("rounds_images_per_second", []) + [ips]
+        # Batch size over the median step: a step slowed by another job on the machine moves the
+        # mean but not the median (each timed step does the same work: no logging, eval or saving).
+        median = None if step_seconds is None else batch_size / float(np.median(step_seconds))
+        medians = previous.get("rounds_images_per_second_median_step", []) + ([median] if median else [])
+        print(f"  {key}: {ips:8.1f} img/s" + (f", {median:8.1f} by the median step" if median else "")
+              + f"  ({label})", flush=True)
         if key in results and results[key]["images_per_second"] >= ips:
             results[key]["rounds_images_per_second"] = rounds
+            results[key]["rounds_images_per_second_median_step"] = medians
             return
         results[key] = {"what": label, "images_per_second": ips, "timed_batches": n_steps,
-                        "rounds_images_per_second": rounds, **extra}
+                        "rounds_images_per_second": rounds, "rounds_images_per_second_median_step": medians, **extra}
 
     # (a), (b), (c) in rounds, each keeping its best round: a CPU shared with other jobs
     # slows some rounds, and the best one is the closest to what the code itself costs.
@@ -280,15 +287,17 @@ def cmd_train(args) -> dict:
             pixels = preprocessor(first["pixel_values"], augment=False)
             labels = first["labels"]
             loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=targs.label_smoothing_factor)
-            for i in range(steps + warmup):
-                if i == warmup:
-                    start = time.perf_counter()
+            ends = []
+            for _ in range(steps + warmup):
                 loss = loss_fn(model(pixel_values=pixels).logits, labels)
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                ends.append(time.perf_counter())
+            timed = ends[warmup - 1 :]
             what = f"forward+backward+{optimizer_cls.__name__}({'fused' if optimizer_kwargs.get('fused') else 'foreach'})"
-            record(key, f"{what} on an in-memory float batch", steps * batch_size / (time.perf_counter() - start), steps)
+            record(key, f"{what} on an in-memory float batch", steps * batch_size / (timed[-1] - timed[0]), steps,
+                   np.diff(timed))
 
         # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
         set_seed(targs.seed)
@@ -302,12 +311,13 @@ def cmd_train(args) -> dict:
             callbacks=[timer],
         )
         out = trainer.train()
-        ips, n = timer.throughput(batch_size)
+        ips, n, step_seconds = timer.throughput(batch_size)
         record(
             "b_polyglot_trainer",
             f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
             ips,
             n,
+            step_seconds,
             trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
         )
 
@@ -324,12 +334,13 @@ def cmd_train(args) -> dict:
             callbacks=[timer],
         )
         out = trainer.train()
-        ips, n = timer.throughput(batch_size)
+        ips, n, step_seconds = timer.throughput(batch_size)
         record(
             "c_trainer_pil_transform",
             "transformers.Trainer, per-image PIL decode/random-resized-crop/resize/normalise",
             ips,
             n,
+            step_seconds,
             trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
         )
 
@@ -371,10 +382,13 @@ def cmd_train(args) -> dict:
     }
     # The same ratios round by round, (a), (b) and (c) of one round run minutes apart at most: their
     # median is steadier than a ratio of two best rounds when the CPU's speed drifts.
-    rounds = {k: v["rounds_images_per_second"] for k, v in results.items()}
-    for name, num, den in (("b_over_a", "b_polyglot_trainer", "a_bare_model"),
-                           ("b_over_c", "b_polyglot_trainer", "c_trainer_pil_transform")):
-        ratios[f"{name}_median_of_rounds"] = float(np.median([n / d for n, d in zip(rounds[num], rounds[den])]))
+    # And by the median step of each round, the steadiest of the three.
+    for suffix, field in (("median_of_rounds", "rounds_images_per_second"),
+                          ("median_step_median_of_rounds", "rounds_images_per_second_median_step")):
+        rounds = {k: v[field] for k, v in results.items()}
+        for name, num, den in (("b_over_a", "b_polyglot_trainer", "a_bare_model"),
+                               ("b_over_c", "b_polyglot_trainer", "c_trainer_pil_transform")):
+            ratios[f"{name}_{suffix}"] = float(np.median([n / d for n, d in zip(rounds[num], rounds[den])]))
     for px in dict.fromkeys((size, 224)):
         ratios[f"d_over_e_{px}px"] = r[f"d_cache_loader_{px}px"] / r[f"e_pil_loader_{px}px"]
     summary = {
@@ -401,9 +415,11 @@ def cmd_train(args) -> dict:
         "ratios": ratios,
     }
     width = max(map(len, results))
-    print(f"\n{'measurement':<{width}}  {'img/s':>9}  what")
+    print(f"\n{'measurement':<{width}}  {'img/s':>9}  {'median':>9}  what")
     for key, row in results.items():
-        print(f"{key:<{width}}  {row['images_per_second']:>9.1f}  {row['what']}")
+        medians = row["rounds_images_per_second_median_step"]
+        median = f"{max(medians):>9.1f}" if medians else f"{'':>9}"
+        print(f"{key:<{width}}  {row['images_per_second']:>9.1f}  {median}  {row['what']}")
     print("  ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
     return summary
 
