@@ -62,6 +62,15 @@ def test_predict_answers_in_the_chosen_language(trained_model, seven):
     assert text.returncode == 0 and "เจ็ด (7)" in text.stdout
 
 
+def test_predict_piped_into_head_stops_without_a_traceback(trained_model, seven):
+    # Many images so that the JSON outgrows the pipe after `head` has left.
+    images = [str(seven)] * 400
+    run = subprocess.run(f"{' '.join(CLI)} predict {trained_model} {' '.join(images)} --json | head -c 10",
+                         shell=True, capture_output=True, text=True, executable="/bin/bash")
+    assert run.stdout == "[\n  {\n    "
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, run.stderr
+
+
 def test_predict_falls_back_to_the_default_language(trained_model, seven):
     from polyglot_vision.predictor import Predictor
 
