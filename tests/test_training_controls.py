@@ -78,6 +78,16 @@ def test_batch_affine_zooms_in_the_direction_it_says():
     assert torch.allclose(turned.sum(dim=(1, 2, 3)), torch.full((2,), 16.0), rtol=0.1)
 
 
+def test_batch_affine_grid_is_torchs_affine_grid():
+    from polyglot_vision.augment import affine_grid
+
+    torch.manual_seed(0)
+    theta = torch.eye(2, 3) + 0.3 * torch.randn(5, 2, 3)
+    for height, width in ((32, 32), (7, 12)):
+        expected = torch.nn.functional.affine_grid(theta, [5, 3, height, width], align_corners=False)
+        assert torch.allclose(affine_grid(theta, height, width), expected, atol=1e-6)
+
+
 def test_normalising_before_geometric_ops_gives_the_same_batch():
     from polyglot_vision.augment import BatchPreprocessor
 

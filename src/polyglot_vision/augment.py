@@ -12,8 +12,6 @@ has soft targets (rows of class probabilities) instead of class ids.
 
 from __future__ import annotations
 
-import functools
-
 import kornia.augmentation as K
 import torch
 from torch import nn
@@ -22,7 +20,7 @@ from .errors import UserError
 
 
 class RandomBatchAffine(nn.Module):
-    """Random rotation, shift, scale and shear of each image: one `affine_grid` + `grid_sample` per batch.
+    """Random rotation, shift, scale and shear of each image: one sampling grid + `grid_sample` per batch.
 
     The same family of transforms as kornia's `RandomAffine` (border padding,
     bilinear), at a third of its cost on small images, where kornia's
@@ -53,18 +51,28 @@ class RandomBatchAffine(nn.Module):
         theta = torch.cat([inverse, -(inverse @ shift.unsqueeze(-1))], -1)
         theta = torch.where((u[:, 6] >= self.p).view(n, 1, 1), torch.eye(2, 3), theta)
         theta = theta.to(device=x.device, dtype=x.dtype)
-        height, width = x.shape[-2:]
-        # `affine_grid`, with its identity grid built once per image size instead of once per batch.
-        grid = (_identity_grid(height, width, x.device, x.dtype) @ theta.transpose(1, 2)).view(n, height, width, 2)
+        grid = affine_grid(theta, *x.shape[-2:])
         return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-@functools.lru_cache(maxsize=8)
-def _identity_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(1, H·W, 3): each output pixel's (x, y, 1) in `affine_grid`'s [-1, 1] coordinates."""
-    identity = torch.eye(2, 3, device=device, dtype=dtype).unsqueeze(0)
-    xy = nn.functional.affine_grid(identity, [1, 1, height, width], align_corners=False).view(1, height * width, 2)
-    return torch.cat([xy, torch.ones_like(xy[..., :1])], -1)
+def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """`torch.nn.functional.affine_grid(theta, (n, ·, height, width), align_corners=False)`, cheaper.
+
+    An affine map is separable: a grid coordinate is a row term plus a column
+    term, so each one is a single broadcast add into the (n, H, W, 2) grid
+    instead of a (H·W × 3) by (3 × 2) product per image, which first expands
+    the identity grid to the whole batch (a 5 × smaller cost at 224 px).
+    """
+    n = theta.shape[0]
+    # Pixel centres in [-1, 1], as `affine_grid` places them without align_corners.
+    xs = (torch.arange(width, device=theta.device, dtype=theta.dtype) * 2 + 1) / width - 1
+    ys = (torch.arange(height, device=theta.device, dtype=theta.dtype) * 2 + 1) / height - 1
+    grid = torch.empty(n, height, width, 2, device=theta.device, dtype=theta.dtype)
+    for k in range(2):  # output x, then output y: theta[k] · (x, y, 1)
+        across = theta[:, k, 0, None] * xs  # (n, W)
+        down = theta[:, k, 1, None] * ys + theta[:, k, 2, None]  # (n, H)
+        torch.add(across.unsqueeze(1), down.unsqueeze(2), out=grid[..., k])
+    return grid
 
 
 def _ops(size: tuple[int, int]) -> dict[str, callable]:
