@@ -20,7 +20,9 @@ for unification alone (load, align, check, hash, de-duplicate, split) and with
 model, batch size and data: (a) the bare model (forward, backward and the
 Trainer's own optimizer, fused AdamW, on a batch already in memory), (b) this project's `PolyglotTrainer` on the pixel
 cache (whole batches read by `PixelBatches`) with batch augmentation, as
-`train()` builds it, (c) the plain `Trainer` fed by a per-image Pillow
+`train()` builds it, (b0) the same Trainer fed one fixed, already normalised
+batch (no cache read, no augmentation: the Trainer's own loop, which splits
+the gap between (a) and (b) into Trainer and data path), (c) the plain `Trainer` fed by a per-image Pillow
 `set_transform` as in the transformers image-classification example, and,
 without a model, the loaders alone: (d) what the CPU does per image before a
 batch reaches the model's device in this project (pixel cache -> uint8 batch
@@ -165,6 +167,33 @@ def _collate_float(examples):
         "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
         "labels": torch.tensor([int(e["labels"]) for e in examples]),
     }
+
+
+class _FixedBatch:
+    """A training set whose every batch is one fixed, already normalised batch (for row b0)."""
+
+    def __init__(self, batch: dict, length: int):
+        self.batch, self.length = batch, length
+
+    def __len__(self):
+        return self.length
+
+    def __getitems__(self, indices):
+        return self.batch
+
+
+def _as_prepared():
+    """A `BatchPreprocessor` stand-in that passes batches through: no normalisation, no augmentation."""
+    import torch
+
+    class Prepared(torch.nn.Module):
+        def forward(self, pixels, augment=False):
+            return pixels
+
+        def mix(self, pixels, labels, num_classes):
+            return pixels, labels
+
+    return Prepared()
 
 
 def _step_timer(warmup: int):
@@ -321,6 +350,24 @@ def cmd_train(args) -> dict:
             trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
         )
 
+        # (b0) the same Trainer fed one fixed, already normalised batch at every step: no cache
+        # read and no augmentation, so (b0) against (a) is the Trainer's own loop, and (b) against
+        # (b0) the data path.
+        set_seed(targs.seed)
+        timer = _step_timer(warmup)
+        trainer = PolyglotTrainer(
+            model=build_model(recipe.model, label_space),
+            args=targs,
+            train_dataset=_FixedBatch({"pixel_values": pixels, "labels": labels}, len(cached)),
+            data_collator=collate,
+            preprocessor=_as_prepared(),
+            callbacks=[timer],
+        )
+        trainer.train()
+        ips, n, step_seconds = timer.throughput(batch_size)
+        record("b0_trainer_fixed_batch", "PolyglotTrainer on one fixed normalised batch: no cache read, no augmentation",
+               ips, n, step_seconds)
+
         # (c) the plain Trainer fed by a per-image Pillow transform (the HF example's way).
         set_seed(targs.seed)
         timer = _step_timer(warmup)
@@ -378,6 +425,7 @@ def cmd_train(args) -> dict:
     ratios = {
         "b_over_a": r["b_polyglot_trainer"] / r["a_bare_model"],
         "b_over_a_default_adamw": r["b_polyglot_trainer"] / r["a_bare_model_default_adamw"],
+        "b0_over_a": r["b0_trainer_fixed_batch"] / r["a_bare_model"],
         "b_over_c": r["b_polyglot_trainer"] / r["c_trainer_pil_transform"],
     }
     # The same ratios round by round, (a), (b) and (c) of one round run minutes apart at most: their
@@ -387,6 +435,7 @@ def cmd_train(args) -> dict:
                           ("median_step_median_of_rounds", "rounds_images_per_second_median_step")):
         rounds = {k: v[field] for k, v in results.items()}
         for name, num, den in (("b_over_a", "b_polyglot_trainer", "a_bare_model"),
+                               ("b0_over_a", "b0_trainer_fixed_batch", "a_bare_model"),
                                ("b_over_c", "b_polyglot_trainer", "c_trainer_pil_transform")):
             ratios[f"{name}_{suffix}"] = float(np.median([n / d for n, d in zip(rounds[num], rounds[den])]))
     for px in dict.fromkeys((size, 224)):
