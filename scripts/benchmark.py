@@ -18,11 +18,12 @@ for unification alone (load, align, check, hash, de-duplicate, split) and with
 
 `train` measures training throughput (images per second) in one run, on one
 model, batch size and data: (a) the bare model (forward, backward and the
-Trainer's own optimizer, fused AdamW, on a batch already in memory), (b) this project's `PolyglotTrainer` on the pixel
-cache (whole batches read by `PixelBatches`) with batch augmentation, as
-`train()` builds it, (b0) the same Trainer fed one fixed, already normalised
-batch (no cache read, no augmentation: the Trainer's own loop, which splits
-the gap between (a) and (b) into Trainer and data path), (c) the plain `Trainer` fed by a per-image Pillow
+Trainer's own optimizer, fused AdamW, on a batch already in memory), (b) this
+project's `PolyglotTrainer` on the pixel cache (whole batches read by
+`PixelBatches`) with batch augmentation, as `train()` builds it, (b0) the same
+Trainer fed one fixed, already normalised batch (no cache read, no
+augmentation: the Trainer's own loop, which splits the gap between (a) and (b)
+into Trainer and data path), (c) the plain `Trainer` fed by a per-image Pillow
 `set_transform` as in the transformers image-classification example, and,
 without a model, the loaders alone: (d) what the CPU does per image before a
 batch reaches the model's device in this project (pixel cache -> uint8 batch

@@ -61,7 +61,8 @@ def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     An affine map is separable: a grid coordinate is a row term plus a column
     term, so each one is a single broadcast add into the (n, H, W, 2) grid
     instead of a (H·W × 3) by (3 × 2) product per image, which first expands
-    the identity grid to the whole batch (a 5 × smaller cost at 224 px).
+    the identity grid to the whole batch: on a CPU, 3 × cheaper at 32 px and
+    2–6 × at 224 px.
     """
     n = theta.shape[0]
     # Pixel centres in [-1, 1], as `affine_grid` places them without align_corners.
