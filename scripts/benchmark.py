@@ -297,8 +297,25 @@ def cmd_train(args) -> dict:
         results[key] = {"what": label, "images_per_second": ips, "timed_batches": n_steps,
                         "rounds_images_per_second": rounds, "rounds_images_per_second_median_step": medians, **extra}
 
-    # (a), (b), (c) in rounds, each keeping its best round: a CPU shared with other jobs
+    def timed_training(key, label, trainer_cls, **trainer_kwargs):
+        """Train a fresh model from the same seed with `trainer_cls`; record its step times under `key`."""
+        set_seed(targs.seed)
+        timer = _step_timer(warmup)
+        trainer = trainer_cls(model=build_model(recipe.model, label_space), args=targs, callbacks=[timer],
+                              **trainer_kwargs)
+        out = trainer.train()
+        ips, n, step_seconds = timer.throughput(batch_size)
+        record(key, label, ips, n, step_seconds,
+               trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"))
+
+    # (a), (b), (b0), (c) in rounds, each keeping its best round: a CPU shared with other jobs
     # slows some rounds, and the best one is the closest to what the code itself costs.
+    # The batch (a) trains on at every step, and (b0) too: the cache's first images, normalised.
+    first = collate([cached[i] for i in range(batch_size)])
+    fixed_batch = {
+        "pixel_values": BatchPreprocessor.from_processor(processor)(first["pixel_values"], augment=False),
+        "labels": first["labels"],
+    }
     for _ in range(args.rounds):
         # (a) bare model: a fixed, pre-normalised float batch already in memory, with the optimizer
         # the Trainer builds from the recipe (fused AdamW where torch has it), and, as an extra
@@ -312,10 +329,7 @@ def cmd_train(args) -> dict:
             if not fused:
                 optimizer_kwargs.pop("fused", None)
             optimizer = optimizer_cls(model.parameters(), **optimizer_kwargs)
-            preprocessor = BatchPreprocessor.from_processor(processor, recipe.data.augmentation)
-            first = collate([cached[i] for i in range(batch_size)])
-            pixels = preprocessor(first["pixel_values"], augment=False)
-            labels = first["labels"]
+            pixels, labels = fixed_batch["pixel_values"], fixed_batch["labels"]
             loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=targs.label_smoothing_factor)
             ends = []
             for _ in range(steps + warmup):
@@ -330,66 +344,36 @@ def cmd_train(args) -> dict:
                    np.diff(timed))
 
         # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
-        set_seed(targs.seed)
-        timer = _step_timer(warmup)
-        trainer = PolyglotTrainer(
-            model=build_model(recipe.model, label_space),
-            args=targs,
+        timed_training(
+            "b_polyglot_trainer",
+            f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
+            PolyglotTrainer,
             train_dataset=PixelBatches(cached),
             data_collator=collate,
             preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
-            callbacks=[timer],
-        )
-        out = trainer.train()
-        ips, n, step_seconds = timer.throughput(batch_size)
-        record(
-            "b_polyglot_trainer",
-            f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
-            ips,
-            n,
-            step_seconds,
-            trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
         )
 
-        # (b0) the same Trainer fed one fixed, already normalised batch at every step: no cache
+        # (b0) the same Trainer fed, at every step, the normalised batch (a) trains on: no cache
         # read and no augmentation, so (b0) against (a) is the Trainer's own loop, and (b) against
         # (b0) the data path.
-        set_seed(targs.seed)
-        timer = _step_timer(warmup)
-        trainer = PolyglotTrainer(
-            model=build_model(recipe.model, label_space),
-            args=targs,
-            train_dataset=_FixedBatch({"pixel_values": pixels, "labels": labels}, len(cached)),
+        timed_training(
+            "b0_trainer_fixed_batch",
+            "PolyglotTrainer on one fixed normalised batch: no cache read, no augmentation",
+            PolyglotTrainer,
+            train_dataset=_FixedBatch(fixed_batch, len(cached)),
             data_collator=collate,
             preprocessor=_as_prepared(),
-            callbacks=[timer],
         )
-        trainer.train()
-        ips, n, step_seconds = timer.throughput(batch_size)
-        record("b0_trainer_fixed_batch", "PolyglotTrainer on one fixed normalised batch: no cache read, no augmentation",
-               ips, n, step_seconds)
 
         # (c) the plain Trainer fed by a per-image Pillow transform (the HF example's way).
-        set_seed(targs.seed)
-        timer = _step_timer(warmup)
         pil_train = train_raw.select_columns(["image", "label"])
         pil_train.set_transform(_pil_train_transform(size, processor.image_mean, processor.image_std))
-        trainer = Trainer(
-            model=build_model(recipe.model, label_space),
-            args=targs,
-            train_dataset=pil_train,
-            data_collator=_collate_float,
-            callbacks=[timer],
-        )
-        out = trainer.train()
-        ips, n, step_seconds = timer.throughput(batch_size)
-        record(
+        timed_training(
             "c_trainer_pil_transform",
             "transformers.Trainer, per-image PIL decode/random-resized-crop/resize/normalise",
-            ips,
-            n,
-            step_seconds,
-            trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
+            Trainer,
+            train_dataset=pil_train,
+            data_collator=_collate_float,
         )
 
     # (d), (e): the loaders alone, no model, at the recipe's size and at 224 px.
