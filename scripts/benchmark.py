@@ -62,10 +62,10 @@ def sklearn_handwriting() -> tuple[list[Image.Image], list[str]]:
 
 def held_out_fonts(per_class: int, work: Path):
     """{source: (images, concept ids)} rendered only with held-out fonts."""
-    from polyglot_vision.configs import SourceConfig
+    from polyglot_vision.data import SourceConfig
     from polyglot_vision.data import load_source
     from polyglot_vision.labels import LabelSpace
-    from polyglot_vision.polydigits import generate_polydigits
+    from polyglot_vision.builtin_data.polydigits import generate_polydigits
 
     label_space = LabelSpace.from_yaml(Path(__file__).resolve().parents[1] / "recipes" / "labels" / "digits.yaml")
     sources = generate_polydigits(work / "holdout", per_class=per_class, seed=1, holdout_fonts=True, progress=False)
@@ -244,11 +244,12 @@ def cmd_train(args) -> dict:
     from torch.utils.data import DataLoader
     from transformers import Trainer, set_seed
 
-    from polyglot_vision.augment import BatchPreprocessor
-    from polyglot_vision.configs import load_recipe
+    from polyglot_vision.training.augment import BatchPreprocessor
+    from polyglot_vision.training import load_recipe
     from polyglot_vision.data import PixelBatches, build_dataset, cache_pixels, collate
     from polyglot_vision.labels import LabelSpace
-    from polyglot_vision.modeling import build_image_processor, build_model, processor_input_size
+    from polyglot_vision.data import processor_input_size
+    from polyglot_vision.modeling import build_image_processor, build_model
     from polyglot_vision.training import PolyglotTrainer
 
     transformers.logging.set_verbosity_error()
@@ -481,7 +482,7 @@ def cmd_prepare(args) -> dict:
     from datasets import Dataset, Features, Value
     from datasets import Image as ImageFeature
 
-    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.data import save_dataset, unify
     from polyglot_vision.labels import LabelSpace
 

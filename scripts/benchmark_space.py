@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradio_client import Client, handle_file
 
-    from polyglot_vision import demo as demo_module
-    from polyglot_vision.predictor import Predictor
+    from polyglot_vision.serving import demo as demo_module
+    from polyglot_vision.serving import Predictor
 
     images = sorted(Path(args.examples).glob("*.png"))
     if not images:

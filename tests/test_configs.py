@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from polyglot_vision.configs import load_recipe, parse_overrides
+from polyglot_vision.training import load_recipe, parse_overrides
 from polyglot_vision.errors import UserError
 
 from conftest import QUICKSTART
@@ -57,7 +57,7 @@ def test_unknown_keys_are_named(tmp_path):
 def test_bad_values_are_named(args, culprit):
     with pytest.raises(UserError, match=culprit):
         recipe = load_recipe(QUICKSTART, args)
-        from polyglot_vision.augment import build_augmentation
+        from polyglot_vision.training.augment import build_augmentation
 
         build_augmentation(recipe.data.augmentation)
 

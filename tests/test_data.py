@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from polyglot_vision.configs import load_recipe
+from polyglot_vision.training import load_recipe
 from polyglot_vision.data import build_dataset
 from polyglot_vision.labels import LabelSpace
 

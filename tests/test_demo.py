@@ -31,14 +31,14 @@ def model_dir(trained_model) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(model_dir):
-    from polyglot_vision.predictor import Predictor
+    from polyglot_vision.serving import Predictor
 
     return Predictor.from_pretrained(model_dir)
 
 
 @pytest.fixture(scope="module")
 def app(predictor):
-    from polyglot_vision.demo import launch
+    from polyglot_vision.serving.demo import launch
 
     demo = launch(predictor, host="127.0.0.1", port=free_port(), block=False, quiet=True)
     assert demo.local_url.startswith("http://127.0.0.1:")
@@ -55,7 +55,7 @@ def client(app):
 
 def expected_labels(predictor, path: Path, language: str) -> list[str]:
     """What the page should show: the predictor's own top-5, named "name (concept)" in `language`."""
-    from polyglot_vision.demo import TOP_K, load_image
+    from polyglot_vision.serving.demo import TOP_K, load_image
 
     [preds] = predictor.top_k([load_image(path)], k=TOP_K, language=language)
     return [f"{p.name} ({p.concept})" for p in preds]
@@ -131,7 +131,7 @@ def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(client, pr
 
 
 def test_sketch_is_flattened_onto_white_paper():
-    from polyglot_vision.demo import flatten_sketch
+    from polyglot_vision.serving.demo import flatten_sketch
 
     canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))  # what the sketchpad sends: transparent paper
     canvas.paste((0, 0, 0, 255), (130, 60, 150, 220))  # one black stroke
@@ -146,7 +146,7 @@ def test_sketch_is_flattened_onto_white_paper():
 def test_client_reads_a_drawing_from_the_sketchpad(client, predictor, tmp_path):
     from gradio_client import handle_file
 
-    from polyglot_vision.demo import TOP_K, flatten_sketch
+    from polyglot_vision.serving.demo import TOP_K, flatten_sketch
 
     drawing = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
     drawing.paste((0, 0, 0, 255), (130, 60, 150, 220))  # a "1" in black ink on transparent paper
@@ -159,7 +159,7 @@ def test_client_reads_a_drawing_from_the_sketchpad(client, predictor, tmp_path):
 
 
 def test_language_picker_names_languages_in_themselves():
-    from polyglot_vision.demo import language_choices
+    from polyglot_vision.serving.demo import language_choices
 
     assert language_choices(["fr", "ar", "hi", "zh", "xx-unknown"]) == [
         ("Français", "fr"), ("العربية", "ar"), ("हिन्दी", "hi"), ("中文", "zh"), ("xx-unknown", "xx-unknown")]
@@ -169,7 +169,7 @@ def test_without_model_id_the_app_starts_and_says_how_to_set_it():
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    from polyglot_vision.demo import build_demo, launch, load_predictor_or_message
+    from polyglot_vision.serving.demo import build_demo, launch, load_predictor_or_message
 
     predictor, notice = load_predictor_or_message("")
     assert predictor is None and "MODEL_ID" in notice

@@ -72,7 +72,7 @@ def test_predict_piped_into_head_stops_without_a_traceback(trained_model, seven)
 
 
 def test_predict_falls_back_to_the_default_language(trained_model, seven):
-    from polyglot_vision.predictor import Predictor
+    from polyglot_vision.serving import Predictor
 
     predictor = Predictor.from_pretrained(trained_model)
     [preds] = predictor.top_k([Image.open(seven)], k=10, language="pt-BR")

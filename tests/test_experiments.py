@@ -140,7 +140,7 @@ def test_adapt_names_a_bad_setting(adapt_recipe, tmp_path, capsys, changes, culp
 
 
 def test_few_shot_keeps_k_images_per_concept_and_language_and_nests(polydigits_dir, tmp_path):
-    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.data import build_dataset, few_shot
     from polyglot_vision.labels import LabelSpace
 
@@ -156,7 +156,7 @@ def test_few_shot_keeps_k_images_per_concept_and_language_and_nests(polydigits_d
 
 
 def test_holdout_scripts_leaves_those_sources_out(polydigits_dir, tmp_path):
-    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.data import build_dataset
     from polyglot_vision.labels import LabelSpace
 

@@ -75,7 +75,7 @@ def test_library_metrics_come_from_the_metric():
     from sklearn.metrics import f1_score
 
     from polyglot_vision.evaluation import classification_metrics, grouped_metrics, metric_path
-    from polyglot_vision.training import compute_metrics
+    from polyglot_vision.training import compute_metrics_for
 
     assert metric_path() == METRIC_DIR
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from polyglot_vision.errors import UserError  # noqa: E402
-from polyglot_vision.polydigits import (  # noqa: E402
+from polyglot_vision.builtin_data.polydigits import (  # noqa: E402
     FONT_PACKAGES,
     HOLDOUT_FONTS,
     SOURCES,
@@ -228,7 +228,7 @@ def test_every_font_file_draws_its_scripts_digits():
     from fontTools.ttLib import TTFont
     from PIL import ImageFont
 
-    from polyglot_vision.polydigits import DIGITS, FONTS, SCRIPT_FONTS, _font_files, _render_mask
+    from polyglot_vision.builtin_data.polydigits import DIGITS, FONTS, SCRIPT_FONTS, _font_files, _render_mask
 
     def ink(font, ch):
         img, bbox = _render_mask(font, ch)

@@ -26,7 +26,7 @@ def test_fp16_on_the_cpu_is_refused_before_anything_is_written(write_recipe, tmp
 
 @cpu_only
 def test_fp16_from_the_command_line_is_refused_too(write_recipe):
-    from polyglot_vision.configs import load_recipe
+    from polyglot_vision.training import load_recipe
     from polyglot_vision.errors import UserError
 
     with pytest.raises(UserError, match="`fp16: true` needs a GPU"):
@@ -34,7 +34,7 @@ def test_fp16_from_the_command_line_is_refused_too(write_recipe):
 
 
 def _recipe(write_recipe, **overrides):
-    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.training import recipe_from_dict
 
     raw = yaml.safe_load(write_recipe(**overrides).read_text(encoding="utf-8"))
     return recipe_from_dict(raw)

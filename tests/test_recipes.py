@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from polyglot_vision.configs import load_recipe
+from polyglot_vision.training import load_recipe
 from polyglot_vision.labels import LabelSpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_mnist_mix_uses_pretrained_checkpoints_and_keeps_test_splits(monkeypatch
 
 
 def test_adaptation_recipe_holds_its_script_out_of_the_base_model(monkeypatch):
-    from polyglot_vision.adaptation import load_adaptation
+    from polyglot_vision.experiments.adaptation import load_adaptation
 
     monkeypatch.chdir(REPO)
     settings, base, recipe, _ = load_adaptation(ADAPTATION)

@@ -61,8 +61,8 @@ def test_card_from_a_hub_checkpoint_recipe(tmp_path):
     """base_model, datasets and license come from the recipe; limits from the measured confusions."""
     from huggingface_hub import ModelCard
 
-    from polyglot_vision.configs import ModelArguments
-    from polyglot_vision.hub import write_model_card
+    from polyglot_vision.modeling import ModelArguments
+    from polyglot_vision.export import write_model_card
     from polyglot_vision.labels import LabelSpace
 
     from conftest import REPO
@@ -86,7 +86,7 @@ def test_card_from_a_hub_checkpoint_recipe(tmp_path):
 
 
 def test_files_to_upload_leave_training_state_out(tmp_path):
-    from polyglot_vision.hub import files_to_upload
+    from polyglot_vision.export import files_to_upload
 
     keep = ["README.md", "all_results.json", "config.json", "confusion_matrix.png",
             "evaluation-test/confusion_matrix.png", "evaluation-test/metrics.json", "evaluation-test/report.md",
@@ -136,7 +136,7 @@ def test_evaluate_writes_report_metrics_and_plots(trained_model, write_recipe, t
 
 
 def test_default_report_folder_is_beside_the_model(tmp_path):
-    from polyglot_vision.report import default_output_dir
+    from polyglot_vision.evaluation.report import default_output_dir
 
     assert default_output_dir(str(tmp_path), "test") == tmp_path / "evaluation-test"
     assert default_output_dir("org/model", "validation") == Path("evaluation-org--model-validation")

@@ -71,7 +71,7 @@ def test_killed_run_resumes_to_the_same_model(write_recipe, tmp_path):
 def test_auto_takes_the_last_complete_checkpoint(tmp_path, checkpoints, expected):
     from transformers import TrainingArguments
 
-    from polyglot_vision.training import resolve_checkpoint
+    from polyglot_vision.training.run import resolve_checkpoint
 
     for step in checkpoints:
         (tmp_path / f"checkpoint-{step}").mkdir()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from polyglot_vision.data import BalancedSampler, balanced_weights, build_sampler
+from polyglot_vision.data.sampler import BalancedSampler, balanced_weights, build_sampler
 
 GROUPS = ["en"] * 90 + ["fr"] * 10
 
@@ -51,7 +51,7 @@ def test_source_weights_scale_each_source_share():
 def test_the_trainer_draws_batches_from_the_sampler(tmp_path):
     from transformers import TrainingArguments
 
-    from polyglot_vision.augment import BatchPreprocessor
+    from polyglot_vision.training.augment import BatchPreprocessor
     from polyglot_vision.training import PolyglotTrainer
 
     dataset = Dataset.from_dict({"language": GROUPS * 10, "label": list(range(1000))})
@@ -71,7 +71,7 @@ def test_the_trainer_draws_batches_from_the_sampler(tmp_path):
 def test_unknown_sampler_is_a_user_error(write_recipe):
     import yaml
 
-    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.errors import UserError
 
     raw = yaml.safe_load(write_recipe(sampler="script").read_text(encoding="utf-8"))

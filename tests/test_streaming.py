@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from polyglot_vision.configs import recipe_from_dict
+from polyglot_vision.training import recipe_from_dict
 from polyglot_vision.data import unify
 from polyglot_vision.errors import UserError
 from polyglot_vision.labels import LabelSpace
-from polyglot_vision.streaming import streaming_splits
+from polyglot_vision.data import streaming_splits
 
 from conftest import objects_recipe
 

@@ -17,7 +17,7 @@ DIGITS = REPO / "recipes" / "labels" / "digits.yaml"
 
 def run_recipe(polydigits_dir, out_dir, **overrides):
     """Train a tiny recipe in this process, as `polyglot-vision train` does; returns (recipe, test metrics)."""
-    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.training import train
 
     recipe = recipe_from_dict(tiny_recipe(polydigits_dir, out_dir, **overrides))
@@ -25,7 +25,7 @@ def run_recipe(polydigits_dir, out_dir, **overrides):
 
 
 def test_mixup_and_cutmix_give_soft_targets_that_match_the_pixels():
-    from polyglot_vision.augment import BatchPreprocessor, mix_batch
+    from polyglot_vision.training.augment import BatchPreprocessor, mix_batch
 
     torch.manual_seed(0)
     # Image i is filled with the value i, so each output pixel tells whose image it came from.
@@ -46,7 +46,7 @@ def test_mixup_and_cutmix_give_soft_targets_that_match_the_pixels():
 
 
 def test_flip_is_opt_in_and_crop_keeps_the_input_size():
-    from polyglot_vision.augment import BatchPreprocessor
+    from polyglot_vision.training.augment import BatchPreprocessor
 
     default = BatchPreprocessor([0.5] * 3, [0.5] * 3, "affine", (32, 32))
     assert "Flip" not in repr(default.augment)
@@ -57,7 +57,7 @@ def test_flip_is_opt_in_and_crop_keeps_the_input_size():
 
 
 def test_batch_affine_moves_the_images_it_picks_and_leaves_the_others():
-    from polyglot_vision.augment import RandomBatchAffine
+    from polyglot_vision.training.augment import RandomBatchAffine
 
     x = torch.rand(6, 3, 16, 16)
     assert torch.allclose(RandomBatchAffine(10, 0.08, (0.85, 1.1), 8, p=0.0)(x), x, atol=1e-5)
@@ -66,7 +66,7 @@ def test_batch_affine_moves_the_images_it_picks_and_leaves_the_others():
 
 
 def test_batch_affine_zooms_in_the_direction_it_says():
-    from polyglot_vision.augment import RandomBatchAffine
+    from polyglot_vision.training.augment import RandomBatchAffine
 
     x = torch.zeros(2, 1, 32, 32)
     x[..., 14:18, 14:18] = 1.0  # a 4 x 4 square in the middle
@@ -79,7 +79,7 @@ def test_batch_affine_zooms_in_the_direction_it_says():
 
 
 def test_batch_affine_grid_is_torchs_affine_grid():
-    from polyglot_vision.augment import affine_grid
+    from polyglot_vision.training.augment import affine_grid
 
     torch.manual_seed(0)
     theta = torch.eye(2, 3) + 0.3 * torch.randn(5, 2, 3)
@@ -89,7 +89,7 @@ def test_batch_affine_grid_is_torchs_affine_grid():
 
 
 def test_normalising_before_geometric_ops_gives_the_same_batch():
-    from polyglot_vision.augment import BatchPreprocessor
+    from polyglot_vision.training.augment import BatchPreprocessor
 
     pixels = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
@@ -107,7 +107,7 @@ def test_normalising_before_geometric_ops_gives_the_same_batch():
 
 
 def test_mixup_with_label_smoothing_trains_a_joint_model_with_layer_decay(polydigits_dir, tmp_path):
-    from polyglot_vision.predictor import Predictor
+    from polyglot_vision.serving import Predictor
 
     recipe, metrics = run_recipe(
         polydigits_dir,
@@ -139,7 +139,7 @@ def test_mixup_with_label_smoothing_trains_a_joint_model_with_layer_decay(polydi
 def test_frozen_backbone_changes_only_the_head(polydigits_dir, tmp_path):
     from transformers import set_seed
 
-    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.labels import LabelSpace
     from polyglot_vision.modeling import build_model
 
@@ -157,7 +157,7 @@ def test_frozen_backbone_changes_only_the_head(polydigits_dir, tmp_path):
 def test_layer_decay_gives_each_depth_a_decaying_learning_rate(polydigits_dir, tmp_path):
     from transformers import AutoConfig, AutoModelForImageClassification, TrainingArguments
 
-    from polyglot_vision.augment import BatchPreprocessor
+    from polyglot_vision.training.augment import BatchPreprocessor
     from polyglot_vision.modeling import parameter_depths
     from polyglot_vision.training import PolyglotTrainer
 
@@ -212,7 +212,7 @@ def test_early_stopping_stops_a_run_that_does_not_improve(polydigits_dir, tmp_pa
     ],
 )
 def test_inconsistent_controls_are_named(polydigits_dir, tmp_path, overrides, culprit):
-    from polyglot_vision.configs import recipe_from_dict
+    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.errors import UserError
 
     with pytest.raises(UserError, match=culprit):
@@ -248,7 +248,7 @@ def joint_model(tmp_path):
 def test_a_language_hint_changes_the_answer_for_a_shared_shape(joint_model, capsys):
     from polyglot_vision.cli import main
     from polyglot_vision.errors import UserError
-    from polyglot_vision.predictor import Predictor
+    from polyglot_vision.serving import Predictor
 
     folder, image = joint_model
     predictor = Predictor.from_pretrained(folder)
@@ -293,7 +293,7 @@ def test_pixel_batches_read_what_the_dataset_holds(tmp_path):
 def test_gradient_clipping_returns_the_norm_before_and_clips_to_max_grad_norm(tmp_path):
     from transformers import AutoConfig, AutoModelForImageClassification, TrainingArguments
 
-    from polyglot_vision.augment import BatchPreprocessor
+    from polyglot_vision.training.augment import BatchPreprocessor
     from polyglot_vision.training import PolyglotTrainer
 
     torch.manual_seed(0)

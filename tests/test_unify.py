@@ -11,10 +11,10 @@ import yaml
 from datasets import load_from_disk
 
 from polyglot_vision.cli import main
-from polyglot_vision.configs import recipe_from_dict
+from polyglot_vision.training import recipe_from_dict
 from polyglot_vision.data import unify
 from polyglot_vision.labels import LabelSpace
-from polyglot_vision.synthetic import OBJECT_FOLDERS
+from polyglot_vision.builtin_data.objects import OBJECT_FOLDERS
 
 from conftest import LABELS, objects_recipe
 

@@ -12,7 +12,20 @@ import os
 import sys
 from pathlib import Path
 
+from transformers.utils import logging as hf_logging
+
+from .builtin_data import generate_polydigits
+from .data import save_dataset, split_counts, unify
 from .errors import UserError
+from .evaluation import evaluate_model, format_table
+from .experiments import adaptation_curve, transfer_matrix
+from .export import check_repo_id, dataset_upload_plan, files_to_upload, push_dataset, push_model, write_dataset_card
+from .labels import LabelSpace, is_valid_language
+from .labels.alignment import REPORT_MD, write_report
+from .outputs import write_json
+from .paths import is_hub_id
+from .serving import Predictor
+from .training import end_distributed, load_recipe, parse_overrides, train
 
 QUICKSTART_MODEL = "outputs/polydigits/quickstart"
 
@@ -21,14 +34,10 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     logging.getLogger("polyglot_vision").setLevel(logging.INFO)
-    from transformers.utils import logging as hf_logging
-
     hf_logging.set_verbosity_error()
 
 
 def cmd_polydigits(args, extra) -> int:
-    from .polydigits import generate_polydigits
-
     sources = generate_polydigits(args.out, per_class=args.per_class, seed=args.seed, image_size=args.image_size)
     total = sum(s.get("num_images", 0) for s in sources)
     print(f"Wrote {len(sources)} sources{f' ({total} images)' if total else ''} to {args.out}")
@@ -36,26 +45,23 @@ def cmd_polydigits(args, extra) -> int:
 
 
 def cmd_prepare(args, extra) -> int:
-    from .alignment import REPORT_MD, write_report
-    from .configs import load_recipe
-    from .data import save_dataset, split_counts, unify
-    from .hub import dataset_upload_plan, push_dataset, write_dataset_card
-    from .labels import LabelSpace
-
     recipe = load_recipe(args.recipe, extra)
     if recipe.data.streaming:
         raise UserError(f"recipe {args.recipe}: `prepare` saves a dataset to disk; with `streaming: true` "
                         "the sources are read while training (polyglot-vision train)")
+    if args.push_to_hub:
+        check_repo_id(args.push_to_hub)
+    out = Path(args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset"))
+    sources = [source.path for source in recipe.data.sources]
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
     unified = unify(recipe.data, label_space)
-    out = Path(args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset"))
     name = args.push_to_hub or out.name
 
     def write_extras(folder: Path) -> None:
         write_report(folder, unified.report)
         write_dataset_card(folder, unified.report, label_space, name)
 
-    save_dataset(unified.dataset, out, extra=write_extras)
+    save_dataset(unified.dataset, out, extra=write_extras, overwrite=args.overwrite, sources=sources)
     for split, counts in split_counts(unified.dataset).items():
         print(f"{split:<10} {sum(counts.values()):>6} images  " + "  ".join(f"{s}={n}" for s, n in counts.items()))
     bad = {s: row["bad_images"] for s, row in unified.report["sources"].items() if row["bad_images"]}
@@ -76,9 +82,6 @@ def cmd_prepare(args, extra) -> int:
 
 
 def cmd_train(args, extra) -> int:
-    from .configs import load_recipe
-    from .training import end_distributed, train
-
     try:
         train(load_recipe(args.recipe, extra))
     finally:
@@ -87,25 +90,20 @@ def cmd_train(args, extra) -> int:
 
 
 def cmd_evaluate(args, extra) -> int:
-    from .configs import load_recipe
-    from .evaluation import format_table
-    from .predictor import Predictor
-    from .report import evaluate_model
-
     recipe = load_recipe(args.recipe, extra)
+    if args.output and Path(args.output).is_dir():
+        raise UserError(f"--output {args.output}: is a folder; give a JSON file name (the report folder is --output-dir)")
     predictor = Predictor.from_pretrained(args.model)
-    metrics, out = evaluate_model(predictor, recipe, args.split, args.output_dir, model_name=args.model)
+    metrics, out = evaluate_model(predictor.model, predictor.processor, recipe, args.split, args.output_dir,
+                                  model_name=args.model, overwrite=args.overwrite)
     print(format_table(metrics, title=args.split))
     if args.output:
-        Path(args.output).write_text(json.dumps({args.split: metrics}, indent=2, ensure_ascii=False) + "\n")
+        write_json(Path(args.output), {args.split: metrics})
     print(f"\nReport, metrics and plots written to {out}")
     return 0
 
 
 def cmd_transfer(args, extra) -> int:
-    from .configs import parse_overrides
-    from .transfer import transfer_matrix
-
     result = transfer_matrix(
         args.recipe, parse_overrides(extra), steps=args.steps, leave_one_out=args.leave_one_out, output_dir=args.output_dir
     )
@@ -115,9 +113,6 @@ def cmd_transfer(args, extra) -> int:
 
 
 def cmd_adapt(args, extra) -> int:
-    from .adaptation import adaptation_curve
-    from .configs import parse_overrides
-
     result = adaptation_curve(args.recipe, parse_overrides(extra), output_dir=args.output_dir)
     print(Path(result["output_dir"], "adaptation.md").read_text(encoding="utf-8"))
     print(f"Adaptation curve written to {result['output_dir']}")
@@ -125,11 +120,15 @@ def cmd_adapt(args, extra) -> int:
 
 
 def cmd_predict(args, extra) -> int:
-    from .predictor import Predictor, open_image
-
-    images = [open_image(path) for path in args.images]  # fail on a bad file before loading the model
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
+    if args.lang is not None and not is_valid_language(args.lang):
+        raise UserError(f"--lang {args.lang!r} is not a language tag (e.g. fr, pt-BR, zh-Hant)")
     predictor = Predictor.from_pretrained(args.model)
-    results = predictor.top_k(images, k=args.top_k, language=args.lang, language_hint=args.hint)
+    if args.lang is not None and predictor.label_space.answer_language(args.lang) is None:
+        print(f"polyglot-vision: note: this model has no names in {args.lang!r} (it has {', '.join(predictor.languages)}); "
+              f"answering in {predictor.default_language!r}", file=sys.stderr)
+    results = predictor.top_k(args.images, k=args.top_k, language=args.lang, language_hint=args.hint)
     if args.json:
         payload = [{"image": path, "predictions": [p.to_dict() for p in preds]} for path, preds in zip(args.images, results)]
         print(json.dumps(payload, ensure_ascii=False, indent=2))
@@ -141,9 +140,8 @@ def cmd_predict(args, extra) -> int:
 
 
 def cmd_push(args, extra) -> int:
-    from .hub import files_to_upload, push_model
-
     model_dir = Path(args.model)
+    check_repo_id(args.repo_id)
     files = files_to_upload(model_dir)
     if args.dry_run:
         for path in files:
@@ -159,17 +157,17 @@ def cmd_demo(args, extra) -> int:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     model = args.model
     path = Path(model).expanduser()
-    looks_local = path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1 or "\\" in model
-    if not path.exists() and looks_local:
+    if not path.exists() and not is_hub_id(model):
         hint = " (train it: polyglot-vision train recipes/polydigits/quickstart.yaml)" if model == QUICKSTART_MODEL else ""
         raise UserError(f"model folder {model} not found{hint}")
     if path.exists() and not path.is_dir():
         raise UserError(f"model {model}: not a folder")
-    from .demo import launch
-    from .predictor import Predictor
+    if args.examples and not Path(args.examples).is_dir():
+        raise UserError(f"--examples {args.examples}: not a folder")
+    from .serving.demo import launch  # needs gradio, the `demo` extra
 
     predictor = Predictor.from_pretrained(str(path) if path.exists() else model)
-    launch(predictor, host="127.0.0.1", port=args.port)
+    launch(predictor, host="127.0.0.1", port=args.port, examples_dir=args.examples)
     return 0
 
 
@@ -194,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--push-to-hub", metavar="REPO", help="also push the dataset, its card and reports to this dataset repository")
     p.add_argument("--private", action="store_true", help="create the dataset repository private")
     p.add_argument("--dry-run", action="store_true", help="with --push-to-hub: list what would be uploaded, upload nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace --output even if polyglot-vision did not write it")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="prepare, fine-tune, test and export a model")
@@ -206,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="train, validation, test, or all (e.g. for a held-out set)")
     p.add_argument("--output", help="also write the metrics to this JSON file")
     p.add_argument("--output-dir", help="report folder: report.md, metrics.json, plots (default: MODEL/evaluation-SPLIT)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output-dir even if polyglot-vision did not write it")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("transfer", help="train on each language alone, test on every language: a transfer matrix")
@@ -237,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded, upload nothing")
     p.set_defaults(func=cmd_push)
 
-    p = sub.add_parser("demo", help="the Gradio demo on 127.0.0.1: draw or upload a numeral, read it in your language")
+    p = sub.add_parser("demo", help="the Gradio demo on 127.0.0.1: draw or upload an image, read the answer in your language")
     p.add_argument("model", nargs="?", default=QUICKSTART_MODEL, help=f"model folder or Hub id (default: {QUICKSTART_MODEL})")
     p.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
+    p.add_argument("--examples", default=None, help="folder of example images (PNG) to show under the upload")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,4 +1,7 @@
-"""Image checks for `prepare`: every image decodes, is RGB or grayscale, upright, and has a content hash.
+"""The one way images are read: checks, conversion and content hash for `prepare`, and `load_image` for models.
+
+Training, evaluation, prediction and the Space all see an image the same way: upright
+(EXIF orientation applied), RGB or grayscale, transparent pixels over white paper.
 
 Bad files must not stop a long run half-way, so each image is checked once,
 when the sources are unified, and the verdict travels with it:
@@ -23,7 +26,11 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from .errors import UserError
+
 KEPT_MODES = ("RGB", "L")
+# File endings that image folders are read by (those of `datasets`' imagefolder builder, commonest first).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 EXIF_ORIENTATION = 0x0112
 MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
@@ -53,7 +60,7 @@ def read_bytes(value, base_dir: str | None) -> tuple[bytes | None, str | None, s
         return None, path, f"unreadable file ({err.strerror or type(err).__name__})"
 
 
-def _to_rgb_or_gray(image: Image.Image) -> Image.Image:
+def to_rgb_or_gray(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB or L the way a viewer would show it."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         pixels = np.asarray(image)
@@ -117,7 +124,7 @@ def check_image(data: bytes, max_pixels: int | None = None) -> tuple[bytes | Non
             image.load()  # a truncated or corrupt file fails here
             if image.mode in KEPT_MODES and upright:
                 return data, _digest(data), None
-            converted = _to_rgb_or_gray(image if upright else ImageOps.exif_transpose(image))
+            converted = to_rgb_or_gray(image if upright else ImageOps.exif_transpose(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, None, "decompression bomb (too many pixels)"
     except DECODE_ERRORS as err:
@@ -150,6 +157,30 @@ def check_batch(values: list, base_dir: str | None = None, max_pixels: int | Non
         problems.append(problem)
         files.append(path)
     return {"image": images, "_hash": hashes, "_problem": problems, "_file": files}
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image, max_pixels: int | None = None) -> Image.Image:
+    """An RGB image ready for a model, read exactly as `prepare` stores it; a UserError names a bad file.
+
+    A path or encoded bytes go through the same checks and conversion as `check_image`; an
+    already decoded Pillow image is turned upright and flattened onto white the same way.
+    """
+    if isinstance(source, Image.Image):
+        return to_rgb_or_gray(ImageOps.exif_transpose(source)).convert("RGB")
+    name = "upload" if isinstance(source, bytes) else str(source)
+    if isinstance(source, bytes):
+        data, problem = source, None
+    elif os.path.isdir(source):
+        raise UserError(f"image {name}: is a folder, not an image file")
+    else:
+        data, _, problem = read_bytes(str(source), None)
+        problem = "file not found" if problem == "missing file" else problem
+    if problem is None:
+        data, _, problem = check_image(data, max_pixels)
+    if problem is not None:
+        raise UserError(f"image {name}: {problem}")
+    with Image.open(io.BytesIO(data), formats=_format_of(data)) as image:
+        return image.convert("RGB")
 
 
 def problem_kind(problem: str) -> str:

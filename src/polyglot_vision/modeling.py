@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 
 import torch
-
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -26,11 +26,77 @@ from transformers import (
     ViTImageProcessorPil,
 )
 
-from .configs import ModelArguments
 from .errors import UserError, first_line
 from .labels import LabelSpace
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or local folder of a checkpoint to fine-tune; a new head is put on it."},
+    )
+    model_config: dict | None = field(
+        default=None,
+        metadata={"help": "Build the model from this config instead (a dict with `model_type`), no download."},
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "Input size in pixels; defaults to the checkpoint's or model_config's image_size."},
+    )
+    image_mean: list[float] | None = field(
+        default=None, metadata={"help": "Normalisation mean for a model built from a config (default 0.5)."}
+    )
+    image_std: list[float] | None = field(
+        default=None, metadata={"help": "Normalisation std for a model built from a config (default 0.5)."}
+    )
+    model_revision: str = field(default="main", metadata={"help": "Revision of `model_name_or_path` on the Hub."})
+    license: str | None = field(
+        default=None, metadata={"help": "License of the exported model, for its model card (default: apache-2.0)."}
+    )
+
+    def __post_init__(self):
+        if (self.model_name_or_path is None) == (self.model_config is None):
+            raise UserError("recipe: give exactly one of `model_name_or_path` or `model_config`")
+        if self.model_config is not None:
+            if not isinstance(self.model_config, dict) or "model_type" not in self.model_config:
+                raise UserError("recipe: `model_config` needs a `model_type` (e.g. vit, convnext)")
+            check_model_config(self.model_config)
+        if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
+                                            or self.image_size < 8):
+            raise UserError(f"recipe: `image_size` must be a whole number of pixels, 8 or more, got {self.image_size!r}")
+
+
+def check_model_config(settings: dict) -> None:
+    """Every key of a `model_config` is a field of the model type's config class, with a value of its type."""
+    model_type = settings.get("model_type")
+    try:
+        config_class = AutoConfig.for_model(model_type).__class__
+    except ValueError:
+        raise UserError(f"recipe: model_config: unknown model_type {model_type!r} (e.g. vit, convnext, resnet)") from None
+    defaults = config_class().to_dict()
+    for key, value in settings.items():
+        if key == "model_type" or key not in defaults or defaults[key] is None:
+            continue
+        expected = defaults[key]
+        if isinstance(expected, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(expected, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and (not isinstance(expected, int) or isinstance(value, int) or float(value).is_integer())
+        elif isinstance(expected, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+        elif isinstance(expected, str):
+            ok = isinstance(value, str)
+        else:
+            ok = True
+        if not ok:
+            raise UserError(
+                f"recipe: model_config: `{key}` of a {model_type} model expects {type(expected).__name__} "
+                f"(like {expected!r}), got {value!r}"
+            )
 
 
 def joint_label(concept: str, language: str) -> str:
@@ -39,7 +105,8 @@ def joint_label(concept: str, language: str) -> str:
 
 def label_config(label_space: LabelSpace, joint_pairs: list[tuple[str, str]] | None = None) -> dict:
     """Config fields for the label maps; `joint_pairs` ((concept, language), …) makes joint classes."""
-    shared = {"label_display_names": label_space.names_by_language(), "default_language": label_space.default_language}
+    shared = {"label_display_names": label_space.names_by_language(), "default_language": label_space.default_language,
+              "label_space_name": label_space.name}
     if joint_pairs is None:
         ids = label_space.ids
         return {"num_labels": len(ids), "id2label": dict(enumerate(ids)), "label2id": {c: i for i, c in enumerate(ids)}, **shared}
@@ -172,15 +239,6 @@ def build_image_processor(model_args: ModelArguments):
     )
 
 
-def processor_input_size(processor) -> tuple[int, int]:
-    size = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
-    size = size or processor.size
-    if "height" in size:
-        return size["height"], size["width"]
-    edge = size.get("shortest_edge") or size.get("longest_edge")
-    return edge, edge
-
-
 def build_model(model_args: ModelArguments, label_space: LabelSpace, joint_pairs=None) -> PreTrainedModel:
     """A fresh model from `model_config`, or a checkpoint with a new head for our concepts (or joint classes)."""
     labels = label_config(label_space, joint_pairs)
@@ -204,8 +262,6 @@ def build_model(model_args: ModelArguments, label_space: LabelSpace, joint_pairs
             )
         except (OSError, ValueError) as err:
             raise _hub_error(model_args.model_name_or_path, err) from None
-    if model_args.freeze_backbone:
-        freeze_backbone(model)
     n_params = sum(p.numel() for p in model.parameters())
     n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("model %s: %.2fM parameters (%.2fM trained), %d classes",

@@ -1,4 +1,12 @@
-"""Output folders that appear whole or not at all."""
+"""Output folders and files that appear whole or not at all, and never replace what the tool did not write.
+
+Every folder the tool writes (a prepared dataset, a model, a report, PolyDigits) is
+built in a temporary sibling and swapped in whole, so an interrupted run leaves the
+old result or the new one, never a mix. The finished folder carries a marker file;
+an existing folder is replaced only when it is empty or carries that marker (or the
+user passes `--overwrite`), and an output inside or equal to a source is refused.
+Temporary siblings left by a killed run are removed by the next run into that folder.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +16,137 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+from .errors import UserError
+
+MARKER = ".polyglot-vision"
+_TMP, _OLD = ".tmp-", ".old-"
+
+
+def is_ours(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """`path` is `folder` or lies below it (both resolved)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def check_output_dir(output_dir: str | Path, *, overwrite: bool = False, sources: Iterable[str | Path] = (),
+                     what: str = "output folder") -> Path:
+    """Refuse an output the tool may not replace: a file, a folder of someone else's, a source's folder."""
+    output_dir = Path(output_dir).expanduser()
+    for source in sources:
+        source = Path(source).expanduser()
+        if not source.exists():
+            continue
+        folder = source if source.is_dir() else source.parent
+        if is_inside(output_dir, folder) or is_inside(folder, output_dir):
+            raise UserError(f"{what} {output_dir}: overlaps the source folder {folder}; choose a folder outside it")
+    if output_dir.exists():
+        if not output_dir.is_dir():
+            raise UserError(f"{what} {output_dir}: exists and is not a folder")
+        if not overwrite and not is_ours(output_dir):
+            strangers = sorted(p.name for p in output_dir.iterdir())
+            if strangers:
+                raise UserError(
+                    f"{what} {output_dir}: holds files polyglot-vision did not write ({', '.join(strangers[:3])}"
+                    f"{', …' if len(strangers) > 3 else ''}); choose another folder, or pass --overwrite to replace it"
+                )
+    parent = output_dir.parent if output_dir.parent != Path("") else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise UserError(f"{what} {output_dir}: {probe} is not writable")
+    return output_dir
+
+
+def remove_stale_siblings(output_dir: Path) -> None:
+    """Temporary siblings of `output_dir` left by a killed run (their process is gone)."""
+    parent = output_dir.parent
+    if not parent.is_dir():
+        return
+    for prefix in (_TMP, _OLD):
+        for path in parent.glob(f".{output_dir.name}{prefix}*"):
+            pid = path.name.rsplit("-", 2)[-2] if path.name.count("-") >= 2 else ""
+            if pid.isdigit() and _alive(int(pid)):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
-def atomic_directory(output_dir: str | Path) -> Iterator[Path]:
+def atomic_directory(output_dir: str | Path, *, overwrite: bool = False, sources: Iterable[str | Path] = (),
+                     carry: Iterable[str] = (), what: str = "output folder") -> Iterator[Path]:
     """Yield a temporary sibling of `output_dir` to write into; on success it replaces `output_dir`.
 
-    An error or an interrupt inside the block leaves `output_dir` as it was and
-    removes the temporary folder: a reader never sees half the files.
+    An error or an interrupt inside the block leaves `output_dir` as it was and removes the
+    temporary folder. `carry` names entries of the old folder (globs, e.g. `checkpoint-*`)
+    that move into the new one instead of being deleted with the old folder.
     """
-    output_dir = Path(output_dir)
+    output_dir = check_output_dir(output_dir, overwrite=overwrite, sources=sources, what=what)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    remove_stale_siblings(output_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}{_TMP}{os.getpid()}-", dir=output_dir.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
+        publish(tmp, output_dir, carry)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write `data` as indented UTF-8 JSON, through a temporary file and a rename."""
+def claim(output_dir: str | Path) -> Path:
+    """Create `output_dir` (checked with `check_output_dir` first) and mark it as the tool's own."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / MARKER).write_text("written by polyglot-vision; this folder may be replaced by its next run\n")
+    return output_dir
+
+
+def publish(new: Path, output_dir: Path, carry: Iterable[str] = ()) -> None:
+    """Mark the complete folder `new` as the tool's own and rename it to `output_dir`.
+
+    The old folder is set aside first and removed last; the entries of it that `carry`
+    names (globs) move into the new one.
+    """
+    os.chmod(new, 0o755)  # mkdtemp makes it private
+    claim(new)
+    old = None
+    if output_dir.exists():
+        old = output_dir.parent / f".{output_dir.name}{_OLD}{os.getpid()}-{os.urandom(3).hex()}"
+        os.replace(output_dir, old)
+    os.replace(new, output_dir)
+    if old is not None:
+        for pattern in carry:
+            for path in old.glob(pattern):
+                if not (output_dir / path.name).exists():
+                    os.replace(path, output_dir / path.name)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 text through a temporary file and a rename."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | Path, data: dict) -> Path:
+    """Write `data` as indented UTF-8 JSON, through a temporary file and a rename."""
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

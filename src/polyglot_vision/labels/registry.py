@@ -19,6 +19,7 @@ Each name records where it came from (``human``, ``machine`` translation or
 
 from __future__ import annotations
 
+import difflib
 import numbers
 import re
 import unicodedata
@@ -28,18 +29,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import yaml
+from num2words import num2words
 
-from polyglot_vision.errors import UserError
-
-try:
-    import langcodes
-except ImportError:  # optional: a regex keeps obviously wrong tags out
-    langcodes = None
+from ..errors import UserError
+from .languages import is_valid_language, language_candidates, language_key
 
 _SEPARATORS = re.compile(r"[\s_.\-]+")
-# Shape of a BCP-47 tag when langcodes is not there to check it against the registry.
-_TAG_SHAPE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 # Accents are decoration on these scripts' letters but part of the word elsewhere
 # (Devanagari vowel signs, Thai tone marks, kana dakuten, Bengali nukta).
 _ACCENTED_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
@@ -83,25 +80,6 @@ def normalise(text: Any) -> str:
     return _SEPARATORS.sub(" ", text).strip()
 
 
-def _lang_key(tag: str) -> str:
-    return tag.strip().lower().replace("_", "-")
-
-
-def _lang_candidates(language: str | None) -> list[str]:
-    """The tag itself, then its base language: "pt-BR" -> ["pt-br", "pt"]."""
-    if not language:
-        return []
-    key = _lang_key(language)
-    base = key.split("-", 1)[0]
-    return [key] if base == key else [key, base]
-
-
-def _tag_is_valid(tag: str) -> bool:
-    if langcodes is not None:
-        return bool(langcodes.tag_is_valid(tag))
-    return bool(_TAG_SHAPE.match(tag))
-
-
 def _numeral_value(text: str) -> int | None:
     """Value of a numeral in any script: "7", "٧", "۷", "७", "๗", "七", "〇" ; None if it is not one."""
     if not text:
@@ -132,10 +110,6 @@ def _label_id(label: Any) -> str | None:
 @lru_cache(maxsize=None)
 def _number_words(language: str, values: tuple[int, ...]) -> dict[str, int | None]:
     """num2words' words for `values` in `language`, normalised; None marks a word two values share."""
-    try:
-        from num2words import num2words
-    except ImportError:
-        return {}
     words: dict[str, int | None] = {}
     for value in values:
         try:
@@ -161,7 +135,7 @@ class LabelSpace:
         for concept in self.concepts:
             for lang, word in _words(concept):
                 for index, key in ((self._exact, word), (self._normal, normalise(word))):
-                    index[_lang_key(lang)][key].add(concept.id)
+                    index[language_key(lang)][key].add(concept.id)
                     index["*"][key].add(concept.id)  # "*": any language
             self._normal["*"][normalise(concept.id)].add(concept.id)
 
@@ -188,7 +162,7 @@ class LabelSpace:
         if not raw_concepts or not isinstance(raw_concepts, list):
             raise UserError(f"{source}: no concepts (expected a list under 'concepts')")
         default_language = str(data.get("default_language", "en"))
-        if not _tag_is_valid(default_language):
+        if not is_valid_language(default_language):
             raise UserError(f"{source}: invalid language tag {default_language!r} in default_language")
 
         concepts: list[Concept] = []
@@ -200,10 +174,10 @@ class LabelSpace:
                 raise UserError(f"{source}: duplicate concept id {concept.id!r}")
             seen_ids.add(concept.id)
             for lang, word in _words(concept):
-                if not _tag_is_valid(lang):
+                if not is_valid_language(lang):
                     raise UserError(f"{source}: concept {concept.id!r}: invalid language tag {lang!r}")
                 # "Chat" and "chat" are one name to a user: compare the normalised forms.
-                other, other_word = owner.setdefault((_lang_key(lang), normalise(word)), (concept.id, word))
+                other, other_word = owner.setdefault((language_key(lang), normalise(word)), (concept.id, word))
                 if other != concept.id:
                     raise UserError(
                         f"{source}: name {word!r} ({lang}) belongs to two concepts: {other!r} "
@@ -227,11 +201,25 @@ class LabelSpace:
         concept = self._by_id.get(str(concept_id))
         if concept is None:
             raise UserError(f"unknown concept {concept_id!r} in label space {self.name!r}")
-        names = {_lang_key(lang): name for lang, name in concept.names.items()}
-        for lang in [*_lang_candidates(language), *_lang_candidates(self.default_language)]:
+        names = {language_key(lang): name for lang, name in concept.names.items()}
+        for lang in [*language_candidates(language), *language_candidates(self.default_language)]:
             if lang in names:
                 return names[lang]
         return concept.id
+
+    def answer_language(self, language: str | None) -> str | None:
+        """The registry language that names answer a request for `language` ("FR" -> "fr", "pt_BR" -> "pt"),
+        or None when the registry has no name in it or its base language."""
+        known = {language_key(lang): lang for lang in self.languages}
+        return next((known[lang] for lang in language_candidates(language) if lang in known), None)
+
+    @classmethod
+    def from_names(cls, ids: list[str], names_by_language: Mapping[str, Mapping[str, str]], default_language: str,
+                   name: str = "labels") -> "LabelSpace":
+        """A label space rebuilt from a model config's `label_display_names` ({language: {concept id: name}})."""
+        concepts = [Concept(cid, {lang: names[cid] for lang, names in names_by_language.items() if cid in names}, {})
+                    for cid in ids]
+        return cls(name, default_language, concepts, source="config.json")
 
     def names_by_language(self) -> dict[str, dict[str, str]]:
         """{language: {concept id: name}} with only the names the registry gives (no fallbacks)."""
@@ -254,7 +242,7 @@ class LabelSpace:
         if not isinstance(label, str):
             return None
 
-        langs = [*_lang_candidates(language), "*"]
+        langs = [*language_candidates(language), "*"]
         text = label.strip()
         found = _lookup(self._exact, langs, text)
         if found:
@@ -290,7 +278,7 @@ class LabelSpace:
         self.concepts = (*self.concepts, concept)
         self._by_id[concept_id] = concept
         for key, index in ((name, self._exact), (normalise(name), self._normal)):
-            index[_lang_key(language)][key].add(concept_id)
+            index[language_key(language)][key].add(concept_id)
             index["*"][key].add(concept_id)
         return concept
 
@@ -323,8 +311,6 @@ class LabelSpace:
 
     def similarity(self, labels: list[str], backend, exclude: Iterable[str] = ()):
         """(labels × concepts cosine similarities, concept ids), a concept scoring as its closest text."""
-        import numpy as np
-
         excluded = set(exclude)
         pairs = [(cid, text) for cid, text in self.concept_texts() if cid not in excluded]
         concept_ids = list(dict.fromkeys(cid for cid, _ in pairs))
@@ -343,8 +329,6 @@ class LabelSpace:
             scores, concept_ids = self.similarity([str(label)], backend)
             order = scores[0].argsort()[::-1][:k]
             return [(concept_ids[i], round(float(scores[0, i]), 2)) for i in order]
-        import difflib
-
         target = normalise(label)
         best: dict[str, float] = {}
         for cid, text in self.concept_texts():
@@ -368,7 +352,7 @@ class LabelSpace:
         values = tuple(int(i) for i in self.ids if i.isdigit())
         if not values:
             return None
-        for lang in _lang_candidates(language):
+        for lang in language_candidates(language):
             value = _number_words(lang, values).get(norm)
             if value is not None:
                 return Match(str(value), "number_word", 0.9)

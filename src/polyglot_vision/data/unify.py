@@ -1,8 +1,7 @@
 """Sources -> one unified `DatasetDict` in the concept space.
 
-Each source (a Hub id, an image folder, a parquet / CSV / JSONL manifest or a
-`save_to_disk` folder) is loaded with `datasets`, its labels are aligned onto
-the `LabelSpace` (alignment.py), every image is checked, converted when it must
+Each source is loaded with `datasets` (sources.py), its labels are aligned onto the
+`LabelSpace` (labels/alignment.py), every image is checked, converted when it must
 be and hashed (images.py), identical images are kept once across all sources,
 and the result is split train / validation / test, stratified by (concept,
 language); a source's own test split stays the test split. `unify` also returns
@@ -11,51 +10,37 @@ the report that `prepare` writes beside the dataset.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import math
 import os
-import shutil
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
-from datasets import (
-    Array3D,
-    ClassLabel,
-    Dataset,
-    DatasetDict,
-    Features,
-    Image,
-    Value,
-    concatenate_datasets,
-    load_dataset,
-    load_from_disk,
-)
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, concatenate_datasets
 
-from .alignment import align_sources, alignment_rows
-from .configs import DataArguments, SourceConfig, infer_script
-from .errors import UserError, first_line
-from .images import check_batch, problem_kind
-from .labels import LabelSpace
-from .modeling import processor_input_size
+from ..errors import UserError
+from ..images import check_batch, problem_kind
+from ..labels import LabelSpace, align_sources
+from ..labels.alignment import alignment_rows
+from ..labels.embeddings import load_backend
+from ..outputs import atomic_directory
+from .sampler import group_probabilities
+from .sources import POOL, SPLITS, DataArguments, SourceConfig, source_labels, source_parts
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 # Metadata columns that metrics are broken down by.
 GROUP_COLUMNS = ("script", "language", "source")
-MANIFEST_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
-POOL = "pool"  # images of sources without their own splits, split by `stratified_split`
 # Which copy of a duplicated image is kept: one in a source's own test split first, so
 # that test sets stay whole and no copy of a test image is trained on.
 ROLE_PRIORITY = {"test": 0, "validation": 1, "train": 2, POOL: 3}
 # Sources this large are checked by several processes.
 PARALLEL_FROM = 20_000
 CHECK_COLUMNS = ("_hash", "_problem", "_file")
+
 
 def unified_features(label_space: LabelSpace) -> Features:
     return Features(
@@ -67,118 +52,6 @@ def unified_features(label_space: LabelSpace) -> Features:
             "source": Value("string"),
         }
     )
-
-
-# ---- loading ------------------------------------------------------------------------------------
-
-
-def _load_local(path: Path, source: SourceConfig, split: str) -> Dataset:
-    if path.is_file():
-        builder = MANIFEST_BUILDERS.get(path.suffix.lower())
-        if builder is None:
-            raise UserError(f"source '{source.name}': cannot read {path} (expected .parquet, .csv, .jsonl or a folder)")
-        if split != "train":
-            raise UserError(f"source '{source.name}': {path} is one file, one split; `split: {split}` needs a folder")
-        return load_dataset(builder, data_files=str(path), split="train")
-    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-        loaded = load_from_disk(str(path))
-        if isinstance(loaded, DatasetDict):
-            if split not in loaded:
-                raise UserError(f"source '{source.name}': split '{split}' not in {path} ({', '.join(loaded)})")
-            loaded = loaded[split]
-        return loaded
-    for suffix, builder in MANIFEST_BUILDERS.items():
-        files = sorted(str(p) for p in path.glob(f"*{suffix}"))
-        if files:
-            return load_dataset(builder, data_files=files, split="train")
-    return load_dataset("imagefolder", data_dir=str(path), split=split)
-
-
-def source_base_dir(source: SourceConfig) -> str | None:
-    """Folder that relative image paths in a manifest are read from: the manifest's own."""
-    path = Path(source.path)
-    if not path.exists():
-        return None
-    return str((path.parent if path.is_file() else path).resolve())
-
-
-def load_source(source: SourceConfig, split: str | None = None) -> Dataset:
-    """Load one split of one source with `datasets`, as-is (its own column names and labels)."""
-    split = split or (source.split if isinstance(source.split, str) else "train")
-    path = Path(source.path)
-    try:
-        if path.exists():
-            dataset = _load_local(path, source, split)
-        elif source.path.startswith((".", "/", "~")) or source.path.count("/") != 1:
-            raise UserError(f"source '{source.name}': path {source.path} does not exist")
-        else:
-            dataset = load_dataset(source.path, name=source.config, split=split, revision=source.revision)
-    except UserError:
-        raise
-    except ValueError as err:
-        if "corresponds to no data" not in str(err):  # a manifest with a header and no rows is an empty source
-            raise UserError(f"source '{source.name}': {source.path} (split {split}) is not readable ({first_line(err)})") from None
-        dataset = Dataset.from_dict({source.image_column: [], source.label_column: []},
-                                    features=Features({source.image_column: Value("string"),
-                                                       source.label_column: Value("string")}))
-    except Exception as err:  # offline, private, misspelt or unreadable: the user must see which source
-        reason = first_line(err)
-        where = "a loadable Hub dataset" if not path.exists() else "readable"
-        raise UserError(f"source '{source.name}': {source.path} (split {split}) is not {where} ({reason})") from None
-    for role, column in (("image", source.image_column), ("label", source.label_column)):
-        if column not in dataset.column_names:
-            raise UserError(
-                f"source '{source.name}': {role} column '{column}' not found in {source.path} "
-                f"(columns: {', '.join(dataset.column_names)})"
-            )
-    feature = dataset.features[source.image_column]
-    if not isinstance(feature, Image) and not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")) \
-            and not isinstance(feature, dict):
-        raise UserError(
-            f"source '{source.name}': image column '{source.image_column}' holds {feature}, not images or file paths"
-        )
-    if source.max_samples is not None and source.max_samples < len(dataset):
-        # A seeded random subset: files are often sorted by class.
-        dataset = dataset.shuffle(seed=0).select(range(source.max_samples)).flatten_indices()
-    return dataset
-
-
-def source_parts(source: SourceConfig) -> dict[str, Dataset]:
-    """{role: Dataset}: `pool` for a source split by `prepare`, else its own train / validation / test."""
-    if not source.own_splits:
-        return {POOL: load_source(source)}
-    return {role: load_source(source, split) for role, split in source.own_splits.items()}
-
-
-def _raw_labels(dataset: Dataset, column: str) -> list:
-    """Label values as their community wrote them (ClassLabel ids become their names)."""
-    values = dataset.with_format("arrow")[column].to_pylist()
-    feature = dataset.features[column]
-    if isinstance(feature, ClassLabel):
-        return [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
-    return list(values)
-
-
-def _hashable(label):
-    """7.0 from a CSV is the integer 7; NaN and empty cells are no label; text is stripped."""
-    if isinstance(label, float):
-        if math.isnan(label):
-            return None
-        return int(label) if label.is_integer() else label
-    if isinstance(label, str):
-        return label.strip() or None
-    return label
-
-
-def _labels_of(dataset: Dataset, source: SourceConfig) -> list:
-    labels = [_hashable(v) for v in _raw_labels(dataset, source.label_column)]
-    bad = next((v for v in labels if isinstance(v, (list, dict, bytes))), None)
-    if bad is not None:
-        raise UserError(
-            f"source '{source.name}': label column '{source.label_column}' holds {type(bad).__name__} values "
-            f"such as {bad!r}; one label per image is expected"
-        )
-    return labels
 
 
 # ---- checking images ----------------------------------------------------------------------------
@@ -198,8 +71,6 @@ def column(dataset: Dataset, name: str) -> list:
 
 def select(dataset: Dataset, indices) -> Dataset:
     """`Dataset.select` with a fingerprint made from the indices' bytes (datasets would pickle the list)."""
-    import hashlib
-
     indices = np.asarray(indices, dtype=np.int64)
     digest = hashlib.blake2b(dataset._fingerprint.encode() + indices.tobytes(), digest_size=16).hexdigest()
     return dataset.select(indices, new_fingerprint=digest)
@@ -230,15 +101,12 @@ def checked_part(dataset: Dataset, source: SourceConfig, concepts: list, data_ar
     The fingerprint is computed here from the input's own and the labels, which is much
     cheaper than letting `datasets` hash the arguments, and lets a second run reuse the cache.
     """
-    import hashlib
-
     dataset = dataset.select_columns([source.image_column])
     if source.image_column != "image":
         dataset = dataset.rename_column(source.image_column, "image")
     dataset = dataset.cast_column("image", Image(decode=False))
     concepts = np.asarray(concepts, dtype=np.int64)
-    constants = {"language": source.language, "script": source.script or infer_script(source.language),
-                 "source": source.name}
+    constants = {"language": source.language, "script": source.script, "source": source.name}
     base_dir = source_base_dir(source)
     digest = hashlib.blake2b(digest_size=16)
     for part in (CHECK_VERSION, dataset._fingerprint, repr(sorted(constants.items())), str(base_dir)):
@@ -263,7 +131,7 @@ class Unified:
 def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
     """Load, align, check, de-duplicate, merge and split every source of a recipe; with the report."""
     loaded = {source.name: source_parts(source) for source in data_args.sources}
-    raw = {name: {role: _labels_of(part, src) for role, part in parts.items()}
+    raw = {name: {role: source_labels(part, src) for role, part in parts.items()}
            for (name, parts), src in zip(loaded.items(), data_args.sources)}
     label_counts = {name: Counter(v for labels in roles.values() for v in labels if v is not None)
                     for name, roles in raw.items()}
@@ -386,8 +254,6 @@ def _assemble(parts: dict, data_args: DataArguments, label_space: LabelSpace) ->
 def build_report(data_args: DataArguments, label_space: LabelSpace, alignments: dict, stats: dict,
                  duplicates: dict, dataset: DatasetDict) -> dict:
     """What `prepare` did, for alignment_report.json / .md and the dataset card."""
-    from .embeddings import load_backend
-
     names = label_space.ids
     splits = {}
     for split, part in dataset.items():
@@ -429,15 +295,6 @@ def build_report(data_args: DataArguments, label_space: LabelSpace, alignments: 
     }
 
 
-def group_probabilities(sizes: list[int], temperature: float) -> np.ndarray:
-    """Share of draws of each group, ∝ n^τ (the balanced sampler's, per group)."""
-    sizes = np.asarray(sizes, dtype=np.float64)
-    if not len(sizes):
-        return sizes
-    weights = sizes**temperature
-    return weights / weights.sum()
-
-
 def build_dataset(data_args: DataArguments, label_space: LabelSpace) -> DatasetDict:
     """Load, align, check, de-duplicate, merge and split every source of a recipe."""
     return unify(data_args, label_space).dataset
@@ -464,26 +321,20 @@ def stratified_split(dataset: Dataset, validation_fraction: float, test_fraction
     return DatasetDict({split: select(dataset, sorted(parts[split])) for split in SPLITS})
 
 
-def save_dataset(dataset: DatasetDict, out_dir: str | Path, extra=None) -> Path:
-    """`save_to_disk` into a temporary sibling, then rename: never a half-written dataset.
+def save_dataset(dataset: DatasetDict, out_dir: str | Path, extra=None, *, overwrite: bool = False,
+                 sources=()) -> Path:
+    """`save_to_disk` into a temporary sibling, then swap it in: never a half-written dataset.
 
     `extra(folder)` writes the files that belong beside the data (report, card) into the
-    temporary folder before the rename, so they appear together with it or not at all.
+    temporary folder before the swap, so they appear together with it or not at all.
+    An existing folder is replaced only if polyglot-vision wrote it (or `overwrite`).
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir, overwrite=overwrite, sources=sources, what="dataset folder") as tmp:
         # One shard for an empty split: left to itself, `save_to_disk` writes none, which it cannot load back.
-        dataset.save_to_disk(str(tmp / "dataset"), num_shards={name: 1 for name, part in dataset.items() if not len(part)})
+        dataset.save_to_disk(str(tmp), num_shards={name: 1 for name, part in dataset.items() if not len(part)})
         if extra is not None:
-            extra(tmp / "dataset")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp / "dataset", out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+            extra(tmp)
+    return Path(out_dir)
 
 
 def split_counts(dataset: DatasetDict) -> dict[str, dict[str, int]]:
@@ -493,158 +344,6 @@ def split_counts(dataset: DatasetDict) -> dict[str, dict[str, int]]:
         sources, n = np.unique(column(part, "source"), return_counts=True)
         counts[split] = {str(s): int(c) for s, c in zip(sources, n)}
     return counts
-
-
-def cache_pixels(dataset: DatasetDict, processor) -> DatasetDict:
-    """Decode and resize every image once, with the model's own processor, into uint8.
-
-    `datasets` fingerprints the result, so a second run with the same sources
-    and processor reads it back from the cache instead of decoding again.
-    """
-    height, width = processor_input_size(processor)
-    any_split = next(iter(dataset.values()))
-    metadata = {c: any_split.features[c] for c in ("label", *GROUP_COLUMNS)}
-    features = Features({**metadata, "pixel_values": Array3D(shape=(3, height, width), dtype="uint8")})
-
-    def to_pixels(batch):
-        out = processor(batch["image"], do_rescale=False, do_normalize=False, return_tensors="np")
-        return {"pixel_values": np.clip(np.rint(out["pixel_values"]), 0, 255).astype(np.uint8)}
-
-    def cache(part: Dataset) -> Dataset:
-        if not len(part):  # `map` would return an empty split without the new column
-            return Dataset.from_dict({name: [] for name in features}, features=features)
-        return part.map(
-            to_pixels, batched=True, batch_size=256, remove_columns=["image"], features=features, desc="Caching pixels"
-        )
-
-    cached = DatasetDict({name: cache(part) for name, part in dataset.items()})
-    # uint8 all the way to the device: the formatter would otherwise widen it to int64.
-    cached.set_format("torch", columns=["pixel_values"], dtype=torch.uint8, output_all_columns=True)
-    return cached
-
-
-def collate(examples: list[dict] | dict) -> dict[str, torch.Tensor]:
-    """Examples -> one batch; a batch that `PixelBatches` already read whole passes through."""
-    if isinstance(examples, dict):
-        return examples
-    return {
-        "pixel_values": torch.stack([torch.as_tensor(e["pixel_values"]) for e in examples]),
-        "labels": torch.tensor([int(e["label"]) for e in examples]),
-    }
-
-
-class PixelBatches(torch.utils.data.Dataset):
-    """A pixel-cached split that a `DataLoader` reads a whole batch at a time, without copies per image.
-
-    The uint8 pixels are a zero-copy numpy view of the memory-mapped Arrow cache
-    that `cache_pixels` wrote, so a batch is one fancy-indexing gather (what
-    `__getitems__` returns, already collated) instead of `datasets` formatting
-    each example as a tensor and `collate` stacking them again. Indices come
-    from any sampler in any order, so the Trainer's random sampler, a
-    `BalancedSampler`, accelerate's per-process sharding and its skipping of
-    batches on resume all work as with the `datasets` split itself.
-    """
-
-    def __init__(self, dataset: Dataset, labels=None):
-        self.shape = dataset.features["pixel_values"].shape
-        dataset = dataset.with_format(None)
-        if dataset._indices is not None:  # a `select`ed view: make its rows contiguous once
-            dataset = dataset.flatten_indices()
-        self.dataset = dataset
-        column = dataset["label"] if labels is None else labels
-        self.labels = np.asarray(column, dtype=np.int64)
-        self._views = None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getstate__(self):  # DataLoader workers map the Arrow file again instead of pickling pixels
-        return {**self.__dict__, "_views": None}
-
-    def views(self) -> tuple[list[np.ndarray], np.ndarray]:
-        """Per Arrow chunk, a (n, C, H, W) uint8 view; and the first row of each chunk."""
-        if self._views is None:
-            shape = self.shape
-            chunks = []
-            for chunk in self.dataset.data.column("pixel_values").chunks:
-                values = chunk.storage.flatten().flatten().flatten().to_numpy(zero_copy_only=True)
-                chunks.append(values.reshape(len(chunk), *shape))
-            starts = np.cumsum([0] + [len(c) for c in chunks])
-            self._views = (chunks, starts)
-        return self._views
-
-    def pixels(self, indices) -> np.ndarray:
-        indices = np.asarray(indices, dtype=np.int64)
-        chunks, starts = self.views()
-        if len(chunks) == 1:
-            return chunks[0][indices]
-        which = np.searchsorted(starts, indices, side="right") - 1
-        out = np.empty((len(indices), *chunks[0].shape[1:]), dtype=np.uint8)
-        for c in np.unique(which):
-            rows = which == c
-            out[rows] = chunks[c][indices[rows] - starts[c]]
-        return out
-
-    def __getitems__(self, indices) -> dict[str, torch.Tensor]:
-        return {"pixel_values": torch.from_numpy(self.pixels(indices)), "labels": torch.from_numpy(self.labels[indices])}
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"pixel_values": torch.from_numpy(self.pixels([index])[0]), "label": int(self.labels[index])}
-
-
-class BalancedSampler(torch.utils.data.Sampler[int]):
-    """Draws `len(groups)` indices with replacement so that a group of n images has probability ∝ n^τ.
-
-    Each image of group g has weight n_g^τ / n_g; τ = 1 keeps the data's own mix, τ = 0 gives every
-    group (language or concept) the same share of the batches. `scale` multiplies each image's
-    weight (a source's `weight`). The draw is seeded by `seed + epoch` (`set_epoch`, which the
-    Trainer calls), so every process of a distributed run draws the same order, and a run resumed
-    from a checkpoint draws the same order as an unbroken one.
-    """
-
-    def __init__(self, groups, temperature: float = 0.5, seed: int = 0, scale=None):
-        self.groups = np.asarray(groups)
-        weights = balanced_weights(self.groups, temperature)
-        if scale is not None:
-            weights = weights * np.asarray(scale, dtype=np.float64)
-        self.weights = torch.as_tensor(weights / weights.sum(), dtype=torch.double)
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        yield from torch.multinomial(self.weights, len(self.groups), replacement=True, generator=generator).tolist()
-
-
-def balanced_weights(groups, temperature: float) -> np.ndarray:
-    """Per-example weights n_g^(τ-1), normalised to sum to 1 (group g's share ∝ n_g^τ)."""
-    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
-    weights = counts.astype(np.float64) ** (temperature - 1.0)
-    weights = weights[inverse]
-    return weights / weights.sum()
-
-
-def build_sampler(dataset: Dataset, kind: str, temperature: float, seed: int,
-                  source_weights: dict[str, float] | None = None) -> BalancedSampler | None:
-    """A `BalancedSampler` over the train split, or None for the Trainer's uniform shuffle.
-
-    `kind` balances by `language` or `class` (concept); `none` keeps the data's own mix. Sources
-    with a `weight` other than 1 scale the probability of each of their images by it.
-    """
-    plain = dataset.with_format(None)
-    scale = None
-    if source_weights and any(w != 1 for w in source_weights.values()):
-        scale = [source_weights.get(name, 1.0) for name in plain["source"]]
-    if kind == "none":
-        return None if scale is None else BalancedSampler(np.zeros(len(plain)), temperature=1.0, seed=seed, scale=scale)
-    column = {"language": "language", "class": "label"}[kind]
-    return BalancedSampler(plain[column], temperature=temperature, seed=seed, scale=scale)
 
 
 def few_shot(dataset: Dataset, k: int, seed: int) -> Dataset:

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from transformers import PrinterCallback, set_seed
 
-from .configs import Recipe, load_recipe
-from .errors import UserError
-from .evaluation import predict_proba_dataset
-from .modeling import build_model
-from .outputs import atomic_directory, write_json
-from .training import build_trainer, joint_pairs, load_data
+from ..errors import UserError
+from ..evaluation import predict_proba_dataset
+from ..modeling import build_model
+from ..outputs import atomic_directory, write_json, write_text
+from ..rendering import markdown_table, pyplot
+from ..training import Recipe, build_trainer, joint_pairs, load_data, load_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +68,7 @@ def accuracy_by_language(probabilities: np.ndarray, test_split) -> dict[str, flo
 
 
 def plot_matrix(matrix: np.ndarray, train_sets: list[str], test_languages: list[str], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(0.55 * len(test_languages) + 3, 0.42 * len(train_sets) + 2))
     image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(test_languages)), test_languages)
@@ -99,12 +95,10 @@ def render_markdown(result: dict) -> str:
         f"seed {result['seed']}; test accuracy (%) of a model trained on each row's images, "
         f"on each column's test images ({result['minutes']:.1f} minutes in all).",
         "",
-        "| trained on | images | " + " | ".join(languages) + " | others |",
-        "|---|---:|" + "---:|" * (len(languages) + 1),
     ]
-    for row in result["rows"]:
-        cells = " | ".join(f"{row['accuracy'][lang] * 100:.1f}" for lang in languages)
-        lines.append(f"| {row['train_set']} | {row['train_images']} | {cells} | {row['others'] * 100:.1f} |")
+    rows = [(row["train_set"], row["train_images"], *(f"{row['accuracy'][lang] * 100:.1f}" for lang in languages),
+             f"{row['others'] * 100:.1f}") for row in result["rows"]]
+    lines += markdown_table(["trained on", "images", *languages, "others"], rows, numeric=range(1, len(languages) + 3))
     lines += [
         "",
         "`others`: mean accuracy on the test languages the row did not train on.",
@@ -136,7 +130,7 @@ def transfer_matrix(
     set_seed(recipe.training.seed)
     label_space, processor, cached = load_data(recipe)
     train_split, test_split = cached["train"], cached["test"]
-    pairs = joint_pairs(cached, label_space) if recipe.data.label_granularity == "concept_language" else None
+    pairs = joint_pairs(cached, label_space) if recipe.training.label_granularity == "concept_language" else None
     languages = sorted(set(train_split.with_format(None)["language"]))
     test_languages = sorted(set(test_split.with_format(None)["language"]))
     runs = [(lang, {lang}) for lang in languages]
@@ -183,6 +177,6 @@ def transfer_matrix(
         write_json(tmp / "transfer.json", result)
         plot_matrix(matrix, [row["train_set"] for row in rows], test_languages, tmp / "transfer_matrix.png",
                     f"Cross-lingual transfer ({steps} steps per run)")
-        (tmp / "transfer.md").write_text(render_markdown(result), encoding="utf-8")
+        write_text(tmp / "transfer.md", render_markdown(result))
     result["output_dir"] = str(output_dir)
     return result

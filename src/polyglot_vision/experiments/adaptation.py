@@ -28,14 +28,13 @@ import numpy as np
 import yaml
 from transformers import AutoConfig, AutoModelForImageClassification, set_seed
 
-from .augment import BatchPreprocessor
-from .configs import Recipe, load_recipe, read_recipe, recipe_from_file
-from .data import few_shot
-from .errors import UserError
-from .evaluation import evaluate_dataset
-from .modeling import build_model
-from .outputs import atomic_directory, write_json
-from .training import build_trainer, load_data, train
+from ..data import PixelNormalizer, few_shot
+from ..errors import UserError
+from ..evaluation import evaluate_dataset
+from ..modeling import build_model
+from ..outputs import atomic_directory, write_json, write_text
+from ..rendering import markdown_table, pyplot
+from ..training import Recipe, build_trainer, load_data, load_recipe, read_recipe, recipe_from_file, train
 from .transfer import RUN_OVERRIDES, quiet
 
 logger = logging.getLogger(__name__)
@@ -92,11 +91,7 @@ def ensure_base_model(base: Recipe, base_recipe: str, new_scripts: set[str]) -> 
 
 
 def plot_curve(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shots = result["shots"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for init, style in zip(INITS, ("o-", "s--")):
@@ -129,16 +124,16 @@ def render_markdown(result: dict) -> str:
         "",
         f"Base model without adaptation: {result['zero_shot'] * 100:.1f} %.",
         "",
-        "| k per class | " + " | ".join(INITS) + " | gain |",
-        "|---:|" + "---:|" * (len(INITS) + 1),
     ]
+    rows = []
     for k in result["shots"]:
         cells = []
         for init in INITS:
             run = result["runs"][init][str(k)]
             cells.append(f"{run['mean'] * 100:.1f}" + (f" ± {run['std'] * 100:.1f}" if result["repeats"] > 1 else ""))
         gain = result["runs"][INITS[0]][str(k)]["mean"] - result["runs"][INITS[1]][str(k)]["mean"]
-        lines.append(f"| {k} | " + " | ".join(cells) + f" | {gain * 100:+.1f} |")
+        rows.append((k, *cells, f"{gain * 100:+.1f}"))
+    lines += markdown_table(["k per class", *INITS, "gain"], rows, numeric=range(len(INITS) + 2))
     lines += ["", "![Accuracy against k, fine-tuned and from scratch](adaptation_curve.png)", ""]
     return "\n".join(lines)
 
@@ -169,7 +164,7 @@ def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, out
     label_space, processor, cached = load_data(recipe)
     test_split = cached["test"]
     batch = recipe.training.per_device_eval_batch_size
-    zero_shot = evaluate_dataset(build_model(recipe.model, label_space), BatchPreprocessor.from_processor(processor),
+    zero_shot = evaluate_dataset(build_model(recipe.model, label_space), PixelNormalizer.from_processor(processor),
                                  test_split, batch)["accuracy"]
     per_class = np.bincount(cached["train"].with_format(None)["label"], minlength=len(label_space.ids))
     if per_class.min() < max(settings["shots"]):
@@ -214,7 +209,7 @@ def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, out
     with atomic_directory(output_dir) as tmp:
         write_json(tmp / "adaptation.json", result)
         plot_curve(result, tmp / "adaptation_curve.png")
-        (tmp / "adaptation.md").write_text(render_markdown(result), encoding="utf-8")
+        write_text(tmp / "adaptation.md", render_markdown(result))
     result["output_dir"] = str(output_dir)
     return result
 

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from .configs import DataArguments, SourceConfig
+from ..errors import UserError
 from .embeddings import load_backend
-from .errors import UserError
-from .labels import LabelSpace, Match, normalise
+from .registry import LabelSpace, Match, normalise
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ REPORT_MD = "alignment_report.md"
 class SourceAlignment:
     """How one source's labels map: {label: Match or None} and how many images carry each label."""
 
-    source: SourceConfig
+    source: object  # the recipe's source (name, language, label_map)
     matches: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
 
@@ -45,7 +44,7 @@ class SourceAlignment:
         return [label for label, match in self.matches.items() if match is None]
 
 
-def align_sources(label_counts: dict[str, dict], data_args: DataArguments, label_space: LabelSpace) -> dict:
+def align_sources(label_counts: dict[str, dict], data_args, label_space: LabelSpace) -> dict:
     """{source name: SourceAlignment} for every source, after the `unmapped_labels` policy.
 
     `label_counts` is {source name: {label: images}}. Under `keep`, new concepts are
@@ -71,7 +70,7 @@ def align_sources(label_counts: dict[str, dict], data_args: DataArguments, label
     return result
 
 
-def _apply_policy(result: dict, data_args: DataArguments, label_space: LabelSpace, backend) -> None:
+def _apply_policy(result: dict, data_args, label_space: LabelSpace, backend) -> None:
     unmapped = [(a.source, label) for a in result.values() for label in a.unmapped]
     if not unmapped:
         return
@@ -90,7 +89,7 @@ def _apply_policy(result: dict, data_args: DataArguments, label_space: LabelSpac
                        result[source.name].counts[label])
 
 
-def unmapped_message(unmapped: list, data_args: DataArguments, label_space: LabelSpace, backend) -> str:
+def unmapped_message(unmapped: list, data_args, label_space: LabelSpace, backend) -> str:
     """One line: every unmapped label with its closest concepts, and the label_map to paste."""
     parts, maps = [], {}
     for source, label in unmapped:

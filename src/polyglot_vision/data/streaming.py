@@ -1,6 +1,6 @@
 """`streaming: true`: the sources as `IterableDataset`s, read while training, for sets larger than the disk.
 
-The same alignment (alignment.py), image checks (images.py) and policies as
+The same alignment (labels/alignment.py), image checks (images.py) and policies as
 `data.unify`, applied as examples stream by; sources are mixed with
 `interleave_datasets` by their `weight`. What needs the whole set is done
 differently: splits come from each image's content hash instead of
@@ -11,43 +11,18 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import partial
-from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Features, Image, IterableDataset, Value, interleave_datasets, load_dataset
+from datasets import ClassLabel, Features, Image, IterableDataset, Value, interleave_datasets
 
-from .alignment import align_sources
-from .configs import DataArguments, SourceConfig
-from .data import MANIFEST_BUILDERS, SPLITS, _hashable, _load_local, source_base_dir, unified_features
-from .errors import UserError, first_line
-from .images import check_batch
-from .labels import LabelSpace
-from .modeling import processor_input_size
+from ..errors import UserError
+from ..images import check_batch
+from ..labels import LabelSpace, align_sources
+from .sources import SPLITS, DataArguments, SourceConfig, label_value, load_source, source_base_dir
+from .unify import unified_features
 
 # Labels read from the head of a streamed source to align it (a ClassLabel gives them all at once).
 STREAM_ALIGN_PEEK = 10_000
-
-
-def _stream_source(source: SourceConfig, split: str) -> IterableDataset:
-    path = Path(source.path)
-    try:
-        if path.exists():
-            if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-                loaded = _load_local(path, source, split)
-                return loaded.to_iterable_dataset()
-            if path.is_file():
-                return load_dataset(MANIFEST_BUILDERS.get(path.suffix.lower(), "parquet"), data_files=str(path),
-                                    split="train", streaming=True)
-            for suffix, builder in MANIFEST_BUILDERS.items():
-                files = sorted(str(p) for p in path.glob(f"*{suffix}"))
-                if files:
-                    return load_dataset(builder, data_files=files, split="train", streaming=True)
-            return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=True)
-        return load_dataset(source.path, name=source.config, split=split, revision=source.revision, streaming=True)
-    except UserError:
-        raise
-    except Exception as err:
-        raise UserError(f"source '{source.name}': cannot stream {source.path} ({first_line(err)})") from None
 
 
 def _stream_labels(stream, source: SourceConfig) -> tuple[list, dict]:
@@ -56,7 +31,7 @@ def _stream_labels(stream, source: SourceConfig) -> tuple[list, dict]:
     if isinstance(feature, ClassLabel):
         return list(feature.names), {"names": feature.names}
     head = stream.select_columns([source.label_column]).take(STREAM_ALIGN_PEEK)
-    return [_hashable(row[source.label_column]) for row in head], {}
+    return [label_value(row[source.label_column]) for row in head], {}
 
 
 def _stream_rows(batch: dict, *, source: SourceConfig, concept_of: dict, names, base_dir, bounds) -> dict:
@@ -65,7 +40,7 @@ def _stream_rows(batch: dict, *, source: SourceConfig, concept_of: dict, names, 
         labels = [names[v] if v is not None and v >= 0 else None for v in labels]
     checked = check_batch(batch[source.image_column], base_dir=base_dir)
     n = len(labels)
-    concepts = [concept_of.get(_hashable(v), -1) if v is not None else -1 for v in labels]
+    concepts = [concept_of.get(label_value(v), -1) if v is not None else -1 for v in labels]
     # A stable split from the content hash: copies of one image always fall in the same split.
     splits = [None if h is None else _hash_split(h, bounds) for h in checked["_hash"]]
     return {"image": checked["image"], "label": concepts, "language": [source.language] * n,
@@ -101,13 +76,7 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
     for source in data_args.sources:
         if source.own_splits:
             raise UserError(f"source '{source.name}': with `streaming: true`, give `split` as one name")
-        streams[source.name] = _stream_source(source, source.split)
-        stream = streams[source.name]
-        missing = [c for c in (source.image_column, source.label_column) if stream.column_names is not None
-                   and c not in stream.column_names]
-        if missing:
-            raise UserError(f"source '{source.name}': column(s) {', '.join(map(repr, missing))} not found in "
-                            f"{source.path} (columns: {', '.join(stream.column_names)})")
+        streams[source.name] = load_source(source, source.split, streaming=True)
     heads = {source.name: _stream_labels(streams[source.name], source) for source in data_args.sources}
     counts = {name: Counter(v for v in labels if v is not None) for name, (labels, _) in heads.items()}
     alignments = align_sources(counts, data_args, label_space)
@@ -139,15 +108,3 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
             part = IterableDataset.from_generator(_first_copies, features=features, gen_kwargs={"stream": part})
         splits[split] = part.remove_columns(["_hash", "_problem", "_split"]).cast_column("image", Image())
     return splits
-
-
-def stream_pixels(stream, processor):
-    """The streamed counterpart of `cache_pixels`: uint8 pixel values made as batches stream by."""
-    height, width = processor_input_size(processor)
-
-    def to_pixels(batch):
-        out = processor(batch["image"], do_rescale=False, do_normalize=False, return_tensors="np")
-        return {"pixel_values": np.clip(np.rint(out["pixel_values"]), 0, 255).astype(np.uint8)}
-
-    # numpy, not torch: the torch formatter would widen uint8 to int64; `collate` makes the tensors.
-    return stream.map(to_pixels, batched=True, batch_size=256, remove_columns=["image"]).with_format("numpy")

@@ -13,11 +13,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from .errors import UserError, first_line
-from .modeling import concept_fold, concept_ids, label_languages
+from ..errors import UserError, first_line
+from ..images import load_image
+from ..labels import LabelSpace
+from ..labels.languages import language_candidates, language_key
+from ..modeling import concept_fold, concept_ids, label_languages
 
 
 @dataclass(frozen=True)
@@ -28,19 +31,6 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def open_image(path: str | Path) -> Image.Image:
-    """Open an image file fully, or raise a UserError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"image {path}: file not found")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-        raise UserError(f"image {path}: cannot be read as an image ({type(err).__name__})") from None
 
 
 class Predictor:
@@ -54,8 +44,9 @@ class Predictor:
         self.concepts = concept_ids(config)
         self.fold = concept_fold(config)  # None for a concept-level model
         self.class_languages = label_languages(config)
-        self.display_names: dict[str, dict[str, str]] = getattr(config, "label_display_names", None) or {}
         self.default_language: str = getattr(config, "default_language", None) or "en"
+        self.label_space = LabelSpace.from_names(self.concepts, getattr(config, "label_display_names", None) or {},
+                                                 self.default_language, getattr(config, "label_space_name", "labels"))
 
     @classmethod
     def from_pretrained(cls, model_id: str | Path, device=None, **kwargs) -> "Predictor":
@@ -71,14 +62,12 @@ class Predictor:
 
     @property
     def languages(self) -> list[str]:
-        return sorted(self.display_names)
+        """The languages the model can name its concepts in."""
+        return self.label_space.languages
 
     def display_name(self, concept: str, language: str | None = None) -> str:
         """The concept's name in `language`, else its base language, else the default, else the id."""
-        for lang in (language, (language or "").split("-")[0], self.default_language):
-            if lang and concept in self.display_names.get(lang, {}):
-                return self.display_names[lang][concept]
-        return concept
+        return self.label_space.display_name(concept, language)
 
     @property
     def hint_languages(self) -> list[str]:
@@ -92,8 +81,8 @@ class Predictor:
                 f"language hint {language_hint!r}: this model has one class per concept; "
                 "hints need a model trained with `label_granularity: concept_language`"
             )
-        for lang in (language_hint, language_hint.split("-")[0]):
-            mask = torch.tensor([float(c == lang) for c in self.class_languages])
+        for lang in language_candidates(language_hint):
+            mask = torch.tensor([float(c is not None and language_key(c) == lang) for c in self.class_languages])
             if mask.any():
                 return mask
         raise UserError(f"language hint {language_hint!r}: not a language of this model ({', '.join(self.hint_languages)})")
@@ -110,7 +99,7 @@ class Predictor:
         """Concept probabilities (images, concepts)."""
         if language_hint:
             self.hint_mask(language_hint)  # a bad hint fails before the model runs
-        inputs = self.processor([image.convert("RGB") for image in images], return_tensors="pt")
+        inputs = self.processor([load_image(image) for image in images], return_tensors="pt")
         logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
         return self.concept_probabilities(logits.float().softmax(dim=-1).cpu(), language_hint)
 
@@ -121,7 +110,7 @@ class Predictor:
         """
         if isinstance(images, Image.Image):
             images = [images]
-        images = [image if isinstance(image, Image.Image) else open_image(image) for image in images]
+        images = [load_image(image) for image in images]
         if not images:
             return []
         k = max(1, min(k, len(self.concepts)))

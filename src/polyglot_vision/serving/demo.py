@@ -1,12 +1,13 @@
-"""The Gradio demo (and Space): draw or upload a numeral in any script, read the answer in your language.
+"""The Gradio demo (and Space): draw or upload an image, read the answer in your language.
 
-    polyglot-vision demo outputs/polydigits/quickstart      # local, on 127.0.0.1
+    polyglot-vision demo outputs/polydigits/quickstart --examples space/examples   # local, on 127.0.0.1
     MODEL_ID=polyglot-vision/polydigits-quickstart python space/app.py
 
 One inference path: every answer comes from `Predictor.top_k`; changing the language only renames the
-last answer (`Predictor.display_name`), it does not run the model again.  Uploads are checked before
-they are decoded (file size by Gradio, pixel count here), and a file that is not an image gets a
-message, not a crash.
+last answer (`Predictor.display_name`), it does not run the model again. The page takes its title,
+languages and hints from the model's config, so a model of objects gets a demo of objects. Uploads
+are checked before they are decoded (file size by Gradio, pixel count here), and a file that is not
+an image gets a message, not a crash.
 """
 
 from __future__ import annotations
@@ -23,42 +24,19 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
-from .errors import UserError  # noqa: E402
-from .polydigits import DIGITS  # noqa: E402
+from ..errors import UserError  # noqa: E402
+from ..images import load_image  # noqa: E402
+from ..labels import language_name  # noqa: E402
 from .predictor import Predictor  # noqa: E402
 
-__all__ = ["build_demo", "launch", "language_choices", "load_image", "flatten_sketch", "MAX_PIXELS"]
+__all__ = ["build_demo", "launch", "language_choices", "read_upload", "flatten_sketch", "MAX_PIXELS"]
 
 TOP_K = 5
 MAX_PIXELS = 40_000_000  # larger images are refused before they are decoded
 MAX_FILE_SIZE = "10mb"  # Gradio refuses larger uploads
 CONCURRENCY_LIMIT = 2  # model calls at once (a free CPU Space has 2 cores)
 MAX_QUEUE = 256  # waiting requests beyond this are refused with "queue full"
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "space" / "examples"  # in a source checkout
-
-# The numeral systems the PolyDigits models read: (ISO 15924 code, name, digits 0-9 from polydigits.DIGITS).
-SCRIPTS: tuple[tuple[str, str, str], ...] = tuple(
-    (code, name, DIGITS[key])
-    for code, name, key in (
-        ("Latn", "Latin", "latn"),
-        ("Arab", "Arabic-Indic", "arab"),
-        ("Aran", "Persian (Extended Arabic-Indic)", "pers"),
-        ("Deva", "Devanagari", "deva"),
-        ("Beng", "Bengali", "beng"),
-        ("Gujr", "Gujarati", "gujr"),
-        ("Taml", "Tamil", "taml"),
-        ("Telu", "Telugu", "telu"),
-        ("Knda", "Kannada", "knda"),
-        ("Thai", "Thai", "thai"),
-        ("Khmr", "Khmer", "khmr"),
-        ("Mymr", "Myanmar", "mymr"),
-        ("Hani", "Han", "hani"),
-    )
-)
-SCRIPT_HINT_HELP = (
-    "Optional. This model reads every script with one classifier and has no script input, "
-    "so the hint does not change the answer; it is only repeated with the result."
-)
+HINT_HELP = "Optional: the writing the image shows. This model keeps one class per language, so a hint narrows it."
 
 # Names in right-to-left scripts are laid out by their own direction (like dir="auto").
 CSS = """
@@ -82,29 +60,18 @@ Set the environment variable **`MODEL_ID`** to a Hub model id or a local model f
 # --------------------------------------------------------------------------------------------------
 
 
-def language_name(code: str) -> str:
-    """The language's name in itself ("Français", "العربية", "हिन्दी"); the code if babel does not know it."""
-    try:
-        from babel import Locale
-
-        name = Locale.parse(code.replace("-", "_")).get_display_name(code.replace("-", "_"))
-    except Exception:  # babel missing, unknown or malformed code
-        return code
-    return (name[:1].upper() + name[1:]) if name else code
-
-
 def language_choices(languages: list[str]) -> list[tuple[str, str]]:
     """(name in its own language, code) pairs for the language picker, ordered by code."""
     return [(language_name(code), code) for code in languages]
 
 
-def _best_language(accept_language: str, languages: list[str], default: str) -> str:
+def _best_language(accept_language: str, predictor: Predictor, default: str) -> str:
     """The first language of an Accept-Language header that the model can name concepts in."""
     for part in (accept_language or "").split(","):
         tag = part.split(";")[0].strip()
-        for candidate in (tag, tag.split("-")[0]):
-            if candidate in languages:
-                return candidate
+        found = predictor.label_space.answer_language(tag) if tag and tag != "*" else None
+        if found:
+            return found
     return default
 
 
@@ -113,46 +80,33 @@ def _best_language(accept_language: str, languages: list[str], default: str) -> 
 # --------------------------------------------------------------------------------------------------
 
 
-def load_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an uploaded image, refusing non-images and images over `max_pixels` before decoding them.
+def read_upload(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """An uploaded image, read as training read its images; a file that is not one, or too large, is a `gr.Error`.
 
-    Raises `gr.Error` with a message for the user.
+    The pixel count is checked from the header, before anything is decoded.
     """
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
     try:
-        image = Image.open(stream)  # lazy: reads the header only
+        with Image.open(io.BytesIO(data)) as header:  # lazy: reads the header only
+            width, height = header.size
     except Image.DecompressionBombError:
         raise gr.Error(f"This image has too many pixels; the limit is {max_pixels / 1e6:.0f} megapixels.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise gr.Error("This file is not an image that can be read. Upload a PNG, JPEG or WebP picture.") from None
-    with image:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise gr.Error(
-                f"This image is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels); "
-                f"the limit is {max_pixels / 1e6:.0f} megapixels. Please upload a smaller image."
-            )
-        try:
-            image.load()
-            if getattr(image, "n_frames", 1) > 1:
-                image.seek(0)
-            return _on_white(image)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            raise gr.Error("This image is damaged or truncated and cannot be read. Please try another file.") from None
-
-
-def _on_white(image: Image.Image) -> Image.Image:
-    """RGB; transparent pixels become white paper (they would otherwise read as black ink)."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(paper, rgba).convert("RGB")
-    return image.convert("RGB")
+    if width * height > max_pixels:
+        raise gr.Error(
+            f"This image is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels); "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels. Please upload a smaller image."
+        )
+    try:
+        return load_image(data, max_pixels=max_pixels)
+    except UserError:
+        raise gr.Error("This image is damaged or truncated and cannot be read. Please try another file.") from None
 
 
 def flatten_sketch(composite: Image.Image, margin: float = 0.15) -> Image.Image | None:
     """The sketchpad's RGBA composite on white, cropped to the ink and centred in a square (or None if blank)."""
-    image = _on_white(composite)
+    image = load_image(composite)
     ink = Image.eval(image.convert("L"), lambda v: 255 if v < 250 else 0)
     box = ink.getbbox()
     if box is None:
@@ -196,42 +150,57 @@ def _labels(predictor: Predictor, result: list[list[Any]] | None, language: str 
     return {f"{predictor.display_name(concept, language)} ({concept})": float(score) for concept, score in result}
 
 
-def _script_note(script: str | None) -> str:
-    names = {code: name for code, name, _ in SCRIPTS}
-    if not script:
+def _description(predictor: Predictor) -> str:
+    """What the model knows, in a sentence: its concepts (a few, named) and the languages it answers in."""
+    concepts = predictor.concepts
+    shown = ", ".join(predictor.display_name(c) for c in concepts[:8]) + (", …" if len(concepts) > 8 else "")
+    return (f"Draw or upload an image and read the answer in your language. This model knows "
+            f"{len(concepts)} concepts ({shown}) and names them in {len(predictor.languages)} languages.")
+
+
+def _hint_note(predictor: Predictor | None, hint: str | None) -> str:
+    """What the answer says about a hint: the language it was restricted to, or that this model takes none."""
+    if not hint or predictor is None:
         return ""
-    return f"Written in: {names.get(script, script)} (a hint only; this model does not use it)."
+    if not predictor.hint_languages:
+        return f"Hint {hint!r} not used: this model reads every language with one classifier."
+    return f"Read as {language_name(hint)} ({hint})."
 
 
 def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = None, *,
                notice: str | None = None) -> gr.Blocks:
     """The Blocks app; `predictor=None` gives a page that explains how to set MODEL_ID (`notice`: why)."""
-    examples_dir = Path(examples_dir) if examples_dir is not None else EXAMPLES_DIR
-    example_files = sorted(examples_dir.glob("*.png")) if examples_dir.is_dir() else []
+    example_files = sorted(Path(examples_dir).glob("*.png")) if examples_dir and Path(examples_dir).is_dir() else []
     languages = predictor.languages if predictor else []
+    hints = predictor.hint_languages if predictor else []
+    title = (getattr(predictor.model.config, "label_space_name", None) or "image classifier") if predictor else ""
     default_language = predictor.default_language if predictor else None
     if predictor and default_language not in languages and languages:
         default_language = languages[0]
 
-    def answer(image: Image.Image | None, language: str | None, script: str | None):
+    def answer(image: Image.Image | None, language: str | None, hint: str | None):
         if predictor is None:
             raise gr.Error("No model is loaded: set MODEL_ID to a Hub model id or a model folder and restart.")
         if image is None:
             return None, None, ""
-        [predictions] = predictor.top_k([image], k=TOP_K, language=language or None)
+        try:
+            [predictions] = predictor.top_k([image], k=TOP_K, language=language or None,
+                                            language_hint=(hint or None) if hints else None)
+        except UserError as err:
+            raise gr.Error(str(err)) from None
         result = [[p.concept, p.score] for p in predictions]
-        return _labels(predictor, result, language), result, _script_note(script)
+        return _labels(predictor, result, language), result, _hint_note(predictor, hint)
 
-    def predict(image, language, script):
+    def predict(image, language, hint):
         """Top-k concepts of an uploaded image, named in `language`."""
         source = _file_source(image)
-        return answer(load_image(source) if source is not None else None, language, script)
+        return answer(read_upload(source) if source is not None else None, language, hint)
 
-    def predict_sketch(sketch, language, script):
+    def predict_sketch(sketch, language, hint):
         """Top-k concepts of a drawing on the sketchpad (ink on white)."""
         composite = _file_source((sketch or {}).get("composite")) if isinstance(sketch, dict) else None
-        image = flatten_sketch(load_image(composite)) if composite is not None else None
-        return answer(image, language, script)
+        image = flatten_sketch(read_upload(composite)) if composite is not None else None
+        return answer(image, language, hint)
 
     def relabel(result, language):
         """The last answer, renamed in another language (the model does not run again)."""
@@ -239,15 +208,10 @@ def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = No
 
     def pick_language(request: gr.Request):
         header = request.headers.get("accept-language", "") if request is not None else ""
-        return _best_language(header, languages, default_language)
+        return _best_language(header, predictor, default_language)
 
-    with gr.Blocks(title="polyglot-vision: numerals in any script", analytics_enabled=False) as demo:
-        gr.Markdown(
-            "# polyglot-vision · numerals in any script\n"
-            "Draw or upload a digit written in any of 13 numeral systems — Latin, Arabic-Indic, Persian, "
-            "Devanagari, Bengali, Gujarati, Tamil, Telugu, Kannada, Thai, Khmer, Myanmar, Han — and read "
-            "the answer in your language."
-        )
+    with gr.Blocks(title=f"polyglot-vision: {title}", analytics_enabled=False) as demo:
+        gr.Markdown(f"# polyglot-vision · {title}\n" + (_description(predictor) if predictor else ""))
         if predictor is None:
             gr.Markdown((f"**{notice}**\n\n" if notice else "") + NO_MODEL_MESSAGE, elem_id="pv-no-model")
         result_state = gr.State(None)
@@ -256,7 +220,7 @@ def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = No
                 with gr.Tabs():
                     with gr.Tab("Upload or camera", id="upload"):
                         image = gr.Image(
-                            label="Image of a numeral",
+                            label="Image",
                             sources=["upload", "webcam", "clipboard"],
                             type="filepath",
                             image_mode=None,
@@ -267,12 +231,12 @@ def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = No
                             gr.Examples(
                                 examples=[[str(path)] for path in example_files],
                                 inputs=[image],
-                                label="Examples: one numeral from each of the 13 scripts, and one MNIST handwritten digit (click one)",
+                                label="Examples (click one)",
                                 examples_per_page=len(example_files),
                             )
                     with gr.Tab("Draw", id="draw"):
                         sketch = gr.Sketchpad(
-                            label="Draw one numeral with the mouse (dark ink on white)",
+                            label="Draw with the mouse (dark ink on white)",
                             type="pil",
                             image_mode="RGBA",
                             canvas_size=(280, 280),
@@ -291,11 +255,13 @@ def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = No
                     interactive=bool(languages),
                     elem_id="pv-language",
                 )
+                # Only a model with one class per language can use a hint: for any other the control is hidden.
                 script = gr.Dropdown(
-                    choices=[("Not sure / any", "")] + [(f"{name}  {digits}", code) for code, name, digits in SCRIPTS],
+                    choices=[("Not sure / any", "")] + language_choices(hints),
                     value="",
                     label="Written in (optional hint)",
-                    info=SCRIPT_HINT_HELP,
+                    info=HINT_HELP,
+                    visible=bool(hints),
                     elem_id="pv-script",
                 )
                 label = gr.Label(num_top_classes=TOP_K, label="Top answers", elem_id="pv-result")
@@ -308,7 +274,6 @@ def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = No
         sketch.change(predict_sketch, [sketch, language, script], outputs, api_name="predict_sketch",
                       preprocess=False, trigger_mode="always_last", show_progress="hidden")
         language.change(relabel, [result_state, language], [label], api_visibility="private", queue=False)
-        script.change(_script_note, [script], [note], api_visibility="private", queue=False)
         if predictor is not None and languages:
             demo.load(pick_language, None, [language], api_visibility="private", queue=False)
     return demo

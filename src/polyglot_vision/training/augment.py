@@ -16,17 +16,17 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from .errors import UserError
+from ..data import PixelNormalizer, processor_input_size
+from ..errors import UserError
 
 
 class RandomBatchAffine(nn.Module):
     """Random rotation, shift, scale and shear of each image: one sampling grid + `grid_sample` per batch.
 
     The same family of transforms as kornia's `RandomAffine` (border padding,
-    bilinear), at a third of its cost on small images, where kornia's
-    per-call bookkeeping outweighs the sampling itself: on a CPU this runs
-    inside every training step. An image left alone (probability 1 - p) gets
-    the identity, which bilinear sampling reproduces (to float rounding).
+    bilinear), without its per-call bookkeeping, which outweighs the sampling
+    itself on small images. An image left alone (probability 1 - p) gets the
+    identity, which bilinear sampling reproduces (to float rounding).
     """
 
     def __init__(self, degrees: float, translate: float, scale: tuple[float, float], shear: float, p: float):
@@ -60,9 +60,7 @@ def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
     An affine map is separable: a grid coordinate is a row term plus a column
     term, so each one is a single broadcast add into the (n, H, W, 2) grid
-    instead of a (H·W × 3) by (3 × 2) product per image, which first expands
-    the identity grid to the whole batch: on a CPU, 3 × cheaper at 32 px and
-    2–6 × at 224 px.
+    instead of a (H·W × 3) by (3 × 2) product per image.
     """
     n = theta.shape[0]
     # Pixel centres in [-1, 1], as `affine_grid` places them without align_corners.
@@ -152,30 +150,21 @@ def mix_batch(x: torch.Tensor, labels: torch.Tensor, num_classes: int, kind: str
     return x, lam * targets + (1.0 - lam) * targets[partner]
 
 
-class BatchPreprocessor(nn.Module):
+class BatchPreprocessor(PixelNormalizer):
     """uint8 (B, C, H, W) -> augmented (when training) and normalised float tensor."""
 
     def __init__(self, image_mean, image_std, policy: str = "none", size: tuple[int, int] = (224, 224)):
-        super().__init__()
-        mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
-        self.register_buffer("mean", mean, persistent=False)
-        self.register_buffer("std", std, persistent=False)
-        # (u8 / 255 - mean) / std as one multiply-add: u8 · scale + shift.
-        self.register_buffer("scale", 1.0 / (255.0 * std), persistent=False)
-        self.register_buffer("shift", -mean / std, persistent=False)
+        super().__init__(image_mean, image_std)
         self.augment = build_augmentation(policy, size)
         names = parse_policy(policy)
         self.mixing = [n for n in names if n in MIXING_OPS]
         # Ops whose every output pixel is a weighted average of input pixels of the same channel
         # commute with the per-channel normalisation and cannot leave the input's range: with only
-        # those, batches are normalised first and need no clamp (fewer passes over every batch).
+        # those, batches are normalised first and need no clamp.
         self.normalise_first = all(n in CONVEX_OPS or n in MIXING_OPS for n in names)
 
     @classmethod
     def from_processor(cls, processor, policy: str = "none") -> "BatchPreprocessor":
-        from .modeling import processor_input_size
-
         return cls(processor.image_mean, processor.image_std, policy, processor_input_size(processor))
 
     def mix(self, x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,11 +173,6 @@ class BatchPreprocessor(nn.Module):
             return x, labels
         kind = self.mixing[int(torch.randint(len(self.mixing), ()))] if len(self.mixing) > 1 else self.mixing[0]
         return mix_batch(x, labels, num_classes, kind)
-
-    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 -> (x / 255 - mean) / std, in float32: a new tensor, the input is left as it is."""
-        x = pixels.to(dtype=torch.float32, copy=True)
-        return x.mul_(self.scale.to(x.device)).add_(self.shift.to(x.device))
 
     def forward(self, pixels: torch.Tensor, augment: bool = False) -> torch.Tensor:
         if not augment:

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import UserError, first_line
+from ..errors import UserError, first_line
 
 NONE = "none"
 

@@ -17,19 +17,23 @@ worker processes.
 from __future__ import annotations
 
 import io
+import multiprocessing as mp
 import os
-import shutil
 import unicodedata
-import uuid
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 
+import datasets
 import numpy as np
+import yaml
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, features
+from tqdm.auto import tqdm
 
-from polyglot_vision.errors import UserError
+from ..errors import UserError
+from ..outputs import atomic_directory
 
 __all__ = [
     "FONT_PACKAGES",
@@ -314,7 +318,6 @@ SOURCES: tuple[SourceSpec, ...] = (
                "Rendered Han numerals 〇一二三四五六七八九, labelled with the numerals."),
 )
 _SOURCE_BY_NAME = {s.name: s for s in SOURCES}
-_MARKER = "<!-- polydigits -->"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -342,8 +345,6 @@ def _font_files(font: FontSpec) -> list[Path]:
 
 
 def _check_raqm() -> None:
-    from PIL import features
-
     if not features.check("raqm"):
         raise UserError(
             "Pillow was built without raqm text layout, which Arabic and Indic digits need; "
@@ -353,8 +354,6 @@ def _check_raqm() -> None:
 
 @lru_cache(maxsize=None)
 def _load_font(path: str, index: int, size: int):
-    from PIL import ImageFont
-
     return ImageFont.truetype(path, size=size, index=index, layout_engine=ImageFont.Layout.RAQM)
 
 
@@ -372,8 +371,6 @@ def _axes(font) -> list[dict]:
 
 def _render_mask(font, text: str):
     """Render text white-on-black at its natural size; return the L image and its ink bbox."""
-    from PIL import Image, ImageDraw
-
     side = int(2.2 * font.size) + 16  # room for any digit, whatever the font's metrics
     img = Image.new("L", (side, side), 0)
     ImageDraw.Draw(img).text((side / 2, side / 2), text, font=font, fill=255, anchor="mm")
@@ -390,8 +387,6 @@ def _ref_height(path: str, index: int, numerals: str) -> float:
     Glyphs are scaled by this font-level height, not by their own bbox, so that a dot (Arabic zero)
     stays a dot and Han 一 stays a thin stroke.
     """
-    from PIL import ImageFont
-
     # a private font object: the cached ones get their variation axes changed while rendering
     font = ImageFont.truetype(path, size=_REF_SIZE, index=index, layout_engine=ImageFont.Layout.RAQM)
     heights = []
@@ -419,8 +414,6 @@ def _choose_font(rng: np.random.Generator, names: list[str]) -> FontSpec:
 
 def _coarse_field(rng: np.random.Generator, size: int, grid: int) -> np.ndarray:
     """Smooth random field: a grid x grid normal sample upsampled bicubically to size x size."""
-    from PIL import Image
-
     coarse = rng.standard_normal((grid, grid)).astype(np.float32)
     return np.asarray(Image.fromarray(coarse, mode="F").resize((size, size), Image.Resampling.BICUBIC))
 
@@ -442,7 +435,6 @@ def _mesh(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size: int, fonts: list[str]) -> bytes:
     """Render one augmented digit image; return PNG bytes (grayscale, dark ink on light paper)."""
-    from PIL import Image, ImageFilter
     from scipy.ndimage import map_coordinates
 
     scale_up = 2  # render at 2x, transform and distort, then downsample
@@ -580,8 +572,6 @@ def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mnist_images(image_size: int) -> tuple[list[bytes], list[int]]:
-    from PIL import Image
-
     X, y = _mnist_raw()
     images = []
     for row in X:
@@ -601,8 +591,6 @@ def _mnist_images(image_size: int) -> tuple[list[bytes], list[int]]:
 
 
 def _write_parquet(path: Path, images: list[bytes], column: str, labels: list) -> None:
-    import datasets
-
     path.parent.mkdir(parents=True, exist_ok=True)
     ds = datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in images], column: labels})
     ds = ds.cast_column("image", datasets.Image())
@@ -619,8 +607,6 @@ def _write_imagefolder(root: Path, images: list[bytes], labels: list[str]) -> No
 
 
 def _preview(out: Path, rows: list[tuple[str, list[bytes]]], image_size: int) -> None:
-    from PIL import Image, ImageDraw
-
     n = max(len(r[1]) for r in rows)
     cell = max(image_size, 32)
     label_w = 110
@@ -639,7 +625,6 @@ def _preview(out: Path, rows: list[tuple[str, list[bytes]]], image_size: int) ->
 def _readme(entries: list[dict], counts: dict[str, int], per_class: int, seed: int, image_size: int,
             holdout: bool) -> str:
     lines = [
-        _MARKER,
         "# PolyDigits" + (" — held-out typefaces" if holdout else ""),
         "",
         "Digit images in 13 numeral systems, each labelled the way its own community writes it, "
@@ -714,16 +699,6 @@ def _readme(entries: list[dict], counts: dict[str, int], per_class: int, seed: i
     return "\n".join(lines)
 
 
-def _prepare_out(out_dir: Path) -> None:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise UserError(f"{out_dir} exists and is not a folder")
-        readme = out_dir / "README.md"
-        is_ours = readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(_MARKER)
-        if any(out_dir.iterdir()) and not is_ours:
-            raise UserError(f"{out_dir} exists and is not a PolyDigits folder; choose another output folder")
-
-
 def generate_polydigits(
     out_dir,
     *,
@@ -752,12 +727,9 @@ def generate_polydigits(
         raise UserError(f"workers must be a positive integer, got {workers!r}")
     per_class, seed, image_size = int(per_class), int(seed), int(image_size)
     out_dir = Path(out_dir).expanduser().resolve()
-    _prepare_out(out_dir)
     _check_raqm()
     for spec in FONTS.values():  # fail early, with the package name, if a font wheel is missing
         _font_files(spec)
-
-    from tqdm.auto import tqdm
 
     sources = [s for s in SOURCES if not (holdout_fonts and not s.numerals)]
     rendered = [s for s in sources if s.numerals]
@@ -769,10 +741,7 @@ def generate_polydigits(
     if workers is None:
         workers = 1 if total < 1500 else max(1, min(os.cpu_count() or 1, 8))
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_directory(out_dir, what="PolyDigits folder") as tmp:
         bar = tqdm(total=total + (0 if holdout_fonts else 5000), desc="PolyDigits", unit="img",
                    disable=not progress)
         results: dict[str, list[bytes]] = {s.name: [] for s in rendered}
@@ -784,8 +753,6 @@ def generate_polydigits(
             if not holdout_fonts:
                 mnist = _mnist_images(image_size)
         else:
-            import multiprocessing as mp
-
             with mp.get_context("spawn").Pool(workers) as pool:
                 pending = None if holdout_fonts else pool.apply_async(_mnist_images, (image_size,))
                 for t, imgs in zip(tasks, pool.imap(_render_chunk, tasks)):  # imap keeps task order
@@ -819,8 +786,6 @@ def generate_polydigits(
                             "image_column": "image", "label_column": label_column})
         bar.close()
 
-        import yaml
-
         (tmp / "sources.yaml").write_text(
             "# PolyDigits sources (recipe format); paths are relative to this file's folder\n"
             + yaml.safe_dump({"sources": entries}, allow_unicode=True, sort_keys=False),
@@ -831,14 +796,4 @@ def generate_polydigits(
         )
         _preview(tmp, preview_rows, image_size)
 
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return [{**e, "path": str(out_dir / e["path"])} for e in entries]

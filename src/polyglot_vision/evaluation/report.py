@@ -12,9 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from datasets import DatasetDict, concatenate_datasets
 
-from .data import GROUP_COLUMNS
-from .outputs import atomic_directory, write_json
+from ..data import GROUP_COLUMNS, PixelNormalizer, build_dataset, cache_pixels
+from ..errors import UserError
+from ..labels import LabelSpace, script_name
+from ..modeling import concept_ids
+from ..outputs import atomic_directory, check_output_dir, write_json, write_text
+from ..rendering import group_table, markdown_table, percent, pyplot
+from .predict import metrics_from_probabilities, predict_proba_dataset
 
 PLOTS = {
     "confusion_matrix": "confusion_matrix.png",
@@ -25,17 +31,8 @@ PLOTS = {
 N_BINS = 15
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_confusion_matrix(matrix, labels: list[str], path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix, dtype=float)
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
@@ -74,7 +71,7 @@ def language_concept_accuracy(predictions, references, languages, num_classes: i
 
 
 def plot_language_concept(names, table, labels: list[str], path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(labels) + 2.5), max(3.5, 0.4 * len(names) + 1.5)))
     cmap = plt.get_cmap("RdYlGn").copy()
     cmap.set_bad("lightgrey")
@@ -97,7 +94,7 @@ def plot_language_concept(names, table, labels: list[str], path: Path, title: st
 
 def plot_worst_errors(images, rows: list[dict], path: Path, title: str, columns: int = 6) -> None:
     """A grid of misclassified images, each titled with true -> predicted, confidence and language."""
-    plt = _pyplot()
+    plt = pyplot()
     n = max(1, len(rows))
     grid_rows = (n + columns - 1) // columns
     fig, axes = plt.subplots(grid_rows, columns, figsize=(1.9 * columns, 2.1 * grid_rows + 0.6), squeeze=False)
@@ -127,7 +124,7 @@ def reliability_bins(confidences, correct, n_bins: int = N_BINS):
 
 
 def plot_reliability(confidences, correct, ece: float, path: Path, title: str, n_bins: int = N_BINS) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     counts, accuracy, mean_conf = reliability_bins(confidences, correct, n_bins)
     edges = np.linspace(0, 1, n_bins + 1)
     fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
@@ -168,38 +165,32 @@ def worst_errors(probabilities, references, dataset_columns: dict, labels: list[
     ]
 
 
-def _markdown_table(per_value: dict, column: str) -> list[str]:
-    lines = [f"| {column} | accuracy | images |", "|---|---:|---:|"]
-    lines += [f"| {value} | {row['accuracy']:.2%} | {row['n']} |" for value, row in per_value.items()]
+def summary_lines(metrics: dict, heading: str = "##") -> list[str]:
+    """The overall metrics, then accuracy per language, script and source: the report's and the card's tables."""
+    rows = [("accuracy", percent(metrics["accuracy"])), ("macro-F1", f"{metrics['macro_f1']:.4f}")]
+    if "balanced_accuracy" in metrics:
+        rows.append(("balanced accuracy", percent(metrics["balanced_accuracy"])))
+    if "expected_calibration_error" in metrics:
+        rows.append(("expected calibration error (15 bins)", f"{metrics['expected_calibration_error']:.4f}"))
+    rows += [(f"worst {column} accuracy", percent(metrics[f"worst_{column}_accuracy"]))
+             for column in GROUP_COLUMNS if f"worst_{column}_accuracy" in metrics]
+    rows.append(("images", metrics["n"]))
+    lines = markdown_table(["metric", "value"], rows, numeric=(1,))
+    for column in GROUP_COLUMNS:
+        if metrics.get(f"per_{column}"):
+            describe = (lambda s: f"{s} ({script_name(s)})") if column == "script" else None
+            lines += ["", f"{heading} Per {column}", "", *group_table(metrics[f"per_{column}"], column, describe)]
     return lines
 
 
 def render_markdown(metrics: dict, split: str, model: str, recipe: str | None, errors: list[dict]) -> str:
-    lines = [
-        f"# Evaluation of `{model}` on the {split} split",
-        "",
-        f"Recipe: `{recipe}`" if recipe else "",
-        "",
-        "| metric | value |",
-        "|---|---:|",
-        f"| accuracy | {metrics['accuracy']:.2%} |",
-        f"| macro-F1 | {metrics['macro_f1']:.4f} |",
-        f"| balanced accuracy | {metrics['balanced_accuracy']:.2%} |",
-    ]
-    if "expected_calibration_error" in metrics:
-        lines.append(f"| expected calibration error (15 bins) | {metrics['expected_calibration_error']:.4f} |")
-    for column in GROUP_COLUMNS:
-        if f"worst_{column}_accuracy" in metrics:
-            lines.append(f"| worst {column} accuracy | {metrics[f'worst_{column}_accuracy']:.2%} |")
-    lines.append(f"| images | {metrics['n']} |")
-    for column in GROUP_COLUMNS:
-        if metrics.get(f"per_{column}"):
-            lines += ["", f"## Per {column}", "", *_markdown_table(metrics[f"per_{column}"], column)]
+    lines = [f"# Evaluation of `{model}` on the {split} split", "", f"Recipe: `{recipe}`" if recipe else "", "",
+             *summary_lines(metrics)]
     if metrics.get("top_confusions"):
-        lines += ["", "## Most frequent confusions", "", "| true | predicted | count | scripts |", "|---|---|---:|---|"]
-        for row in metrics["top_confusions"]:
-            scripts = ", ".join(f"{s} ({n})" for s, n in row["scripts"].items())
-            lines.append(f"| {row['true']} | {row['predicted']} | {row['count']} | {scripts} |")
+        rows = [(row["true"], row["predicted"], row["count"], ", ".join(f"{s} ({n})" for s, n in row["scripts"].items()))
+                for row in metrics["top_confusions"]]
+        lines += ["", "## Most frequent confusions", "", *markdown_table(["true", "predicted", "count", "scripts"], rows,
+                                                                          numeric=(2,))]
     lines += [
         "",
         "## Plots",
@@ -225,10 +216,9 @@ def write_report(
     split: str = "test",
     model: str = "",
     recipe: str | None = None,
+    overwrite: bool = False,
 ) -> tuple[dict, Path]:
     """Metrics, report.md and plots for `probabilities` predicted on `split_dataset` (with its image column)."""
-    from .evaluation import metrics_from_probabilities
-
     metrics = metrics_from_probabilities(probabilities, split_dataset, labels)
     references = np.asarray([int(v) for v in split_dataset["label"]])
     predictions = probabilities.argmax(axis=-1)
@@ -236,7 +226,7 @@ def write_report(
     errors = worst_errors(probabilities, references, columns, labels)
 
     output_dir = Path(output_dir)
-    with atomic_directory(output_dir) as tmp:
+    with atomic_directory(output_dir, overwrite=overwrite, what="report folder") as tmp:
         plot_confusion_matrix(metrics["confusion_matrix"], labels, tmp / PLOTS["confusion_matrix"],
                               f"Confusion matrix, {split} ({metrics['n']} images)")
         names, table = language_concept_accuracy(predictions, references, columns["language"], len(labels))
@@ -250,7 +240,7 @@ def write_report(
                          tmp / PLOTS["reliability_diagram"], f"Reliability diagram, {split}")
         payload = {split: metrics, "model": model, "recipe": recipe, "worst_errors": errors}
         write_json(tmp / "metrics.json", payload)
-        (tmp / "report.md").write_text(render_markdown(metrics, split, model, recipe, errors), encoding="utf-8")
+        write_text(tmp / "report.md", render_markdown(metrics, split, model, recipe, errors))
     return metrics, output_dir
 
 
@@ -261,29 +251,26 @@ def default_output_dir(model: str, split: str) -> Path:
     return Path(f"evaluation-{model.replace('/', '--')}-{split}")
 
 
-def evaluate_model(predictor, recipe, split: str = "test", output_dir: str | Path | None = None,
-                   model_name: str | None = None) -> tuple[dict, Path]:
-    """Build the recipe's split, predict it with `predictor`, and write the report folder."""
-    from datasets import DatasetDict, concatenate_datasets
-
-    from .augment import BatchPreprocessor
-    from .data import build_dataset, cache_pixels
-    from .errors import UserError
-    from .evaluation import predict_proba_dataset
-    from .labels import LabelSpace
-
-    model_name = model_name or str(getattr(predictor.model, "name_or_path", "model"))
+def evaluate_model(model, processor, recipe, split: str = "test", output_dir: str | Path | None = None,
+                   model_name: str | None = None, overwrite: bool = False) -> tuple[dict, Path]:
+    """Build the recipe's split, predict it with `model`, and write the report folder."""
+    model_name = model_name or str(getattr(model, "name_or_path", "model"))
+    labels = concept_ids(model.config)
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
-    if predictor.concepts != label_space.ids:
-        raise UserError(f"model {model_name}: its labels {predictor.concepts} differ from {recipe.data.label_space}")
+    if labels != label_space.ids:
+        raise UserError(f"model {model_name}: its labels {labels} differ from {recipe.data.label_space}")
+    out = Path(output_dir) if output_dir else default_output_dir(model_name, split)
+    out = check_output_dir(out, overwrite=overwrite, sources=[s.path for s in recipe.data.sources],
+                           what="report folder")
     dataset = build_dataset(recipe.data, label_space)
     if split == "all":
         dataset = DatasetDict({"all": concatenate_datasets(list(dataset.values()))})
     if split not in dataset:
         raise UserError(f"--split {split}: choose from {', '.join(dataset)} or all")
     part = dataset[split]
-    cached = cache_pixels(DatasetDict({split: part}), predictor.processor)[split]
-    preprocessor = BatchPreprocessor.from_processor(predictor.processor)
-    probabilities = predict_proba_dataset(predictor.model, preprocessor, cached)
-    out = Path(output_dir) if output_dir else default_output_dir(model_name, split)
-    return write_report(probabilities, part, predictor.concepts, out, split=split, model=model_name, recipe=recipe.path)
+    if not len(part):
+        raise UserError(f"--split {split}: the recipe's {split} split is empty; choose another split (or all)")
+    cached = cache_pixels(DatasetDict({split: part}), processor)[split]
+    probabilities = predict_proba_dataset(model, PixelNormalizer.from_processor(processor), cached)
+    return write_report(probabilities, part, labels, out, split=split, model=model_name, recipe=recipe.path,
+                        overwrite=overwrite)

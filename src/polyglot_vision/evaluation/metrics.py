@@ -14,13 +14,11 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+import evaluate
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
-from .data import GROUP_COLUMNS, collate
-from .errors import UserError
-from .modeling import concept_fold, concept_ids
+from ..data import GROUP_COLUMNS
+from ..errors import UserError
 
 METRIC_NAME = "multilingual_accuracy"
 METRIC_ENV = "POLYGLOT_VISION_METRIC"
@@ -33,8 +31,8 @@ def metric_path() -> Path:
     candidates = []
     if os.environ.get(METRIC_ENV):
         candidates.append(Path(os.environ[METRIC_ENV]))
-    # src/polyglot_vision/evaluation.py -> repository root
-    candidates.append(Path(__file__).resolve().parents[2] / "metrics" / METRIC_NAME)
+    # src/polyglot_vision/evaluation/metrics.py -> repository root
+    candidates.append(Path(__file__).resolve().parents[3] / "metrics" / METRIC_NAME)
     candidates.append(Path.cwd() / "metrics" / METRIC_NAME)
     for path in candidates:
         if (path / f"{METRIC_NAME}.py").is_file():
@@ -48,8 +46,6 @@ def metric_path() -> Path:
 @lru_cache(maxsize=1)
 def load_metric():
     """`evaluate.load` of the repository's metric, by path (no Hub), kept in memory."""
-    import evaluate
-
     return evaluate.load(str(metric_path()), keep_in_memory=True)
 
 
@@ -129,54 +125,3 @@ def format_table(metrics: dict, title: str = "test") -> str:
         for value, row in per_value.items():
             lines.append(f"{value:<{width}}  {row['accuracy']:>8.2%}  {row['n']:>5}")
     return "\n".join(lines)
-
-
-@torch.inference_mode()
-def predict_proba_dataset(model, preprocessor, dataset, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities (N, concepts) for a pixel-cached split (see `data.cache_pixels`).
-
-    A joint (concept, language) model's probabilities are summed over languages,
-    so every metric is at concept level whatever the label granularity.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    preprocessor = preprocessor.to(device)
-    fold = concept_fold(model.config)
-    probabilities = []
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
-        logits = model(pixel_values=preprocessor(batch["pixel_values"].to(device))).logits
-        batch_probabilities = logits.float().softmax(dim=-1).cpu()
-        if fold is not None:
-            batch_probabilities = batch_probabilities @ fold
-        probabilities.append(batch_probabilities.numpy())
-    if not probabilities:
-        return np.zeros((0, len(concept_ids(model.config))), dtype=np.float32)
-    return np.concatenate(probabilities)
-
-
-def predict_dataset(model, preprocessor, dataset, batch_size: int = 256) -> np.ndarray:
-    """Predicted class ids for a pixel-cached split (see `data.cache_pixels`)."""
-    return predict_proba_dataset(model, preprocessor, dataset, batch_size).argmax(axis=-1)
-
-
-def metrics_from_probabilities(probabilities: np.ndarray, dataset, labels: list[str]) -> dict:
-    """Everything `evaluate_dataset` reports, from probabilities already computed on `dataset`."""
-    predictions = probabilities.argmax(axis=-1)
-    references = np.asarray([int(label) for label in dataset["label"]])
-    groups = {column: list(dataset[column]) for column in GROUP_COLUMNS}
-    metrics = grouped_metrics(predictions, references, groups, confidences=probabilities.max(axis=-1))
-    metrics["labels"] = list(labels)
-    metrics["confusion_matrix"] = confusion(predictions, references, len(labels)).tolist()
-    metrics["top_confusions"] = top_confusions(predictions, references, labels, groups.get("script"))
-    return metrics
-
-
-def evaluate_dataset(model, preprocessor, dataset, batch_size: int = 256) -> dict:
-    """Overall and per script / language / source metrics of a model on a pixel-cached split.
-
-    Also: balanced accuracy, expected calibration error, the confusion matrix
-    ([true][predicted], in `labels` order) and the most frequent confusions.
-    """
-    probabilities = predict_proba_dataset(model, preprocessor, dataset, batch_size)
-    labels = concept_ids(model.config)
-    return metrics_from_probabilities(probabilities, dataset, labels)

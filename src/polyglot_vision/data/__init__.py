@@ -1,0 +1,30 @@
+"""Data: sources loaded with `datasets`, unified into one concept space, cached as pixels, sampled for training."""
+
+from .pixels import PixelBatches, PixelNormalizer, cache_pixels, collate, processor_input_size, stream_pixels
+from .sampler import BalancedSampler, build_sampler
+from .sources import SPLITS, DataArguments, SourceConfig, load_source
+from .streaming import streaming_splits
+from .unify import GROUP_COLUMNS, Unified, build_dataset, few_shot, save_dataset, split_counts, unify
+
+__all__ = [
+    "GROUP_COLUMNS",
+    "SPLITS",
+    "BalancedSampler",
+    "DataArguments",
+    "PixelBatches",
+    "PixelNormalizer",
+    "SourceConfig",
+    "Unified",
+    "build_dataset",
+    "build_sampler",
+    "cache_pixels",
+    "collate",
+    "few_shot",
+    "load_source",
+    "processor_input_size",
+    "save_dataset",
+    "split_counts",
+    "stream_pixels",
+    "streaming_splits",
+    "unify",
+]

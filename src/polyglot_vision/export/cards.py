@@ -1,0 +1,264 @@
+"""Cards: the model card and the dataset card, written from what was measured.
+
+`write_model_card` fills a `huggingface_hub.ModelCard` from the test metrics, the
+label space and the recipe; `render_dataset_card` describes a prepared dataset from
+its report. Both say only what the model's label space and metrics say: no knowledge
+of one data set lives here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import yaml
+from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
+
+from ..evaluation.report import plot_confusion_matrix, summary_lines
+from ..labels import script_name
+from ..outputs import write_text
+from ..paths import is_hub_id
+from ..rendering import group_table, markdown_table, percent
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LICENSE = "apache-2.0"
+CARD_TAGS = ["image-classification", "vision", "multilingual", "polyglot-vision"]
+CONFUSION_PNG = "confusion_matrix.png"
+
+
+# ---- the model card ---------------------------------------------------------------------------
+
+
+def _sources(recipe) -> list[dict]:
+    return [dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s) for s in (recipe.data.sources or [])]
+
+
+def _card_languages(recipe, label_space) -> list[str]:
+    codes = {str(s.get("language", "")).split("-")[0].lower() for s in _sources(recipe)}
+    codes |= {lang.split("-")[0].lower() for lang in label_space.languages}
+    return sorted(c for c in codes if c)
+
+
+def _label_table(label_space, languages: list[str]) -> list[str]:
+    rows = [(concept, *(label_space.display_name(concept, lang) for lang in languages)) for concept in label_space.ids]
+    return markdown_table(["concept", *languages], rows)
+
+
+def _readable_languages(recipe, label_space, limit: int = 10) -> list[str]:
+    wanted = [label_space.default_language, *(s.get("language") for s in _sources(recipe))]
+    known = set(label_space.languages)
+    chosen = []
+    for lang in wanted:
+        if lang and lang in known and lang not in chosen:
+            chosen.append(lang)
+    return chosen[:limit]
+
+
+def known_limits(metrics: dict, label_space, language: str, k: int = 5) -> list[str]:
+    """Sentences on the most frequent confusions measured on the test split, with the scripts they happen in."""
+    lines = []
+    for row in (metrics.get("top_confusions") or [])[:k]:
+        true, predicted, scripts = row["true"], row["predicted"], row.get("scripts") or {}
+        where = ", ".join(f"{script_name(s)} {n}" for s, n in scripts.items())
+        lines.append(
+            f"- **{label_space.display_name(true, language)} ({true}) read as "
+            f"{label_space.display_name(predicted, language)} ({predicted})**: {row['count']} test image(s)"
+            + (f", by script: {where}" if where else "") + "."
+        )
+    return lines or ["- No confusions were measured on a test split when this card was written."]
+
+
+def _recipe_yaml(recipe) -> str:
+    if recipe.path and Path(recipe.path).is_file():
+        return Path(recipe.path).read_text(encoding="utf-8").strip()
+    data = {"model_name_or_path": recipe.model.model_name_or_path, "model_config": recipe.model.model_config,
+            "label_space": recipe.data.label_space, "sources": _sources(recipe)}
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False).strip()
+
+
+def card_data(recipe, label_space, metrics: dict, model_name: str) -> ModelCardData:
+    sources = _sources(recipe)
+    datasets = sorted({s["path"] for s in sources if is_hub_id(s.get("path"))})
+    base_model = recipe.model.model_name_or_path if is_hub_id(recipe.model.model_name_or_path) else None
+    eval_results = []
+    if metrics.get("accuracy") is not None:
+        dataset_name = ", ".join(s.get("name", s.get("path", "")) for s in sources) or "test split"
+        common = dict(task_type="image-classification", task_name="Image Classification",
+                      dataset_type=datasets[0] if len(datasets) == 1 else "polyglot-vision/unified",
+                      dataset_name=dataset_name, dataset_split="test")
+        eval_results = [
+            EvalResult(metric_type="accuracy", metric_name="Accuracy", metric_value=float(metrics["accuracy"]), **common),
+            EvalResult(metric_type="f1", metric_name="Macro F1", metric_args={"average": "macro"},
+                       metric_value=float(metrics["macro_f1"]), **common),
+        ]
+    return ModelCardData(
+        language=_card_languages(recipe, label_space),
+        license=getattr(recipe.model, "license", None) or DEFAULT_LICENSE,
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        tags=list(CARD_TAGS),
+        datasets=datasets or None,
+        base_model=base_model,
+        metrics=["accuracy", "f1"],
+        model_name=model_name,
+        eval_results=eval_results or None,
+    )
+
+
+def render_card(recipe, label_space, metrics: dict, model_name: str, confusion_png: str | None = None) -> ModelCard:
+    data = card_data(recipe, label_space, metrics, model_name)
+    languages = _readable_languages(recipe, label_space)
+    lines = [
+        f"# {model_name}",
+        "",
+        f"An image classifier of the {len(label_space.ids)} concepts of the `{label_space.name}` label space, "
+        f"fine-tuned with polyglot-vision on {len(_sources(recipe))} image sets labelled "
+        f"in {len({s.get('language') for s in _sources(recipe)})} languages. Its labels are language-neutral concept "
+        f"ids; `config.json` carries their names in {len(label_space.languages)} languages (`label_display_names`).",
+        "",
+        "## Results on the test split",
+        "",
+    ]
+    lines += summary_lines(metrics, heading="###") if metrics.get("accuracy") is not None \
+        else ["No test metrics were measured."]
+    if confusion_png:
+        lines += ["", "### Confusion matrix", "", f"![Confusion matrix on the test split]({confusion_png})"]
+    lines += ["", "## Labels", "", "Concept ids and their display names in some of the model's languages:", "",
+              *_label_table(label_space, languages)]
+    example_lang = next((lang for lang in languages if lang != label_space.default_language), label_space.default_language)
+    lines += ["", "## Known limits", "", "Most frequent confusions on the test split:", "",
+              *known_limits(metrics, label_space, label_space.default_language)]
+    lines += [
+        "",
+        "## How to use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'classify = pipeline("image-classification", model="{model_name}")',
+        'result = classify("image.png", top_k=3)  # labels are concept ids',
+        "names = classify.model.config.label_display_names  # {language: {concept id: name}}",
+        f'print([(names["{example_lang}"].get(r["label"], r["label"]), r["score"]) for r in result])',
+        "```",
+        "",
+        "or, with the names in your language:",
+        "",
+        "```bash",
+        f"polyglot-vision predict {model_name} image.png --lang {example_lang} --top-k 3",
+        "```",
+        "",
+        "## Training recipe",
+        "",
+        "```yaml",
+        _recipe_yaml(recipe),
+        "```",
+        "",
+    ]
+    content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)
+    return ModelCard(content)
+
+
+def write_model_card(output_dir: str | Path, recipe, label_space, metrics: dict | None,
+                     model_name: str | None = None) -> Path:
+    """README.md of an exported model, from the test metrics; also draws confusion_matrix.png from them."""
+    output_dir = Path(output_dir)
+    metrics = dict(metrics or {})
+    model_name = model_name or getattr(recipe.training, "hub_model_id", None) or output_dir.name
+    confusion_png = None
+    if metrics.get("confusion_matrix"):
+        plot_confusion_matrix(metrics["confusion_matrix"], metrics.get("labels") or label_space.ids,
+                              output_dir / CONFUSION_PNG, f"Confusion matrix, test ({metrics.get('n', '?')} images)")
+    if (output_dir / CONFUSION_PNG).is_file():
+        confusion_png = CONFUSION_PNG
+    card = render_card(recipe, label_space, metrics, model_name, confusion_png)
+    return write_text(output_dir / "README.md", str(card))
+
+
+# ---- the dataset card -----------------------------------------------------------------------------
+
+DATASET_TAGS = ["polyglot-vision", "multilingual", "image-classification"]
+DATASET_FILES = ("README.md", "alignment_report.md", "alignment_report.json")
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "1M<n<10M"
+
+
+def _dataset_license(report: dict) -> str:
+    """One licence when every source has the same one; `other` when they differ or are not given."""
+    licences = {str(s.get("license") or "").strip().lower() for s in report["source_info"]}
+    return licences.pop() if len(licences) == 1 and "" not in licences and " " not in next(iter(licences)) else "other"
+
+
+def dataset_card_data(report: dict, label_space) -> DatasetCardData:
+    total = sum(row["images"] for row in report["splits"].values())
+    hub_sources = sorted({s["path"] for s in report["source_info"] if is_hub_id(s["path"])})
+    languages = sorted({lang.split("-")[0].lower() for lang in report["languages"]})
+    return DatasetCardData(
+        language=languages,
+        license=_dataset_license(report),
+        task_categories=["image-classification"],
+        tags=list(DATASET_TAGS),
+        size_categories=[_size_category(total)],
+        source_datasets=hub_sources or None,
+        pretty_name=f"{label_space.name} images in {len(report['languages'])} languages",
+    )
+
+
+def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
+    """The dataset card of a prepared dataset: counts per language and concept, sources and licences, label names."""
+    data = dataset_card_data(report, label_space)
+    splits = list(report["splits"])
+    languages = report["languages"]
+    lines = [
+        f"# {name}",
+        "",
+        f"{sum(r['images'] for r in report['splits'].values())} images of the {len(label_space.ids)} concepts of "
+        f"the `{label_space.name}` label space, unified by polyglot-vision from {len(report['source_info'])} "
+        f"image sets labelled in {len(languages)} languages. Columns: `image`, `label` (a `ClassLabel` of concept "
+        "ids), `language` (BCP-47), `script` (ISO 15924), `source`.",
+        "",
+        "## Images per language",
+        "",
+        "| language | " + " | ".join(splits) + " |",
+        "|---|" + "---:|" * len(splits),
+    ]
+    for lang in languages:
+        lines.append(f"| {lang} | " + " | ".join(str(report["splits"][s]["by_language"].get(lang, 0)) for s in splits) + " |")
+    lines += ["", "## Images per concept", "", "| concept | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+    for concept in report["concepts"]:
+        lines.append(f"| {concept} | " + " | ".join(str(report["splits"][s]["by_concept"].get(concept, 0))
+                                                   for s in splits) + " |")
+    lines += ["", "## Sources", "", "| source | path | language | script | license | images kept |",
+              "|---|---|---|---|---|---:|"]
+    for source in report["source_info"]:
+        kept = report["sources"].get(source["name"], {}).get("kept", 0)
+        lines.append(f"| {source['name']} | {source['path']} | {source['language']} | {source['script']} | "
+                     f"{source.get('license') or 'not given'} | {kept} |")
+    dup = report["duplicates"]
+    bad = sum(row["bad_images"] for row in report["sources"].values())
+    lines += ["", f"Identical images were kept once ({dup['removed']} copies removed, none shared between splits); "
+              f"{bad} unreadable images were left out. See `alignment_report.md` for every source label, the "
+              "method that mapped it and its score."]
+    # The dataset's own languages first, then the registry's others, as far as a table stays readable.
+    shown = [lang for lang in languages if lang in label_space.languages]
+    shown += [lang for lang in label_space.languages if lang not in shown][: max(0, 12 - len(shown))]
+    lines += ["", "## Label names", "", "Names per language (\\* machine translation, † taken from a source):", "",
+              "| concept | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+    marks = {"machine": "\\*", "source": "†"}
+    for concept in label_space.concepts:
+        cells = [concept.names.get(lang, "") + marks.get(concept.origins.get(lang, "human"), "") if lang in concept.names
+                 else "" for lang in shown]
+        lines.append(f"| {concept.id} | " + " | ".join(cells) + " |")
+    lines += ["", "## Load it", "", "```python", "from datasets import load_dataset", "",
+              f'dataset = load_dataset("{name}")', 'names = dataset["train"].features["label"].names', "```", ""]
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def write_dataset_card(dataset_dir: str | Path, report: dict, label_space, name: str) -> Path:
+    return write_text(Path(dataset_dir) / "README.md", str(render_dataset_card(report, label_space, name)))

@@ -1,0 +1,225 @@
+"""Fine-tuning a recipe end to end: prepare, cache pixels, train, test, export.
+
+`train(recipe)` is the one path behind `scripts/train.py` (the `accelerate
+launch` target) and `polyglot-vision train`; `streaming: true` goes through the
+same Trainer assembly (`build_trainer`) with streamed splits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch.distributed as dist
+from datasets import Dataset, DatasetDict, IterableDataset
+from transformers import EarlyStoppingCallback, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+from ..data import (
+    PixelBatches,
+    build_dataset,
+    build_sampler,
+    cache_pixels,
+    collate,
+    few_shot,
+    split_counts,
+    stream_pixels,
+    streaming_splits,
+)
+from ..evaluation import evaluate_dataset, format_table
+from ..export import push_model, write_model_card
+from ..labels import LabelSpace
+from ..modeling import build_image_processor, build_model, concept_fold, freeze_backbone
+from ..outputs import check_output_dir, claim, publish, remove_stale_siblings, write_json
+from .augment import BatchPreprocessor
+from .recipe import Recipe
+from .trainer import PolyglotTrainer, compute_metrics_for
+
+logger = logging.getLogger(__name__)
+
+# Entries of an earlier model folder that move into the new one at export instead of being deleted.
+CARRIED_ON_EXPORT = (f"{PREFIX_CHECKPOINT_DIR}-*", "runs")
+# Test images kept in memory from a streamed run (the train split is never materialised).
+STREAMING_TEST_IMAGES = 10_000
+
+
+def joint_pairs(dataset, label_space: LabelSpace) -> list[tuple[str, str]]:
+    """The (concept, language) pairs present in any split, by language then concept: a joint model's classes."""
+    seen = set()
+    for part in dataset.values():
+        plain = part.with_format(None)
+        seen.update(zip(plain["label"], plain["language"]))
+    return [(label_space.ids[c], language) for language, c in sorted((lang, c) for c, lang in seen)]
+
+
+def joint_label_ids(part, config) -> np.ndarray:
+    """Each image's joint class id of a `concept_language` model, from its concept and language."""
+    index = {
+        (config.concepts.index(config.joint_label_concept[name]), config.joint_label_language[name]): i
+        for i, name in config.id2label.items()
+    }
+    plain = part.with_format(None)
+    return np.asarray([index[key] for key in zip(plain["label"], plain["language"])], dtype=np.int64)
+
+
+def pixel_batches(part, config) -> PixelBatches:
+    """A cached split as whole-batch reads, labelled with the model's classes (joint ones too)."""
+    joint = getattr(config, "label_granularity", "concept") == "concept_language"
+    return PixelBatches(part, joint_label_ids(part, config) if joint else None)
+
+
+def resolve_checkpoint(args) -> str | None:
+    """`resume_from_checkpoint: auto` -> the last checkpoint-N in output_dir, or None (start fresh)."""
+    checkpoint = args.resume_from_checkpoint
+    if checkpoint is None or str(checkpoint).strip().lower() != "auto":
+        return checkpoint
+    last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+    if last is not None and not os.path.isfile(os.path.join(last, "trainer_state.json")):
+        # A run killed while saving leaves a checkpoint without trainer_state.json (the
+        # Trainer writes it last): take the newest complete one; the resumed run overwrites it.
+        logger.warning("checkpoint %s is incomplete; looking for an earlier one", last)
+        complete = [
+            path
+            for path in Path(args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+            if path.name.rpartition("-")[2].isdigit() and (path / "trainer_state.json").is_file()
+        ]
+        last = str(max(complete, key=lambda path: int(path.name.rpartition("-")[2]))) if complete else None
+    logger.info("resume_from_checkpoint auto: %s", f"resuming from {last}" if last else "no checkpoint, starting fresh")
+    return last
+
+
+def end_distributed() -> None:
+    """Destroy the process group that the Trainer set up, if any (else runs may abort at exit)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def load_data(recipe: Recipe) -> tuple[LabelSpace, object, DatasetDict]:
+    """The recipe's sources, unified, split and pixel-cached: (label space, image processor, cached splits)."""
+    args = recipe.training
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    # Under several processes the main one fills the `datasets` cache first; the others read it.
+    with args.main_process_first(desc="loading the sources"):
+        dataset = build_dataset(recipe.data, label_space)
+    if recipe.data.train_samples_per_class is not None:
+        dataset["train"] = few_shot(dataset["train"], recipe.data.train_samples_per_class, recipe.data.split_seed)
+    logger.info("images per split and source: %s", split_counts(dataset))
+    processor = build_image_processor(recipe.model)
+    with args.main_process_first(desc="caching pixels"):
+        cached = cache_pixels(dataset, processor)
+    return label_space, processor, cached
+
+
+def build_trainer(recipe: Recipe, model, processor, train_split, eval_split=None) -> PolyglotTrainer:
+    """A `PolyglotTrainer` with the recipe's augmentation, sampler and fine-tuning controls.
+
+    `train_split` is a pixel-cached split (read by whole batches, drawn by the recipe's
+    sampler) or a streamed one (`stream_pixels`), which the Trainer reads as it comes.
+    """
+    args = recipe.training
+    if args.freeze_backbone:
+        freeze_backbone(model)
+    streamed = isinstance(train_split, IterableDataset)
+    sampler = None if streamed else build_sampler(
+        train_split, recipe.data.sampler, recipe.data.sampler_temperature, args.seed,
+        {source.name: source.weight for source in recipe.data.sources})
+    callbacks = []
+    if args.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(args.early_stopping_patience, args.early_stopping_threshold))
+    return PolyglotTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_split if streamed else pixel_batches(train_split, model.config),
+        eval_dataset=pixel_batches(eval_split, model.config) if eval_split is not None and len(eval_split) else None,
+        data_collator=collate,
+        compute_metrics=compute_metrics_for(concept_fold(model.config)),
+        processing_class=processor,
+        preprocessor=BatchPreprocessor.from_processor(processor, args.augmentation),
+        sampler=sampler,
+        callbacks=callbacks,
+    )
+
+
+def train(recipe: Recipe) -> dict:
+    """Run a recipe end to end; returns the test metrics."""
+    args = recipe.training
+    output_dir = check_output_dir(args.output_dir, overwrite=args.overwrite_output_dir,
+                                  sources=[source.path for source in recipe.data.sources], what="output_dir")
+    if args.process_index == 0:
+        claim(output_dir)  # checkpoints written while training land in a folder marked as the tool's
+        remove_stale_siblings(output_dir)
+    set_seed(args.seed)
+
+    # Load datasets, model and image processor
+    if recipe.data.streaming:
+        label_space, processor, splits = stream_data(recipe)
+        train_split, eval_split = splits["train"], None
+        test_split = splits["test"]
+    else:
+        label_space, processor, cached = load_data(recipe)
+        train_split, eval_split, test_split = cached["train"], cached["validation"], cached["test"]
+    # A joint model's classes are the (concept, language) pairs of the data (refused with streaming).
+    pairs = joint_pairs(cached, label_space) if args.label_granularity == "concept_language" else None
+    model = build_model(recipe.model, label_space, pairs)
+    logger.info("process %d of %d on %s", args.process_index, args.world_size, args.device)
+
+    # Training loop
+    trainer = build_trainer(recipe, model, processor, train_split, eval_split)
+    train_result = trainer.train(resume_from_checkpoint=resolve_checkpoint(args))
+    trainer.log_metrics("train", train_result.metrics)
+
+    # Test, save the model and write its card
+    return export(trainer, recipe, label_space, test_split, train_result.metrics)
+
+
+def stream_data(recipe: Recipe) -> tuple[LabelSpace, object, dict]:
+    """`load_data` for `streaming: true`: a streamed train split, and the head of the test split, pixel-cached."""
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    splits = streaming_splits(recipe.data, label_space)
+    processor = build_image_processor(recipe.model)
+    seed = recipe.training.seed
+    train_stream = stream_pixels(splits["train"].shuffle(seed=seed, buffer_size=1_000), processor)
+    test_rows = list(splits["test"].take(STREAMING_TEST_IMAGES))
+    test = None
+    if test_rows:
+        test = Dataset.from_list(test_rows, features=splits["test"].features)
+        test = cache_pixels(DatasetDict({"test": test}), processor)["test"]
+    return label_space, processor, {"train": train_stream, "test": test}
+
+
+def export(trainer: PolyglotTrainer, recipe: Recipe, label_space: LabelSpace, test_split=None,
+           train_metrics: dict | None = None) -> dict:
+    """Test the model and publish its folder whole: weights, processor, metrics, card (and push when asked).
+
+    Everything is written into a staging sibling of `output_dir` that replaces it at the
+    end, so a run killed while exporting leaves the previous model or the new one, never
+    a mix; the earlier folder's checkpoints move into the new one.
+    """
+    args = recipe.training
+    output_dir = Path(args.output_dir)
+    staging = output_dir.parent / f".{output_dir.name}.tmp-export"
+    trainer.save_model(str(staging))  # on every process: sharded set-ups gather the weights here
+    metrics = {}
+    if trainer.is_world_process_zero():
+        if test_split is not None and len(test_split):
+            metrics = evaluate_dataset(trainer.model, trainer.preprocessor, test_split, args.per_device_eval_batch_size)
+        results = {**(train_metrics or {})}
+        if metrics:
+            results.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
+        write_json(staging / "train_results.json", train_metrics or {})
+        write_json(staging / "all_results.json", results)
+        write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
+        write_model_card(staging, recipe, label_space, metrics, model_name=args.hub_model_id or output_dir.name)
+        publish(staging, output_dir, carry=CARRIED_ON_EXPORT)
+        if args.push_to_hub:
+            # After the Trainer's own pushes: our card, metrics and plots replace its generated README.
+            url = push_model(output_dir, args.hub_model_id or output_dir.name,
+                             private=getattr(args, "hub_private_repo", None), token=args.hub_token)
+            print(f"Pushed to {url}", flush=True)
+        if metrics:
+            print(format_table(metrics), flush=True)
+        print(f"\nModel saved to {output_dir}", flush=True)
+    trainer.accelerator.wait_for_everyone()
+    return metrics
