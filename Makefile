@@ -1,4 +1,4 @@
-# polyglot-vision: `make demo` runs the offline quickstart, `make test` the test suite.
+# polyglot-vision: `make demo` runs the offline quickstart, `make test` the linter and the test suite.
 # Both set up a local virtual environment first (.venv), pinned by constraints.txt.
 
 PYTHON ?= python3
@@ -12,7 +12,7 @@ DATA   := data/polydigits
 RECIPE := recipes/polydigits/quickstart.yaml
 MODEL  := outputs/polydigits/quickstart
 
-.PHONY: install demo data train test space clean
+.PHONY: install demo data train test lint format space clean
 
 install: $(STAMP)
 
@@ -34,12 +34,20 @@ demo: train
 	$(OFFLINE) $(BIN)/polyglot-vision predict $(MODEL) space/examples/*.png --lang fr --top-k 1
 	@echo "Model: $(MODEL)   (try it: make space)"
 
-test: $(STAMP)
+test: lint
 	.ci/install-browser
 	$(OFFLINE) $(BIN)/python -m pytest tests
 
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts space metrics
+	$(BIN)/ruff format --check src tests scripts space metrics
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests scripts space metrics
+	$(BIN)/ruff format src tests scripts space metrics
+
 space: $(STAMP)
-	$(OFFLINE) $(BIN)/polyglot-vision demo $(MODEL)
+	$(OFFLINE) $(BIN)/polyglot-vision demo $(MODEL) --examples space/examples
 
 clean:
 	rm -rf $(VENV) data outputs

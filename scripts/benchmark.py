@@ -62,10 +62,9 @@ def sklearn_handwriting() -> tuple[list[Image.Image], list[str]]:
 
 def held_out_fonts(per_class: int, work: Path):
     """{source: (images, concept ids)} rendered only with held-out fonts."""
-    from polyglot_vision.data import SourceConfig
-    from polyglot_vision.data import load_source
-    from polyglot_vision.labels import LabelSpace
     from polyglot_vision.builtin_data.polydigits import generate_polydigits
+    from polyglot_vision.data import SourceConfig, load_source
+    from polyglot_vision.labels import LabelSpace
 
     label_space = LabelSpace.from_yaml(Path(__file__).resolve().parents[1] / "recipes" / "labels" / "digits.yaml")
     sources = generate_polydigits(work / "holdout", per_class=per_class, seed=1, holdout_fonts=True, progress=False)
@@ -244,13 +243,11 @@ def cmd_train(args) -> dict:
     from torch.utils.data import DataLoader
     from transformers import Trainer, set_seed
 
-    from polyglot_vision.training.augment import BatchPreprocessor
-    from polyglot_vision.training import load_recipe
-    from polyglot_vision.data import PixelBatches, build_dataset, cache_pixels, collate
+    from polyglot_vision.data import PixelBatches, build_dataset, cache_pixels, collate, processor_input_size
     from polyglot_vision.labels import LabelSpace
-    from polyglot_vision.data import processor_input_size
     from polyglot_vision.modeling import build_image_processor, build_model
-    from polyglot_vision.training import PolyglotTrainer
+    from polyglot_vision.training import PolyglotTrainer, load_recipe
+    from polyglot_vision.training.augment import BatchPreprocessor
 
     transformers.logging.set_verbosity_error()
     load_before = os.getloadavg()  # others sharing the cores show here
@@ -289,25 +286,40 @@ def cmd_train(args) -> dict:
         # mean but not the median (each timed step does the same work: no logging, eval or saving).
         median = None if step_seconds is None else batch_size / float(np.median(step_seconds))
         medians = previous.get("rounds_images_per_second_median_step", []) + ([median] if median else [])
-        print(f"  {key}: {ips:8.1f} img/s" + (f", {median:8.1f} by the median step" if median else "")
-              + f"  ({label})", flush=True)
+        print(
+            f"  {key}: {ips:8.1f} img/s" + (f", {median:8.1f} by the median step" if median else "") + f"  ({label})",
+            flush=True,
+        )
         if key in results and results[key]["images_per_second"] >= ips:
             results[key]["rounds_images_per_second"] = rounds
             results[key]["rounds_images_per_second_median_step"] = medians
             return
-        results[key] = {"what": label, "images_per_second": ips, "timed_batches": n_steps,
-                        "rounds_images_per_second": rounds, "rounds_images_per_second_median_step": medians, **extra}
+        results[key] = {
+            "what": label,
+            "images_per_second": ips,
+            "timed_batches": n_steps,
+            "rounds_images_per_second": rounds,
+            "rounds_images_per_second_median_step": medians,
+            **extra,
+        }
 
     def timed_training(key, label, trainer_cls, **trainer_kwargs):
         """Train a fresh model from the same seed with `trainer_cls`; record its step times under `key`."""
         set_seed(targs.seed)
         timer = _step_timer(warmup)
-        trainer = trainer_cls(model=build_model(recipe.model, label_space), args=targs, callbacks=[timer],
-                              **trainer_kwargs)
+        trainer = trainer_cls(
+            model=build_model(recipe.model, label_space), args=targs, callbacks=[timer], **trainer_kwargs
+        )
         out = trainer.train()
         ips, n, step_seconds = timer.throughput(batch_size)
-        record(key, label, ips, n, step_seconds,
-               trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"))
+        record(
+            key,
+            label,
+            ips,
+            n,
+            step_seconds,
+            trainer_reported_samples_per_second_incl_startup=out.metrics.get("train_samples_per_second"),
+        )
 
     # (a), (b), (b0), (c) in rounds, each keeping its best round: a CPU shared with other jobs
     # slows some rounds, and the best one is the closest to what the code itself costs.
@@ -340,9 +352,16 @@ def cmd_train(args) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 ends.append(time.perf_counter())
             timed = ends[warmup - 1 :]
-            what = f"forward+backward+{optimizer_cls.__name__}({'fused' if optimizer_kwargs.get('fused') else 'foreach'})"
-            record(key, f"{what} on an in-memory float batch", steps * batch_size / (timed[-1] - timed[0]), steps,
-                   np.diff(timed))
+            what = (
+                f"forward+backward+{optimizer_cls.__name__}({'fused' if optimizer_kwargs.get('fused') else 'foreach'})"
+            )
+            record(
+                key,
+                f"{what} on an in-memory float batch",
+                steps * batch_size / (timed[-1] - timed[0]),
+                steps,
+                np.diff(timed),
+            )
 
         # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
         timed_training(
@@ -389,11 +408,13 @@ def cmd_train(args) -> dict:
             cache_px = cache_pixels(DatasetDict({"train": raw_px}), proc)["train"]
         batches = loader_batches if px == size else max(4, loader_batches // 2)
         prep = BatchPreprocessor.from_processor(proc, recipe.data.augmentation)
-        loader = DataLoader(PixelBatches(cache_px), batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True)
+        loader = DataLoader(
+            PixelBatches(cache_px), batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True
+        )
         ips, n = _time_loader(loader, batches, 1)
         record(f"d_cache_loader_{px}px", f"PixelBatches (pixel cache -> uint8 batch) + collate, {px} px", ips, n)
         with torch.no_grad():
-            ips, n = _time_loader(loader, batches, 1, lambda b: prep(b["pixel_values"], augment=True))
+            ips, n = _time_loader(loader, batches, 1, lambda b, prep=prep: prep(b["pixel_values"], augment=True))
         record(
             f"d_augment_on_cpu_{px}px",
             f"the same + BatchPreprocessor('{recipe.data.augmentation}') on the CPU (device work on a GPU), {px} px",
@@ -417,12 +438,16 @@ def cmd_train(args) -> dict:
     # The same ratios round by round, (a), (b) and (c) of one round run minutes apart at most: their
     # median is steadier than a ratio of two best rounds when the CPU's speed drifts.
     # And by the median step of each round, the steadiest of the three.
-    for suffix, field in (("median_of_rounds", "rounds_images_per_second"),
-                          ("median_step_median_of_rounds", "rounds_images_per_second_median_step")):
+    for suffix, field in (
+        ("median_of_rounds", "rounds_images_per_second"),
+        ("median_step_median_of_rounds", "rounds_images_per_second_median_step"),
+    ):
         rounds = {k: v[field] for k, v in results.items()}
-        for name, num, den in (("b_over_a", "b_polyglot_trainer", "a_bare_model"),
-                               ("b0_over_a", "b0_trainer_fixed_batch", "a_bare_model"),
-                               ("b_over_c", "b_polyglot_trainer", "c_trainer_pil_transform")):
+        for name, num, den in (
+            ("b_over_a", "b_polyglot_trainer", "a_bare_model"),
+            ("b0_over_a", "b0_trainer_fixed_batch", "a_bare_model"),
+            ("b_over_c", "b_polyglot_trainer", "c_trainer_pil_transform"),
+        ):
             ratios[f"{name}_{suffix}"] = float(np.median([n / d for n, d in zip(rounds[num], rounds[den])]))
     for px in dict.fromkeys((size, 224)):
         ratios[f"d_over_e_{px}px"] = r[f"d_cache_loader_{px}px"] / r[f"e_pil_loader_{px}px"]
@@ -482,9 +507,9 @@ def cmd_prepare(args) -> dict:
     from datasets import Dataset, Features, Value
     from datasets import Image as ImageFeature
 
-    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.data import save_dataset, unify
     from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.training import recipe_from_dict
 
     datasets.disable_caching()  # every run checks every image: no result comes from an earlier run's cache
     datasets.disable_progress_bars()
@@ -495,17 +520,25 @@ def cmd_prepare(args) -> dict:
     started = time.perf_counter()
     for k, lang in enumerate(languages):
         images, labels = _synthetic_pngs(per_source, args.size, seed=k)
-        images[-args.duplicates:] = images[: args.duplicates]  # planted duplicates
+        images[-args.duplicates :] = images[: args.duplicates]  # planted duplicates
         features = Features({"image": ImageFeature(), "label": Value("string")})
-        Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in images], "label": labels},
-                          features=features).to_parquet(str(work / f"{lang}.parquet"))
+        Dataset.from_dict(
+            {"image": [{"bytes": b, "path": None} for b in images], "label": labels}, features=features
+        ).to_parquet(str(work / f"{lang}.parquet"))
         sources.append({"name": f"synthetic-{lang}", "path": str(work / f"{lang}.parquet"), "language": lang})
-    print(f"wrote {per_source * len(languages)} PNGs of {args.size} px in {time.perf_counter() - started:.1f} s",
-          file=sys.stderr)
-    recipe = recipe_from_dict({
-        "model_config": {"model_type": "resnet"}, "label_space": "recipes/labels/digits.yaml", "sources": sources,
-        "output_dir": str(work / "out"), "num_proc": args.num_proc,
-    })
+    print(
+        f"wrote {per_source * len(languages)} PNGs of {args.size} px in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    recipe = recipe_from_dict(
+        {
+            "model_config": {"model_type": "resnet"},
+            "label_space": "recipes/labels/digits.yaml",
+            "sources": sources,
+            "output_dir": str(work / "out"),
+            "num_proc": args.num_proc,
+        }
+    )
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
     n = per_source * len(languages)
     started = time.perf_counter()
@@ -518,14 +551,23 @@ def cmd_prepare(args) -> dict:
 
     shutil.rmtree(work, ignore_errors=True)
     result = {
-        "images": n, "image_size": args.size, "sources": len(languages),
+        "images": n,
+        "image_size": args.size,
+        "sources": len(languages),
         "duplicates_removed": unified.report["duplicates"]["removed"],
-        "unify_seconds": round(unify_s, 2), "unify_images_per_second": round(n / unify_s, 1),
-        "prepare_seconds": round(total_s, 2), "prepare_images_per_second": round(n / total_s, 1),
-        "num_proc": args.num_proc, "cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+        "unify_seconds": round(unify_s, 2),
+        "unify_images_per_second": round(n / unify_s, 1),
+        "prepare_seconds": round(total_s, 2),
+        "prepare_images_per_second": round(n / total_s, 1),
+        "num_proc": args.num_proc,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    print(f"prepare: {result['prepare_images_per_second']:.0f} images/s with save_to_disk "
-          f"({result['unify_images_per_second']:.0f} images/s to unify), {n} images of {args.size} px", file=sys.stderr)
+    print(
+        f"prepare: {result['prepare_images_per_second']:.0f} images/s with save_to_disk "
+        f"({result['unify_images_per_second']:.0f} images/s to unify), {n} images of {args.size} px",
+        file=sys.stderr,
+    )
     return result
 
 
@@ -541,8 +583,12 @@ def main(argv=None) -> int:
     p.add_argument("--recipe", default="recipes/polydigits/quickstart.yaml")
     p.add_argument("--steps", type=int, default=60, help="timed training steps, after the warm-up")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    p.add_argument("--rounds", type=int, default=5,
-                   help="rounds of (a), (b), (c); each reports its best, and ratios also as medians of rounds")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of (a), (b), (c); each reports its best, and ratios also as medians of rounds",
+    )
     p.add_argument("--train-images", type=int, default=4096, help="subsample of the train split")
     p.add_argument("--images-224", type=int, default=2048, help="images cached at 224 px for the loader-only runs")
     p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")

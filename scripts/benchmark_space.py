@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradio_client import Client, handle_file
 
-    from polyglot_vision.serving import demo as demo_module
     from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving import demo as demo_module
 
     images = sorted(Path(args.examples).glob("*.png"))
     if not images:
@@ -64,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     predictor = Predictor.from_pretrained(args.model)
     limit = args.concurrency_limit or demo_module.CONCURRENCY_LIMIT
-    app = demo_module.launch(predictor, host="127.0.0.1", port=port, block=False, quiet=True,
-                             concurrency_limit=limit, max_queue=max(demo_module.MAX_QUEUE, args.requests))
+    app = demo_module.launch(
+        predictor,
+        host="127.0.0.1",
+        port=port,
+        block=False,
+        quiet=True,
+        concurrency_limit=limit,
+        max_queue=max(demo_module.MAX_QUEUE, args.requests),
+    )
     startup_s = time.perf_counter() - started
     client = Client(app.local_url, verbose=False)
     client.predict(handle_file(str(images[0])), args.language, "", api_name="/predict")  # warm-up

@@ -2,8 +2,9 @@
 
 Usage:
     accelerate launch scripts/train.py recipes/polydigits/quickstart.yaml
-    accelerate launch --multi_gpu --num_processes 8 scripts/train.py recipes/mnist-mix/vit-base.yaml --learning_rate 3e-4
-    accelerate launch --config_file recipes/accelerate_configs/cpu_ddp.yaml scripts/train.py recipes/polydigits/quickstart.yaml
+    accelerate launch --multi_gpu --num_processes 8 scripts/train.py recipes/mnist-mix/vit.yaml --learning_rate 3e-4
+    accelerate launch --config_file recipes/accelerate_configs/cpu_ddp.yaml \
+        scripts/train.py recipes/polydigits/quickstart.yaml
     python scripts/train.py recipes/polydigits/quickstart.yaml --resume_from_checkpoint auto --save_strategy epoch
     python scripts/train.py recipes/polydigits/quickstart.yaml --max_steps 10
 

@@ -26,8 +26,15 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 
 # A 16-pixel ResNet of a few thousand weights: recipes over hand-made folders train it in seconds.
-TINY_MODEL = {"model_type": "resnet", "num_channels": 3, "image_size": 16, "embedding_size": 8,
-              "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"}
+TINY_MODEL = {
+    "model_type": "resnet",
+    "num_channels": 3,
+    "image_size": 16,
+    "embedding_size": 8,
+    "hidden_sizes": [8, 16],
+    "depths": [1, 1],
+    "layer_type": "basic",
+}
 
 
 def assert_clean_failure(run: subprocess.CompletedProcess, *culprits: str) -> None:

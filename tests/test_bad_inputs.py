@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from datasets import Image as ImageFeature, load_from_disk
+from datasets import Image as ImageFeature
+from datasets import load_from_disk
 from PIL import Image
 
 from polyglot_vision.cli import main
 
 from conftest import LABELS, TINY_MODEL, objects_recipe, write_yaml
+
 
 def _png(image: Image.Image, **params) -> bytes:
     buffer = io.BytesIO()
@@ -26,10 +28,17 @@ def _png(image: Image.Image, **params) -> bytes:
 
 def _bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
     """A valid PNG header announcing 3.6 billion pixels, with almost no data behind it."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _rotated_jpeg() -> bytes:
@@ -73,9 +82,21 @@ def broken_folder(tmp_path_factory) -> Path:
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
-    labels = {"good.png": 1.0, "palette.png": 2.0, "rgba.png": 3.0, "gray16.png": 4.0, "cmyk.jpg": 5.0,
-              "rotated.jpg": 6.0, "truncated.png": 7.0, "truncated.jpg": 7.0, "corrupt.png": 8.0, "empty.png": 8.0,
-              "bomb.png": 9.0, "missing.png": 9.0, "nolabel.png": ""}
+    labels = {
+        "good.png": 1.0,
+        "palette.png": 2.0,
+        "rgba.png": 3.0,
+        "gray16.png": 4.0,
+        "cmyk.jpg": 5.0,
+        "rotated.jpg": 6.0,
+        "truncated.png": 7.0,
+        "truncated.jpg": 7.0,
+        "corrupt.png": 8.0,
+        "empty.png": 8.0,
+        "bomb.png": 9.0,
+        "missing.png": 9.0,
+        "nolabel.png": "",
+    }
     rows = ["file,digit"] + [f"{name},{label}" for name, label in labels.items()]
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (folder / "empty.csv").write_text("file,digit\n", encoding="utf-8")
@@ -87,10 +108,20 @@ def digits_recipe(folder: Path, out: Path, **overrides) -> dict:
         "model_config": dict(TINY_MODEL),
         "label_space": str(LABELS / "digits.yaml"),
         "sources": [
-            {"name": "scans", "path": str(folder / "manifest.csv"), "language": "en", "image_column": "file",
-             "label_column": "digit"},
-            {"name": "nothing", "path": str(folder / "empty.csv"), "language": "fr", "image_column": "file",
-             "label_column": "digit"},
+            {
+                "name": "scans",
+                "path": str(folder / "manifest.csv"),
+                "language": "en",
+                "image_column": "file",
+                "label_column": "digit",
+            },
+            {
+                "name": "nothing",
+                "path": str(folder / "empty.csv"),
+                "language": "fr",
+                "image_column": "file",
+                "label_column": "digit",
+            },
         ],
         "validation_fraction": 0.0,
         "test_fraction": 0.0,
@@ -155,46 +186,144 @@ def _file(tmp_path: Path, name: str, data: bytes | str) -> str:
 # (case id, how to break an objects recipe or the digits manifest, words the one error line must hold)
 CASES = [
     ("truncated-image-error", lambda r, t, b: digits_recipe(b, t, on_bad_image="error"), ["scans", "truncated.png"]),
-    ("missing-file-error", lambda r, t, b: digits_recipe(b, t, on_bad_image="error", sources=[
-        {"name": "scans", "path": _file(t, "m.csv", "file,digit\nnowhere.png,3\n"), "language": "en",
-         "image_column": "file", "label_column": "digit"}]), ["scans", "nowhere.png", "missing file"]),
-    ("empty-source-error", lambda r, t, b: digits_recipe(b, t, on_bad_image="error", sources=[
-        {"name": "void", "path": str(b / "empty.csv"), "language": "en", "image_column": "file",
-         "label_column": "digit"}]), ["void", "no usable images"]),
-    ("nothing-usable", lambda r, t, b: digits_recipe(b, t, sources=[
-        {"name": "junk", "path": _file(t, "j.csv", "file,digit\ncorrupt.png,1\nempty.png,2\n"), "language": "en",
-         "image_column": "file", "label_column": "digit"}]), ["no usable images"]),
+    (
+        "missing-file-error",
+        lambda r, t, b: digits_recipe(
+            b,
+            t,
+            on_bad_image="error",
+            sources=[
+                {
+                    "name": "scans",
+                    "path": _file(t, "m.csv", "file,digit\nnowhere.png,3\n"),
+                    "language": "en",
+                    "image_column": "file",
+                    "label_column": "digit",
+                }
+            ],
+        ),
+        ["scans", "nowhere.png", "missing file"],
+    ),
+    (
+        "empty-source-error",
+        lambda r, t, b: digits_recipe(
+            b,
+            t,
+            on_bad_image="error",
+            sources=[
+                {
+                    "name": "void",
+                    "path": str(b / "empty.csv"),
+                    "language": "en",
+                    "image_column": "file",
+                    "label_column": "digit",
+                }
+            ],
+        ),
+        ["void", "no usable images"],
+    ),
+    (
+        "nothing-usable",
+        lambda r, t, b: digits_recipe(
+            b,
+            t,
+            sources=[
+                {
+                    "name": "junk",
+                    "path": _file(t, "j.csv", "file,digit\ncorrupt.png,1\nempty.png,2\n"),
+                    "language": "en",
+                    "image_column": "file",
+                    "label_column": "digit",
+                }
+            ],
+        ),
+        ["no usable images"],
+    ),
     ("bad-language-tag", lambda r, t, b: _source(r, language="english"), ["objects-en", "'english'", "BCP-47"]),
     ("bad-script", lambda r, t, b: _source(r, script="latin"), ["objects-en", "'latin'", "ISO 15924"]),
     ("unknown-source-key", lambda r, t, b: _source(r, lang="en"), ["sources[0]", "lang"]),
     ("bad-split-mapping", lambda r, t, b: _source(r, split={"dev": "validation"}), ["objects-en", "dev"]),
     ("negative-weight", lambda r, t, b: _source(r, weight=-1), ["objects-en", "weight"]),
     ("label-map-to-nothing", lambda r, t, b: _source(r, label_map={"cats": "unicorn"}), ["'cats'", "'unicorn'"]),
-    ("unmapped-labels", lambda r, t, b: {**r, "label_space": _registry(t, lambda g: [
-        c["names"].pop("de") for c in g["concepts"]])}, ["'Katze'", "'Fahrrad'", "objects-de", "label_map:"]),
-    ("registry-duplicate-id", lambda r, t, b: {**r, "label_space": _registry(t, lambda g: g["concepts"].append(
-        {"id": "cat", "names": {"en": "feline"}}))}, ["registry.yaml", "duplicate concept id 'cat'"]),
-    ("registry-name-two-concepts", lambda r, t, b: {**r, "label_space": _registry(t, lambda g: g["concepts"][1][
-        "names"].update(fr="Chat"))}, ["registry.yaml", "'Chat'", "'cat'", "'dog'"]),
-    ("registry-bad-language", lambda r, t, b: {**r, "label_space": _registry(t, lambda g: g["concepts"][0][
-        "names"].update(xx="miau"))}, ["registry.yaml", "'xx'"]),
-    ("registry-bad-origin", lambda r, t, b: {**r, "label_space": _registry(t, lambda g: g["concepts"][0][
-        "names"].update(it={"name": "gatto", "origin": "google"}))}, ["registry.yaml", "'google'"]),
-    ("manifest-no-image-column", lambda r, t, b: digits_recipe(b, t, sources=[
-        {"name": "scans", "path": str(b / "manifest.csv"), "language": "en", "label_column": "digit"}]),
-     ["scans", "'image'", "file, digit"]),
-    ("manifest-unknown-type", lambda r, t, b: _source(r, path=_file(t, "labels.txt", "cat.png cat\n")),
-     ["objects-en", "labels.txt"]),
-    ("corrupt-parquet", lambda r, t, b: _source(r, path=_file(t, "data.parquet", b"PAR1 not really")),
-     ["objects-en", "data.parquet"]),
-    ("list-labels", lambda r, t, b: digits_recipe(b, t, sources=[
-        {"name": "multi", "path": _file(t, "m.jsonl", '{"file": "good.png", "digit": [1, 2]}\n'), "language": "en",
-         "image_column": "file", "label_column": "digit"}]), ["multi", "'digit'", "one label per image"]),
+    (
+        "unmapped-labels",
+        lambda r, t, b: {**r, "label_space": _registry(t, lambda g: [c["names"].pop("de") for c in g["concepts"]])},
+        ["'Katze'", "'Fahrrad'", "objects-de", "label_map:"],
+    ),
+    (
+        "registry-duplicate-id",
+        lambda r, t, b: {
+            **r,
+            "label_space": _registry(t, lambda g: g["concepts"].append({"id": "cat", "names": {"en": "feline"}})),
+        },
+        ["registry.yaml", "duplicate concept id 'cat'"],
+    ),
+    (
+        "registry-name-two-concepts",
+        lambda r, t, b: {**r, "label_space": _registry(t, lambda g: g["concepts"][1]["names"].update(fr="Chat"))},
+        ["registry.yaml", "'Chat'", "'cat'", "'dog'"],
+    ),
+    (
+        "registry-bad-language",
+        lambda r, t, b: {**r, "label_space": _registry(t, lambda g: g["concepts"][0]["names"].update(xx="miau"))},
+        ["registry.yaml", "'xx'"],
+    ),
+    (
+        "registry-bad-origin",
+        lambda r, t, b: {
+            **r,
+            "label_space": _registry(
+                t, lambda g: g["concepts"][0]["names"].update(it={"name": "gatto", "origin": "google"})
+            ),
+        },
+        ["registry.yaml", "'google'"],
+    ),
+    (
+        "manifest-no-image-column",
+        lambda r, t, b: digits_recipe(
+            b,
+            t,
+            sources=[{"name": "scans", "path": str(b / "manifest.csv"), "language": "en", "label_column": "digit"}],
+        ),
+        ["scans", "'image'", "file, digit"],
+    ),
+    (
+        "manifest-unknown-type",
+        lambda r, t, b: _source(r, path=_file(t, "labels.txt", "cat.png cat\n")),
+        ["objects-en", "labels.txt"],
+    ),
+    (
+        "corrupt-parquet",
+        lambda r, t, b: _source(r, path=_file(t, "data.parquet", b"PAR1 not really")),
+        ["objects-en", "data.parquet"],
+    ),
+    (
+        "list-labels",
+        lambda r, t, b: digits_recipe(
+            b,
+            t,
+            sources=[
+                {
+                    "name": "multi",
+                    "path": _file(t, "m.jsonl", '{"file": "good.png", "digit": [1, 2]}\n'),
+                    "language": "en",
+                    "image_column": "file",
+                    "label_column": "digit",
+                }
+            ],
+        ),
+        ["multi", "'digit'", "one label per image"],
+    ),
     ("bad-policy", lambda r, t, b: {**r, "unmapped_labels": "ignore"}, ["unmapped_labels", "'ignore'"]),
-    ("embedding-model-unavailable", lambda r, t, b: {**r, "label_embeddings": "nobody/no-such-model",
-                                                     "label_space": _registry(t, lambda g: [
-                                                         c["names"].pop("de") for c in g["concepts"]])},
-     ["nobody/no-such-model"]),
+    (
+        "embedding-model-unavailable",
+        lambda r, t, b: {
+            **r,
+            "label_embeddings": "nobody/no-such-model",
+            "label_space": _registry(t, lambda g: [c["names"].pop("de") for c in g["concepts"]]),
+        },
+        ["nobody/no-such-model"],
+    ),
 ]
 
 
@@ -215,7 +344,9 @@ def test_broken_input_gives_one_line(change, culprits, objects_dir, broken_folde
 
 def test_unmapped_labels_come_with_suggestions_and_a_snippet(objects_dir, tmp_path, capsys):
     registry = _registry(tmp_path, lambda g: [c["names"].pop("de") for c in g["concepts"]])
-    recipe = write_yaml(tmp_path / "recipe.yaml", objects_recipe(objects_dir, tmp_path / "model", label_space=registry))
+    recipe = write_yaml(
+        tmp_path / "recipe.yaml", objects_recipe(objects_dir, tmp_path / "model", label_space=registry)
+    )
     assert main(["prepare", str(recipe), "--output", str(tmp_path / "ds")]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     # Every German word, each with its closest concepts, and a label_map that YAML reads back.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from polyglot_vision.training import load_recipe, parse_overrides
 from polyglot_vision.errors import UserError
+from polyglot_vision.training import load_recipe, parse_overrides
 
 from conftest import QUICKSTART
 
@@ -21,8 +21,20 @@ def test_quickstart_recipe_parses_into_three_argument_groups():
 
 
 def test_command_line_overrides_win_and_are_typed():
-    recipe = load_recipe(QUICKSTART, ["--learning_rate", "3e-4", "--max_steps=7", "--bf16", "false",
-                                      "--eval_strategy", "no", "--augmentation", "affine+blur"])
+    recipe = load_recipe(
+        QUICKSTART,
+        [
+            "--learning_rate",
+            "3e-4",
+            "--max_steps=7",
+            "--bf16",
+            "false",
+            "--eval_strategy",
+            "no",
+            "--augmentation",
+            "affine+blur",
+        ],
+    )
     assert recipe.training.learning_rate == pytest.approx(3e-4)
     assert recipe.training.max_steps == 7
     assert recipe.training.bf16 is False

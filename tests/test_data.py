@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from polyglot_vision.training import load_recipe
 from polyglot_vision.data import build_dataset
 from polyglot_vision.labels import LabelSpace
+from polyglot_vision.training import load_recipe
 
 
 def test_sources_in_many_languages_become_one_dataset(write_recipe):
@@ -22,7 +22,7 @@ def test_sources_in_many_languages_become_one_dataset(write_recipe):
     # Every image keeps its concept: a French "sept" and a Thai "เจ็ด" are both concept "7".
     train = dataset["train"]
     names = train.features["label"].names
-    by_source = Counter((s, names[l]) for s, l in zip(train["source"], train["label"]))
+    by_source = Counter((s, names[c]) for s, c in zip(train["source"], train["label"]))
     for source in ("latin-fr", "thai", "han", "arabic", "persian", "mnist"):
         assert {c for s, c in by_source if s == source} == set(names), source
 

@@ -11,11 +11,17 @@ import yaml
 from PIL import Image
 
 from conftest import CLI, REPO
+
 EXAMPLES = REPO / "space" / "examples"
 SCREENSHOTS = REPO / "outputs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -162,7 +168,12 @@ def test_language_picker_names_languages_in_themselves():
     from polyglot_vision.serving.demo import language_choices
 
     assert language_choices(["fr", "ar", "hi", "zh", "xx-unknown"]) == [
-        ("Français", "fr"), ("العربية", "ar"), ("हिन्दी", "hi"), ("中文", "zh"), ("xx-unknown", "xx-unknown")]
+        ("Français", "fr"),
+        ("العربية", "ar"),
+        ("हिन्दी", "hi"),
+        ("中文", "zh"),
+        ("xx-unknown", "xx-unknown"),
+    ]
 
 
 def test_without_model_id_the_app_starts_and_says_how_to_set_it():

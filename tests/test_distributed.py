@@ -16,7 +16,10 @@ def test_two_process_cpu_ddp_trains_once_and_saves_once(write_recipe, tmp_path):
     recipe = write_recipe()
     run = subprocess.run(
         [*LAUNCH, "--config_file", str(CPU_DDP), str(REPO / "scripts" / "train.py"), str(recipe)],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     # Both processes joined one group of two (each would say "of 1" if they trained alone).

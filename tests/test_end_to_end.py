@@ -48,8 +48,11 @@ def test_pipeline_loads_the_model_offline(trained_model, seven):
 
 
 def test_predict_answers_in_the_chosen_language(trained_model, seven):
-    run = subprocess.run([*CLI, "predict", str(trained_model), str(seven), "--lang", "fr", "--top-k", "10", "--json"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [*CLI, "predict", str(trained_model), str(seven), "--lang", "fr", "--top-k", "10", "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     [answer] = json.loads(run.stdout)
     names = {p["concept"]: p["name"] for p in answer["predictions"]}
@@ -57,16 +60,24 @@ def test_predict_answers_in_the_chosen_language(trained_model, seven):
     scores = [p["score"] for p in answer["predictions"]]
     assert scores == sorted(scores, reverse=True)
 
-    text = subprocess.run([*CLI, "predict", str(trained_model), str(seven), "--lang", "th", "--top-k", "10"],
-                          capture_output=True, text=True)
+    text = subprocess.run(
+        [*CLI, "predict", str(trained_model), str(seven), "--lang", "th", "--top-k", "10"],
+        capture_output=True,
+        text=True,
+    )
     assert text.returncode == 0 and "เจ็ด (7)" in text.stdout
 
 
 def test_predict_piped_into_head_stops_without_a_traceback(trained_model, seven):
     # Many images so that the JSON outgrows the pipe after `head` has left.
     images = [str(seven)] * 400
-    run = subprocess.run(f"{' '.join(CLI)} predict {trained_model} {' '.join(images)} --json | head -c 10",
-                         shell=True, capture_output=True, text=True, executable="/bin/bash")
+    run = subprocess.run(
+        f"{' '.join(CLI)} predict {trained_model} {' '.join(images)} --json | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        executable="/bin/bash",
+    )
     assert run.stdout == "[\n  {\n    "
     assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, run.stderr
 
@@ -83,7 +94,10 @@ def test_predict_falls_back_to_the_default_language(trained_model, seven):
 
 def test_evaluate_command_reports_per_language(trained_model, write_recipe):
     recipe = write_recipe()
-    run = subprocess.run([*CLI, "evaluate", str(trained_model), "--recipe", str(recipe), "--split", "test"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [*CLI, "evaluate", str(trained_model), "--recipe", str(recipe), "--split", "test"],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "language" in run.stdout and "Deva" in run.stdout

@@ -65,7 +65,9 @@ def test_unmappable_labels_are_all_listed(write_recipe, polydigits_dir, tmp_path
     (tmp_path / "weird").mkdir()
     pq.write_table(table, tmp_path / "weird" / "data.parquet")
     recipe = write_recipe()
-    edit_recipe(recipe, lambda r: r["sources"].append({"name": "weird", "path": str(tmp_path / "weird"), "language": "th"}))
+    edit_recipe(
+        recipe, lambda r: r["sources"].append({"name": "weird", "path": str(tmp_path / "weird"), "language": "th"})
+    )
     assert_clean_failure(run_cli("prepare", recipe, "--output", tmp_path / "ds"), "'blorp'", "'zzyzx'", "weird")
     assert not (tmp_path / "ds").exists()
 

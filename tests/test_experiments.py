@@ -140,9 +140,9 @@ def test_adapt_names_a_bad_setting(adapt_recipe, tmp_path, capsys, changes, culp
 
 
 def test_few_shot_keeps_k_images_per_concept_and_language_and_nests(polydigits_dir, tmp_path):
-    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.data import build_dataset, few_shot
     from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.training import recipe_from_dict
 
     recipe = recipe_from_dict(small_recipe(polydigits_dir, tmp_path / "m", validation_fraction=0.0, test_fraction=0.0))
     train = build_dataset(recipe.data, LabelSpace.from_yaml(recipe.data.label_space))["train"]
@@ -150,15 +150,17 @@ def test_few_shot_keeps_k_images_per_concept_and_language_and_nests(polydigits_d
     pairs = list(zip(one["label"], one["language"]))
     assert len(pairs) == len(set(pairs)) == 30  # 10 digits x 3 languages
     assert len(two) == 60
-    assert set(one["image"][i].tobytes() for i in range(len(one))) <= set(two["image"][i].tobytes() for i in range(len(two)))
+    assert set(one["image"][i].tobytes() for i in range(len(one))) <= set(
+        two["image"][i].tobytes() for i in range(len(two))
+    )
     assert few_shot(train, 1, seed=3)["label"] == one["label"]
     assert len(few_shot(train, 100, seed=0)) == len(train)  # k above what there is keeps everything
 
 
 def test_holdout_scripts_leaves_those_sources_out(polydigits_dir, tmp_path):
-    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.data import build_dataset
     from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.training import recipe_from_dict
 
     recipe = recipe_from_dict(small_recipe(polydigits_dir, tmp_path / "m", holdout_scripts=["Thai", "Hani"]))
     dataset = build_dataset(recipe.data, LabelSpace.from_yaml(recipe.data.label_space))

@@ -12,9 +12,7 @@ from polyglot_vision.errors import UserError
 from polyglot_vision.labels import LabelSpace, Match, normalise
 
 DIGITS_YAML = Path(__file__).resolve().parents[1] / "recipes" / "labels" / "digits.yaml"
-REQUIRED_LANGUAGES = (
-    "en fr de es it pt nl ru ar fa ur hi bn gu ta te kn ml th km my zh ja ko".split()
-)
+REQUIRED_LANGUAGES = "en fr de es it pt nl ru ar fa ur hi bn gu ta te kn ml th km my zh ja ko".split()
 # The seven in each of the 13 numeral systems the project renders.
 SEVENS = {
     "Latin": "7",
@@ -113,8 +111,16 @@ def test_ints_and_strings_map_by_id(digits: LabelSpace) -> None:
 
 @pytest.mark.parametrize(
     ("label", "concept"),
-    [("ZERO", "0"), ("zero", "0"), ("Zéro", "0"), ("sieben ", "7"), ("Fünf", "5"), ("EEN", "1"),
-     ("sevens", "7"), ("سَبْعَة", "7")],
+    [
+        ("ZERO", "0"),
+        ("zero", "0"),
+        ("Zéro", "0"),
+        ("sieben ", "7"),
+        ("Fünf", "5"),
+        ("EEN", "1"),
+        ("sevens", "7"),
+        ("سَبْعَة", "7"),
+    ],
 )
 def test_normalisation(digits: LabelSpace, label: str, concept: str) -> None:
     match = digits.resolve(label, language="en")

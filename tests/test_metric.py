@@ -38,7 +38,9 @@ def test_known_values_per_language_and_source(metric):
     # F1: class 0: 2*2/(4+0+1)=0.8, class 1: 2/(2+1+1)=0.5, class 2: 2/(2+1+0)=2/3
     assert result["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
     assert result["per_language"] == {
-        "en": {"accuracy": 1.0, "n": 2}, "hi": {"accuracy": 0.5, "n": 2}, "zh": {"accuracy": 0.5, "n": 2},
+        "en": {"accuracy": 1.0, "n": 2},
+        "hi": {"accuracy": 0.5, "n": 2},
+        "zh": {"accuracy": 0.5, "n": 2},
     }
     assert result["worst_language_accuracy"] == 0.5
     assert result["per_source"]["mnist"] == {"accuracy": 1.0, "n": 2}
@@ -90,7 +92,7 @@ def test_library_metrics_come_from_the_metric():
         predictions = np.eye(3)[[0, 1, 2, 2]] * 5.0
         label_ids = np.array([0, 1, 2, 0])
 
-    logged = compute_metrics(EvalPrediction())
+    logged = compute_metrics_for()(EvalPrediction())
     assert logged["accuracy"] == 0.75
     assert all(isinstance(v, float) and math.isfinite(v) for v in logged.values())
     assert "expected_calibration_error" in logged

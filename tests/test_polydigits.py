@@ -14,13 +14,13 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from polyglot_vision.errors import UserError  # noqa: E402
 from polyglot_vision.builtin_data.polydigits import (  # noqa: E402
     FONT_PACKAGES,
     HOLDOUT_FONTS,
     SOURCES,
     generate_polydigits,
 )
+from polyglot_vision.errors import UserError  # noqa: E402
 
 PER_CLASS = 2
 SIZE = 32
@@ -42,10 +42,21 @@ EXPECTED_LABELS = {
     "han": list("〇一二三四五六七八九"),
 }
 EXPECTED_META = {
-    "mnist": ("en", "Latn"), "latin-fr": ("fr", "Latn"), "latin-de": ("de", "Latn"), "arabic": ("ar", "Arab"),
-    "persian": ("fa", "Arab"), "devanagari": ("hi", "Deva"), "bengali": ("bn", "Beng"),
-    "gujarati": ("gu", "Gujr"), "tamil": ("ta", "Taml"), "telugu": ("te", "Telu"), "kannada": ("kn", "Knda"),
-    "thai": ("th", "Thai"), "khmer": ("km", "Khmr"), "myanmar": ("my", "Mymr"), "han": ("zh", "Hani"),
+    "mnist": ("en", "Latn"),
+    "latin-fr": ("fr", "Latn"),
+    "latin-de": ("de", "Latn"),
+    "arabic": ("ar", "Arab"),
+    "persian": ("fa", "Arab"),
+    "devanagari": ("hi", "Deva"),
+    "bengali": ("bn", "Beng"),
+    "gujarati": ("gu", "Gujr"),
+    "tamil": ("ta", "Taml"),
+    "telugu": ("te", "Telu"),
+    "kannada": ("kn", "Knda"),
+    "thai": ("th", "Thai"),
+    "khmer": ("km", "Khmr"),
+    "myanmar": ("my", "Mymr"),
+    "han": ("zh", "Hani"),
 }
 
 

@@ -26,8 +26,8 @@ def test_fp16_on_the_cpu_is_refused_before_anything_is_written(write_recipe, tmp
 
 @cpu_only
 def test_fp16_from_the_command_line_is_refused_too(write_recipe):
-    from polyglot_vision.training import load_recipe
     from polyglot_vision.errors import UserError
+    from polyglot_vision.training import load_recipe
 
     with pytest.raises(UserError, match="`fp16: true` needs a GPU"):
         load_recipe(write_recipe(), ["--fp16", "true"])

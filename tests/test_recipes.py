@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from polyglot_vision.training import load_recipe
 from polyglot_vision.labels import LabelSpace
+from polyglot_vision.training import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*/*.yaml"))
@@ -33,7 +33,12 @@ def test_mnist_mix_uses_pretrained_checkpoints_and_keeps_test_splits(monkeypatch
     assert vit.model.model_name_or_path == "google/vit-base-patch16-224-in21k"
     assert convnext.model.model_name_or_path == "facebook/convnext-tiny-224"
     paths = {s.path: s for s in vit.data.sources}
-    assert set(paths) >= {"ylecun/mnist", "MagedSaeed/MADBase", "ernestchu/emnist-digits", "DatarrX/myanmar-numeral-glyphs"}
+    assert set(paths) >= {
+        "ylecun/mnist",
+        "MagedSaeed/MADBase",
+        "ernestchu/emnist-digits",
+        "DatarrX/myanmar-numeral-glyphs",
+    }
     assert paths["ylecun/mnist"].own_splits == {"train": "train", "test": "test"}
     assert paths["DatarrX/myanmar-numeral-glyphs"].script == "Mymr"
 

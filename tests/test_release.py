@@ -61,23 +61,35 @@ def test_card_from_a_hub_checkpoint_recipe(tmp_path):
     """base_model, datasets and license come from the recipe; limits from the measured confusions."""
     from huggingface_hub import ModelCard
 
-    from polyglot_vision.modeling import ModelArguments
     from polyglot_vision.export import write_model_card
     from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.modeling import ModelArguments
 
     from conftest import REPO
 
     class Recipe:
         path = None
         model = ModelArguments(model_name_or_path="google/vit-base-patch16-224-in21k", license="mit")
-        data = type("Data", (), {"sources": [{"name": "mnist", "path": "ylecun/mnist", "language": "en"},
-                                             {"name": "madbase", "path": "MagedSaeed/MADBase", "language": "ar"}],
-                                 "label_space": "digits.yaml"})()
+        data = type(
+            "Data",
+            (),
+            {
+                "sources": [
+                    {"name": "mnist", "path": "ylecun/mnist", "language": "en"},
+                    {"name": "madbase", "path": "MagedSaeed/MADBase", "language": "ar"},
+                ],
+                "label_space": "digits.yaml",
+            },
+        )()
         training = type("Args", (), {"hub_model_id": "org/vit-digits", "push_to_hub": False})()
 
     label_space = LabelSpace.from_yaml(REPO / "recipes" / "labels" / "digits.yaml")
-    metrics = {"accuracy": 0.9, "macro_f1": 0.89, "n": 20,
-               "top_confusions": [{"true": "5", "predicted": "0", "count": 3, "scripts": {"Arab": 3}}]}
+    metrics = {
+        "accuracy": 0.9,
+        "macro_f1": 0.89,
+        "n": 20,
+        "top_confusions": [{"true": "5", "predicted": "0", "count": 3, "scripts": {"Arab": 3}}],
+    }
     card = ModelCard.load(write_model_card(tmp_path, Recipe, label_space, metrics))
     assert card.data.base_model == "google/vit-base-patch16-224-in21k"
     assert card.data.datasets == ["MagedSaeed/MADBase", "ylecun/mnist"]
@@ -88,12 +100,31 @@ def test_card_from_a_hub_checkpoint_recipe(tmp_path):
 def test_files_to_upload_leave_training_state_out(tmp_path):
     from polyglot_vision.export import files_to_upload
 
-    keep = ["README.md", "all_results.json", "config.json", "confusion_matrix.png",
-            "evaluation-test/confusion_matrix.png", "evaluation-test/metrics.json", "evaluation-test/report.md",
-            "metrics.json", "model.safetensors", "preprocessor_config.json", "test_results.json"]
-    drop = ["training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "pytorch_model.bin",
-            "checkpoint-4/model.safetensors", "checkpoint-4/config.json", "dataset/dataset_dict.json",
-            "runs/events.out", "evaluation-test/.tmp"]
+    keep = [
+        "README.md",
+        "all_results.json",
+        "config.json",
+        "confusion_matrix.png",
+        "evaluation-test/confusion_matrix.png",
+        "evaluation-test/metrics.json",
+        "evaluation-test/report.md",
+        "metrics.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "test_results.json",
+    ]
+    drop = [
+        "training_args.bin",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+        "pytorch_model.bin",
+        "checkpoint-4/model.safetensors",
+        "checkpoint-4/config.json",
+        "dataset/dataset_dict.json",
+        "runs/events.out",
+        "evaluation-test/.tmp",
+    ]
     for name in keep + drop:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
@@ -101,8 +132,9 @@ def test_files_to_upload_leave_training_state_out(tmp_path):
 
 
 def test_push_dry_run_lists_the_model_files(trained_model):
-    run = subprocess.run([*CLI, "push", str(trained_model), "--repo-id", "org/tiny", "--dry-run"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [*CLI, "push", str(trained_model), "--repo-id", "org/tiny", "--dry-run"], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
     listed = run.stdout.splitlines()[:-1]
     assert {"README.md", "config.json", "model.safetensors", "preprocessor_config.json", "metrics.json"} <= set(listed)
@@ -118,12 +150,23 @@ def test_push_offline_fails_in_one_line(trained_model):
 
 def test_evaluate_writes_report_metrics_and_plots(trained_model, write_recipe, tmp_path):
     out = tmp_path / "report"
-    run = subprocess.run([*CLI, "evaluate", str(trained_model), "--recipe", str(write_recipe()),
-                          "--output-dir", str(out)], capture_output=True, text=True)
+    run = subprocess.run(
+        [*CLI, "evaluate", str(trained_model), "--recipe", str(write_recipe()), "--output-dir", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["test"]
-    for key in ("accuracy", "macro_f1", "balanced_accuracy", "expected_calibration_error", "per_language",
-                "worst_language_accuracy", "confusion_matrix", "top_confusions"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "balanced_accuracy",
+        "expected_calibration_error",
+        "per_language",
+        "worst_language_accuracy",
+        "confusion_matrix",
+        "top_confusions",
+    ):
         assert key in metrics, key
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n"]
     report = (out / "report.md").read_text(encoding="utf-8")

@@ -15,8 +15,15 @@ from conftest import CLI
 
 # Long enough to be killed between two checkpoints (a few seconds of training on 2 CPU cores);
 # over more than one epoch, with the balanced sampler, whose order must be restored too.
-RESUMABLE = dict(max_steps=40, save_strategy="steps", save_steps=5, save_total_limit=2,
-                 logging_steps=5, resume_from_checkpoint="auto", sampler="language")
+RESUMABLE = dict(
+    max_steps=40,
+    save_strategy="steps",
+    save_steps=5,
+    save_total_limit=2,
+    logging_steps=5,
+    resume_from_checkpoint="auto",
+    sampler="language",
+)
 
 
 def start(recipe):

@@ -51,14 +51,21 @@ def test_source_weights_scale_each_source_share():
 def test_the_trainer_draws_batches_from_the_sampler(tmp_path):
     from transformers import TrainingArguments
 
-    from polyglot_vision.training.augment import BatchPreprocessor
     from polyglot_vision.training import PolyglotTrainer
+    from polyglot_vision.training.augment import BatchPreprocessor
 
     dataset = Dataset.from_dict({"language": GROUPS * 10, "label": list(range(1000))})
-    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none",
-                             per_device_train_batch_size=50, remove_unused_columns=False)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        report_to="none",
+        per_device_train_batch_size=50,
+        remove_unused_columns=False,
+    )
     trainer = PolyglotTrainer(
-        model=torch.nn.Linear(1, 1), args=args, train_dataset=dataset,
+        model=torch.nn.Linear(1, 1),
+        args=args,
+        train_dataset=dataset,
         data_collator=lambda examples: {"language": [e["language"] for e in examples]},
         preprocessor=BatchPreprocessor([0.5] * 3, [0.5] * 3),
         sampler=build_sampler(dataset, "language", 0.0, seed=0),
@@ -71,8 +78,8 @@ def test_the_trainer_draws_batches_from_the_sampler(tmp_path):
 def test_unknown_sampler_is_a_user_error(write_recipe):
     import yaml
 
-    from polyglot_vision.training import recipe_from_dict
     from polyglot_vision.errors import UserError
+    from polyglot_vision.training import recipe_from_dict
 
     raw = yaml.safe_load(write_recipe(sampler="script").read_text(encoding="utf-8"))
     with pytest.raises(UserError, match="`sampler` must be one of none, language, class"):

@@ -7,18 +7,18 @@ from collections import Counter
 
 import pytest
 
-from polyglot_vision.training import recipe_from_dict
-from polyglot_vision.data import unify
+from polyglot_vision.data import streaming_splits, unify
 from polyglot_vision.errors import UserError
 from polyglot_vision.labels import LabelSpace
-from polyglot_vision.data import streaming_splits
+from polyglot_vision.training import recipe_from_dict
 
 from conftest import objects_recipe
 
 
 def test_streamed_sources_map_like_prepared_ones(objects_dir, tmp_path):
-    recipe = recipe_from_dict(objects_recipe(objects_dir, tmp_path / "model", streaming=True, test_fraction=0.2,
-                                             validation_fraction=0.0))
+    recipe = recipe_from_dict(
+        objects_recipe(objects_dir, tmp_path / "model", streaming=True, test_fraction=0.2, validation_fraction=0.0)
+    )
     splits = streaming_splits(recipe.data, LabelSpace.from_yaml(recipe.data.label_space))
     rows = [row for split in ("train", "test") for row in splits[split]]
     assert len(rows) == 120  # every image once, none lost, none twice
@@ -26,8 +26,10 @@ def test_streamed_sources_map_like_prepared_ones(objects_dir, tmp_path):
     names = splits["train"].features["label"].names
     streamed = Counter((row["source"], names[row["label"]]) for row in rows)
 
-    prepared = unify(recipe_from_dict(objects_recipe(objects_dir, tmp_path / "m2")).data,
-                     LabelSpace.from_yaml(recipe.data.label_space))
+    prepared = unify(
+        recipe_from_dict(objects_recipe(objects_dir, tmp_path / "m2")).data,
+        LabelSpace.from_yaml(recipe.data.label_space),
+    )
     expected = Counter()
     for part in prepared.dataset.values():
         expected.update((s, names[label]) for s, label in zip(part["source"], part["label"]))
@@ -46,8 +48,9 @@ def test_training_accepts_a_stream(objects_dir, tmp_path):
 
     sources = objects_recipe(objects_dir, tmp_path)["sources"]
     sources[0]["weight"] = 3.0
-    recipe = recipe_from_dict(objects_recipe(objects_dir, tmp_path / "model", streaming=True, max_steps=3,
-                                             sources=sources, logging_steps=1))
+    recipe = recipe_from_dict(
+        objects_recipe(objects_dir, tmp_path / "model", streaming=True, max_steps=3, sources=sources, logging_steps=1)
+    )
     metrics = train(recipe)
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] > 0
     state = json.loads((tmp_path / "model" / "train_results.json").read_text())

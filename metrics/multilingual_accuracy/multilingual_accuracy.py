@@ -146,8 +146,11 @@ class MultilingualAccuracy(evaluate.Metric):
             "balanced_accuracy": balanced,
             "n": int(n),
         }
-        columns = {name: values for arg, name in GROUP_ARGUMENTS.items()
-                   if (values := {"languages": languages, "scripts": scripts, "sources": sources}[arg]) is not None}
+        columns = {
+            name: values
+            for arg, name in GROUP_ARGUMENTS.items()
+            if (values := {"languages": languages, "scripts": scripts, "sources": sources}[arg]) is not None
+        }
         columns.update(groups or {})
         for name, values in columns.items():
             per_value = _per_group(correct, values)

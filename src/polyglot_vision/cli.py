@@ -47,8 +47,10 @@ def cmd_polydigits(args, extra) -> int:
 def cmd_prepare(args, extra) -> int:
     recipe = load_recipe(args.recipe, extra)
     if recipe.data.streaming:
-        raise UserError(f"recipe {args.recipe}: `prepare` saves a dataset to disk; with `streaming: true` "
-                        "the sources are read while training (polyglot-vision train)")
+        raise UserError(
+            f"recipe {args.recipe}: `prepare` saves a dataset to disk; with `streaming: true` "
+            "the sources are read while training (polyglot-vision train)"
+        )
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
     out = Path(args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset"))
@@ -74,8 +76,10 @@ def cmd_prepare(args, extra) -> int:
             files = dataset_upload_plan(out)
             for line in files:
                 print(line)
-            print(f"{len(files)} files would be pushed to the dataset repository {args.push_to_hub}"
-                  f"{' (private)' if args.private else ''}")
+            print(
+                f"{len(files)} files would be pushed to the dataset repository {args.push_to_hub}"
+                f"{' (private)' if args.private else ''}"
+            )
         else:
             print(f"Pushed to {push_dataset(out, args.push_to_hub, private=args.private or None)}")
     return 0
@@ -92,10 +96,19 @@ def cmd_train(args, extra) -> int:
 def cmd_evaluate(args, extra) -> int:
     recipe = load_recipe(args.recipe, extra)
     if args.output and Path(args.output).is_dir():
-        raise UserError(f"--output {args.output}: is a folder; give a JSON file name (the report folder is --output-dir)")
+        raise UserError(
+            f"--output {args.output}: is a folder; give a JSON file name (the report folder is --output-dir)"
+        )
     predictor = Predictor.from_pretrained(args.model)
-    metrics, out = evaluate_model(predictor.model, predictor.processor, recipe, args.split, args.output_dir,
-                                  model_name=args.model, overwrite=args.overwrite)
+    metrics, out = evaluate_model(
+        predictor.model,
+        predictor.processor,
+        recipe,
+        args.split,
+        args.output_dir,
+        model_name=args.model,
+        overwrite=args.overwrite,
+    )
     print(format_table(metrics, title=args.split))
     if args.output:
         write_json(Path(args.output), {args.split: metrics})
@@ -105,7 +118,11 @@ def cmd_evaluate(args, extra) -> int:
 
 def cmd_transfer(args, extra) -> int:
     result = transfer_matrix(
-        args.recipe, parse_overrides(extra), steps=args.steps, leave_one_out=args.leave_one_out, output_dir=args.output_dir
+        args.recipe,
+        parse_overrides(extra),
+        steps=args.steps,
+        leave_one_out=args.leave_one_out,
+        output_dir=args.output_dir,
     )
     print(Path(result["output_dir"], "transfer.md").read_text(encoding="utf-8"))
     print(f"Transfer matrix written to {result['output_dir']}")
@@ -126,11 +143,17 @@ def cmd_predict(args, extra) -> int:
         raise UserError(f"--lang {args.lang!r} is not a language tag (e.g. fr, pt-BR, zh-Hant)")
     predictor = Predictor.from_pretrained(args.model)
     if args.lang is not None and predictor.label_space.answer_language(args.lang) is None:
-        print(f"polyglot-vision: note: this model has no names in {args.lang!r} (it has {', '.join(predictor.languages)}); "
-              f"answering in {predictor.default_language!r}", file=sys.stderr)
+        print(
+            f"polyglot-vision: note: this model has no names in {args.lang!r} "
+            f"(it has {', '.join(predictor.languages)}); "
+            f"answering in {predictor.default_language!r}",
+            file=sys.stderr,
+        )
     results = predictor.top_k(args.images, k=args.top_k, language=args.lang, language_hint=args.hint)
     if args.json:
-        payload = [{"image": path, "predictions": [p.to_dict() for p in preds]} for path, preds in zip(args.images, results)]
+        payload = [
+            {"image": path, "predictions": [p.to_dict() for p in preds]} for path, preds in zip(args.images, results)
+        ]
         print(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         for path, preds in zip(args.images, results):
@@ -158,7 +181,11 @@ def cmd_demo(args, extra) -> int:
     model = args.model
     path = Path(model).expanduser()
     if not path.exists() and not is_hub_id(model):
-        hint = " (train it: polyglot-vision train recipes/polydigits/quickstart.yaml)" if model == QUICKSTART_MODEL else ""
+        hint = (
+            " (train it: polyglot-vision train recipes/polydigits/quickstart.yaml)"
+            if model == QUICKSTART_MODEL
+            else ""
+        )
         raise UserError(f"model folder {model} not found{hint}")
     if path.exists() and not path.is_dir():
         raise UserError(f"model {model}: not a folder")
@@ -189,10 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="unify a recipe's sources into one DatasetDict and save it")
     p.add_argument("recipe", help=recipe_help)
     p.add_argument("--output", help="where to save (default: the recipe's dataset_dir or OUTPUT_DIR/dataset)")
-    p.add_argument("--push-to-hub", metavar="REPO", help="also push the dataset, its card and reports to this dataset repository")
+    p.add_argument(
+        "--push-to-hub", metavar="REPO", help="also push the dataset, its card and reports to this dataset repository"
+    )
     p.add_argument("--private", action="store_true", help="create the dataset repository private")
-    p.add_argument("--dry-run", action="store_true", help="with --push-to-hub: list what would be uploaded, upload nothing")
-    p.add_argument("--overwrite", action="store_true", help="replace --output even if polyglot-vision did not write it")
+    p.add_argument(
+        "--dry-run", action="store_true", help="with --push-to-hub: list what would be uploaded, upload nothing"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --output even if polyglot-vision did not write it"
+    )
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="prepare, fine-tune, test and export a model")
@@ -204,20 +237,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", required=True, help=recipe_help)
     p.add_argument("--split", default="test", help="train, validation, test, or all (e.g. for a held-out set)")
     p.add_argument("--output", help="also write the metrics to this JSON file")
-    p.add_argument("--output-dir", help="report folder: report.md, metrics.json, plots (default: MODEL/evaluation-SPLIT)")
-    p.add_argument("--overwrite", action="store_true", help="replace --output-dir even if polyglot-vision did not write it")
+    p.add_argument(
+        "--output-dir", help="report folder: report.md, metrics.json, plots (default: MODEL/evaluation-SPLIT)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --output-dir even if polyglot-vision did not write it"
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("transfer", help="train on each language alone, test on every language: a transfer matrix")
     p.add_argument("recipe", help=recipe_help)
     p.add_argument("--steps", type=int, default=200, help="training steps per run, the budget (default: 200)")
     p.add_argument("--leave-one-out", action="store_true", help="also train on all languages but each one")
-    p.add_argument("--output-dir", help="where to write transfer.json, transfer.md and the heat map (default: OUTPUT_DIR/transfer)")
+    p.add_argument(
+        "--output-dir",
+        help="where to write transfer.json, transfer.md and the heat map (default: OUTPUT_DIR/transfer)",
+    )
     p.set_defaults(func=cmd_transfer)
 
-    p = sub.add_parser("adapt", help="few-shot adaptation to a held-out script: fine-tuned vs from scratch, k shots per class")
-    p.add_argument("recipe", help="adaptation recipe (e.g. recipes/polydigits/adapt.yaml); any key can follow as --key value")
-    p.add_argument("--output-dir", help="where to write adaptation.json, adaptation.md and the curve (default: OUTPUT_DIR)")
+    p = sub.add_parser(
+        "adapt", help="few-shot adaptation to a held-out script: fine-tuned vs from scratch, k shots per class"
+    )
+    p.add_argument(
+        "recipe", help="adaptation recipe (e.g. recipes/polydigits/adapt.yaml); any key can follow as --key value"
+    )
+    p.add_argument(
+        "--output-dir", help="where to write adaptation.json, adaptation.md and the curve (default: OUTPUT_DIR)"
+    )
     p.set_defaults(func=cmd_adapt)
 
     p = sub.add_parser("predict", help="top-k concepts of images, named in your language")
@@ -225,8 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--lang", default=None, help="BCP-47 language of the answer (default: the model's)")
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--hint", default=None, metavar="LANG",
-                   help="language the images are written in, e.g. th (models with label_granularity concept_language)")
+    p.add_argument(
+        "--hint",
+        default=None,
+        metavar="LANG",
+        help="language the images are written in, e.g. th (models with label_granularity concept_language)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_predict)
 
@@ -237,8 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded, upload nothing")
     p.set_defaults(func=cmd_push)
 
-    p = sub.add_parser("demo", help="the Gradio demo on 127.0.0.1: draw or upload an image, read the answer in your language")
-    p.add_argument("model", nargs="?", default=QUICKSTART_MODEL, help=f"model folder or Hub id (default: {QUICKSTART_MODEL})")
+    p = sub.add_parser(
+        "demo", help="the Gradio demo on 127.0.0.1: draw or upload an image, read the answer in your language"
+    )
+    p.add_argument(
+        "model", nargs="?", default=QUICKSTART_MODEL, help=f"model folder or Hub id (default: {QUICKSTART_MODEL})"
+    )
     p.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     p.add_argument("--examples", default=None, help="folder of example images (PNG) to show under the upload")
     p.set_defaults(func=cmd_demo)

@@ -32,11 +32,27 @@ KEPT_MODES = ("RGB", "L")
 # File endings that image folders are read by (those of `datasets`' imagefolder builder, commonest first).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 EXIF_ORIENTATION = 0x0112
-MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
-         (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
 # Corrupt files raise many kinds of errors inside decoders; all of them mean "unreadable".
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, Image.DecompressionBombError,
-                 Image.DecompressionBombWarning, ZeroDivisionError, MemoryError)
+DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    TypeError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+    ZeroDivisionError,
+    MemoryError,
+)
 
 
 def read_bytes(value, base_dir: str | None) -> tuple[bytes | None, str | None, str | None]:
@@ -184,7 +200,7 @@ def load_image(source: str | os.PathLike | bytes | Image.Image, max_pixels: int 
 
 
 def problem_kind(problem: str) -> str:
-    """"corrupt or truncated image (…)" -> "corrupt or truncated image", for counting."""
+    """ "corrupt or truncated image (…)" -> "corrupt or truncated image", for counting."""
     return problem.split(" (", 1)[0]
 
 

@@ -64,9 +64,12 @@ class ModelArguments:
             if not isinstance(self.model_config, dict) or "model_type" not in self.model_config:
                 raise UserError("recipe: `model_config` needs a `model_type` (e.g. vit, convnext)")
             check_model_config(self.model_config)
-        if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
-                                            or self.image_size < 8):
-            raise UserError(f"recipe: `image_size` must be a whole number of pixels, 8 or more, got {self.image_size!r}")
+        if self.image_size is not None and (
+            isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 8
+        ):
+            raise UserError(
+                f"recipe: `image_size` must be a whole number of pixels, 8 or more, got {self.image_size!r}"
+            )
 
 
 def check_model_config(settings: dict) -> None:
@@ -75,7 +78,9 @@ def check_model_config(settings: dict) -> None:
     try:
         config_class = AutoConfig.for_model(model_type).__class__
     except ValueError:
-        raise UserError(f"recipe: model_config: unknown model_type {model_type!r} (e.g. vit, convnext, resnet)") from None
+        raise UserError(
+            f"recipe: model_config: unknown model_type {model_type!r} (e.g. vit, convnext, resnet)"
+        ) from None
     defaults = config_class().to_dict()
     for key, value in settings.items():
         if key == "model_type" or key not in defaults or defaults[key] is None:
@@ -105,11 +110,19 @@ def joint_label(concept: str, language: str) -> str:
 
 def label_config(label_space: LabelSpace, joint_pairs: list[tuple[str, str]] | None = None) -> dict:
     """Config fields for the label maps; `joint_pairs` ((concept, language), …) makes joint classes."""
-    shared = {"label_display_names": label_space.names_by_language(), "default_language": label_space.default_language,
-              "label_space_name": label_space.name}
+    shared = {
+        "label_display_names": label_space.names_by_language(),
+        "default_language": label_space.default_language,
+        "label_space_name": label_space.name,
+    }
     if joint_pairs is None:
         ids = label_space.ids
-        return {"num_labels": len(ids), "id2label": dict(enumerate(ids)), "label2id": {c: i for i, c in enumerate(ids)}, **shared}
+        return {
+            "num_labels": len(ids),
+            "id2label": dict(enumerate(ids)),
+            "label2id": {c: i for i, c in enumerate(ids)},
+            **shared,
+        }
     joint = [joint_label(c, lang) for c, lang in joint_pairs]
     return {
         "num_labels": len(joint),
@@ -188,8 +201,9 @@ def parameter_depths(model: PreTrainedModel) -> tuple[dict[str, int], int]:
     return depths, len(blocks)
 
 
-def layer_decay_groups(model: PreTrainedModel, learning_rate: float, layer_decay: float, weight_decay: float,
-                       decay_names) -> list[dict]:
+def layer_decay_groups(
+    model: PreTrainedModel, learning_rate: float, layer_decay: float, weight_decay: float, decay_names
+) -> list[dict]:
     """Optimizer parameter groups with learning_rate * layer_decay^(L + 1 - depth), with and without weight decay."""
     depths, n_blocks = parameter_depths(model)
     if n_blocks == 0:
@@ -199,11 +213,14 @@ def layer_decay_groups(model: PreTrainedModel, learning_rate: float, layer_decay
         if not param.requires_grad:
             continue
         depth, decays = depths[name], name in decay_names
-        group = groups.setdefault((depth, decays), {
-            "params": [],
-            "weight_decay": weight_decay if decays else 0.0,
-            "lr": learning_rate * layer_decay ** (n_blocks + 1 - depth),
-        })
+        group = groups.setdefault(
+            (depth, decays),
+            {
+                "params": [],
+                "weight_decay": weight_decay if decays else 0.0,
+                "lr": learning_rate * layer_decay ** (n_blocks + 1 - depth),
+            },
+        )
         group["params"].append(param)
     return [groups[key] for key in sorted(groups)]
 
@@ -217,7 +234,7 @@ def build_image_processor(model_args: ModelArguments):
     """The processor that both training and `pipeline()` use to resize and normalise.
 
     A model built from a config gets a plain resize to a square (no crop): a
-    numeral at the edge of a scan must not be cut away.
+    mark at the edge of a scan must not be cut away.
     """
     if model_args.model_name_or_path:
         try:
@@ -264,6 +281,11 @@ def build_model(model_args: ModelArguments, label_space: LabelSpace, joint_pairs
             raise _hub_error(model_args.model_name_or_path, err) from None
     n_params = sum(p.numel() for p in model.parameters())
     n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info("model %s: %.2fM parameters (%.2fM trained), %d classes",
-                model.config.model_type, n_params / 1e6, n_trained / 1e6, labels["num_labels"])
+    logger.info(
+        "model %s: %.2fM parameters (%.2fM trained), %d classes",
+        model.config.model_type,
+        n_params / 1e6,
+        n_trained / 1e6,
+        labels["num_labels"],
+    )
     return model

@@ -34,8 +34,9 @@ def is_inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_output_dir(output_dir: str | Path, *, overwrite: bool = False, sources: Iterable[str | Path] = (),
-                     what: str = "output folder") -> Path:
+def check_output_dir(
+    output_dir: str | Path, *, overwrite: bool = False, sources: Iterable[str | Path] = (), what: str = "output folder"
+) -> Path:
     """Refuse an output the tool may not replace: a file, a folder of someone else's, a source's folder."""
     output_dir = Path(output_dir).expanduser()
     for source in sources:
@@ -90,8 +91,14 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def atomic_directory(output_dir: str | Path, *, overwrite: bool = False, sources: Iterable[str | Path] = (),
-                     carry: Iterable[str] = (), what: str = "output folder") -> Iterator[Path]:
+def atomic_directory(
+    output_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    sources: Iterable[str | Path] = (),
+    carry: Iterable[str] = (),
+    what: str = "output folder",
+) -> Iterator[Path]:
     """Yield a temporary sibling of `output_dir` to write into; on success it replaces `output_dir`.
 
     An error or an interrupt inside the block leaves `output_dir` as it was and removes the

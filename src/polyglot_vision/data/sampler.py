@@ -45,8 +45,9 @@ def balanced_weights(groups, temperature: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def build_sampler(dataset: Dataset, kind: str, temperature: float, seed: int,
-                  source_weights: dict[str, float] | None = None) -> BalancedSampler | None:
+def build_sampler(
+    dataset: Dataset, kind: str, temperature: float, seed: int, source_weights: dict[str, float] | None = None
+) -> BalancedSampler | None:
     """A `BalancedSampler` over the train split, or None for the Trainer's uniform shuffle.
 
     `kind` balances by `language` or `class` (concept); `none` keeps the data's own mix. Sources
@@ -57,11 +58,11 @@ def build_sampler(dataset: Dataset, kind: str, temperature: float, seed: int,
     if source_weights and any(w != 1 for w in source_weights.values()):
         scale = [source_weights.get(name, 1.0) for name in plain["source"]]
     if kind == "none":
-        return None if scale is None else BalancedSampler(np.zeros(len(plain)), temperature=1.0, seed=seed, scale=scale)
+        return (
+            None if scale is None else BalancedSampler(np.zeros(len(plain)), temperature=1.0, seed=seed, scale=scale)
+        )
     column = {"language": "language", "class": "label"}[kind]
     return BalancedSampler(plain[column], temperature=temperature, seed=seed, scale=scale)
-
-
 
 
 def group_probabilities(sizes: list[int], temperature: float) -> np.ndarray:

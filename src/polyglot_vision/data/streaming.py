@@ -43,9 +43,16 @@ def _stream_rows(batch: dict, *, source: SourceConfig, concept_of: dict, names, 
     concepts = [concept_of.get(label_value(v), -1) if v is not None else -1 for v in labels]
     # A stable split from the content hash: copies of one image always fall in the same split.
     splits = [None if h is None else _hash_split(h, bounds) for h in checked["_hash"]]
-    return {"image": checked["image"], "label": concepts, "language": [source.language] * n,
-            "script": [source.script] * n, "source": [source.name] * n, "_hash": checked["_hash"],
-            "_problem": checked["_problem"], "_split": splits}
+    return {
+        "image": checked["image"],
+        "label": concepts,
+        "language": [source.language] * n,
+        "script": [source.script] * n,
+        "source": [source.name] * n,
+        "_hash": checked["_hash"],
+        "_problem": checked["_problem"],
+        "_split": splits,
+    }
 
 
 def _hash_split(digest: str, bounds: tuple[float, float]) -> str:
@@ -81,26 +88,47 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
     counts = {name: Counter(v for v in labels if v is not None) for name, (labels, _) in heads.items()}
     alignments = align_sources(counts, data_args, label_space)
     unified = unified_features(label_space)
-    features = Features({**unified, "image": Image(decode=False), "_hash": Value("string"),
-                         "_problem": Value("string"), "_split": Value("string")})
+    features = Features(
+        {
+            **unified,
+            "image": Image(decode=False),
+            "_hash": Value("string"),
+            "_problem": Value("string"),
+            "_split": Value("string"),
+        }
+    )
     bounds = (data_args.test_fraction, data_args.test_fraction + data_args.validation_fraction)
     index = {cid: i for i, cid in enumerate(label_space.ids)}
     mapped = []
     for source in data_args.sources:
         concept_of = {label: index[m.concept] for label, m in alignments[source.name].matches.items() if m}
         _, how = heads[source.name]
-        rows = partial(_stream_rows, source=source, concept_of=concept_of, names=how.get("names"),
-                       base_dir=source_base_dir(source), bounds=bounds)
+        rows = partial(
+            _stream_rows,
+            source=source,
+            concept_of=concept_of,
+            names=how.get("names"),
+            base_dir=source_base_dir(source),
+            bounds=bounds,
+        )
         stream = streams[source.name]
         if isinstance((stream.features or {}).get(source.image_column), Image):
             stream = stream.cast_column(source.image_column, Image(decode=False))  # bytes, checked as in `unify`
         stream = stream.map(rows, batched=True, batch_size=256, remove_columns=stream.column_names, features=features)
-        mapped.append(stream.filter(lambda problem, label: problem is None and label >= 0,
-                                    input_columns=["_problem", "label"]))
+        mapped.append(
+            stream.filter(lambda problem, label: problem is None and label >= 0, input_columns=["_problem", "label"])
+        )
     weights = np.asarray([s.weight for s in data_args.sources], dtype=np.float64)
-    mixed = mapped[0] if len(mapped) == 1 else interleave_datasets(
-        mapped, probabilities=(weights / weights.sum()).tolist(), seed=data_args.split_seed,
-        stopping_strategy="all_exhausted")
+    mixed = (
+        mapped[0]
+        if len(mapped) == 1
+        else interleave_datasets(
+            mapped,
+            probabilities=(weights / weights.sum()).tolist(),
+            seed=data_args.split_seed,
+            stopping_strategy="all_exhausted",
+        )
+    )
     splits = {}
     for split in SPLITS:
         part = mixed.filter(lambda s, wanted=split: s == wanted, input_columns=["_split"])

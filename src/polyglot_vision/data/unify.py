@@ -28,7 +28,7 @@ from ..labels.alignment import alignment_rows
 from ..labels.embeddings import load_backend
 from ..outputs import atomic_directory
 from .sampler import group_probabilities
-from .sources import POOL, SPLITS, DataArguments, SourceConfig, source_labels, source_parts
+from .sources import POOL, SPLITS, DataArguments, SourceConfig, source_base_dir, source_labels, source_parts
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +85,18 @@ def _check_rows(images: list, indices: list, *, concepts: np.ndarray, constants:
     return batch
 
 
-CHECKED_FEATURES = Features({
-    "image": Image(), "label": Value("int64"), "language": Value("string"), "script": Value("string"),
-    "source": Value("string"), "_hash": Value("string"), "_problem": Value("string"), "_file": Value("string"),
-})
+CHECKED_FEATURES = Features(
+    {
+        "image": Image(),
+        "label": Value("int64"),
+        "language": Value("string"),
+        "script": Value("string"),
+        "source": Value("string"),
+        "_hash": Value("string"),
+        "_problem": Value("string"),
+        "_file": Value("string"),
+    }
+)
 # Part of the fingerprint of checked images: change it when the checks change, so caches are not reused.
 CHECK_VERSION = "images-v1"
 
@@ -113,9 +121,18 @@ def checked_part(dataset: Dataset, source: SourceConfig, concepts: list, data_ar
         digest.update(part.encode())
     digest.update(concepts.tobytes())
     check = partial(_check_rows, concepts=concepts, constants=constants, base_dir=base_dir)
-    return dataset.map(check, input_columns=["image"], with_indices=True, batched=True, batch_size=500,
-                       features=CHECKED_FEATURES, remove_columns=["image"], num_proc=_num_proc(data_args, len(dataset)),
-                       new_fingerprint=digest.hexdigest(), desc=f"Checking images of {source.name}")
+    return dataset.map(
+        check,
+        input_columns=["image"],
+        with_indices=True,
+        batched=True,
+        batch_size=500,
+        features=CHECKED_FEATURES,
+        remove_columns=["image"],
+        num_proc=_num_proc(data_args, len(dataset)),
+        new_fingerprint=digest.hexdigest(),
+        desc=f"Checking images of {source.name}",
+    )
 
 
 # ---- unification --------------------------------------------------------------------------------
@@ -131,18 +148,28 @@ class Unified:
 def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
     """Load, align, check, de-duplicate, merge and split every source of a recipe; with the report."""
     loaded = {source.name: source_parts(source) for source in data_args.sources}
-    raw = {name: {role: source_labels(part, src) for role, part in parts.items()}
-           for (name, parts), src in zip(loaded.items(), data_args.sources)}
-    label_counts = {name: Counter(v for labels in roles.values() for v in labels if v is not None)
-                    for name, roles in raw.items()}
+    raw = {
+        name: {role: source_labels(part, src) for role, part in parts.items()}
+        for (name, parts), src in zip(loaded.items(), data_args.sources)
+    }
+    label_counts = {
+        name: Counter(v for labels in roles.values() for v in labels if v is not None) for name, roles in raw.items()
+    }
     alignments = align_sources(label_counts, data_args, label_space)
     index = {cid: i for i, cid in enumerate(label_space.ids)}
 
     pieces, stats = [], {}
     for source in data_args.sources:
         matches = alignments[source.name].matches
-        stat = stats[source.name] = {"read": 0, "bad_images": 0, "bad_by_kind": Counter(), "unlabelled": 0,
-                                     "dropped_labels": 0, "duplicates": 0, "kept": 0}
+        stat = stats[source.name] = {
+            "read": 0,
+            "bad_images": 0,
+            "bad_by_kind": Counter(),
+            "unlabelled": 0,
+            "dropped_labels": 0,
+            "duplicates": 0,
+            "kept": 0,
+        }
         for role, part in loaded[source.name].items():
             labels = raw[source.name][role]
             concepts = [index[matches[v].concept] if v is not None and matches.get(v) else -1 for v in labels]
@@ -157,24 +184,31 @@ def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
             if bad and data_args.on_bad_image == "error":
                 first = bad[0]
                 raise UserError(
-                    f"source '{source.name}': image {column(checked, '_file')[first] or f'#{first}'}: {problems[first]} "
+                    f"source '{source.name}': image {column(checked, '_file')[first] or f'#{first}'}: "
+                    f"{problems[first]} "
                     f"({len(bad)} bad image(s) in this source); set `on_bad_image: skip` to leave them out"
                 )
             stat["bad_images"] += len(bad)
             stat["bad_by_kind"].update(problem_kind(problems[i]) for i in bad)
-            usable = np.flatnonzero((np.asarray([p is None for p in problems], dtype=bool))
-                                    & (np.asarray(concepts) >= 0))
+            usable = np.flatnonzero(
+                (np.asarray([p is None for p in problems], dtype=bool)) & (np.asarray(concepts) >= 0)
+            )
             pieces.append((source, role, select(checked, usable)))
         if stat["unlabelled"] and data_args.on_bad_image == "error":
-            raise UserError(f"source '{source.name}': {stat['unlabelled']} image(s) without a label in column "
-                            f"'{source.label_column}'; set `on_bad_image: skip` to leave them out")
+            raise UserError(
+                f"source '{source.name}': {stat['unlabelled']} image(s) without a label in column "
+                f"'{source.label_column}'; set `on_bad_image: skip` to leave them out"
+            )
         if not sum(len(d) for s, _, d in pieces if s is source):
             if data_args.on_bad_image == "error":
                 raise UserError(f"source '{source.name}': no usable images in {source.path}")
             logger.warning("source %s: no usable images in %s", source.name, source.path)
     if not any(len(d) for _, _, d in pieces):
-        counts = "; ".join(f"{name}: {row['read']} read, {row['bad_images']} bad, {row['unlabelled']} unlabelled, "
-                           f"{row['dropped_labels']} with dropped labels" for name, row in stats.items())
+        counts = "; ".join(
+            f"{name}: {row['read']} read, {row['bad_images']} bad, {row['unlabelled']} unlabelled, "
+            f"{row['dropped_labels']} with dropped labels"
+            for name, row in stats.items()
+        )
         raise UserError(f"no usable images in any source ({counts})")
 
     kept, duplicates = deduplicate(pieces) if data_args.deduplicate else ({id(d): None for *_, d in pieces}, {})
@@ -226,8 +260,9 @@ def _assemble(parts: dict, data_args: DataArguments, label_space: LabelSpace) ->
     splits: dict[str, list[Dataset]] = {split: [] for split in SPLITS}
     pool = [d for _, d in parts.get(POOL, []) if len(d)]
     if pool:
-        for split, part in stratified_split(concatenate_datasets(pool), data_args.validation_fraction,
-                                            data_args.test_fraction, data_args.split_seed).items():
+        for split, part in stratified_split(
+            concatenate_datasets(pool), data_args.validation_fraction, data_args.test_fraction, data_args.split_seed
+        ).items():
             splits[split].append(part)
     own_validation = {s.name for s, _ in parts.get("validation", [])}
     for role in ("train", "validation", "test"):
@@ -251,8 +286,14 @@ def _assemble(parts: dict, data_args: DataArguments, label_space: LabelSpace) ->
     return DatasetDict({split: finish(chunks) for split, chunks in splits.items()})
 
 
-def build_report(data_args: DataArguments, label_space: LabelSpace, alignments: dict, stats: dict,
-                 duplicates: dict, dataset: DatasetDict) -> dict:
+def build_report(
+    data_args: DataArguments,
+    label_space: LabelSpace,
+    alignments: dict,
+    stats: dict,
+    duplicates: dict,
+    dataset: DatasetDict,
+) -> dict:
     """What `prepare` did, for alignment_report.json / .md and the dataset card."""
     names = label_space.ids
     splits = {}
@@ -266,8 +307,9 @@ def build_report(data_args: DataArguments, label_space: LabelSpace, alignments: 
         }
     languages = sorted({lang for row in splits.values() for lang in row["by_language"]})
     train_languages = splits["train"]["by_language"]
-    weights = dict(zip(train_languages, group_probabilities(list(train_languages.values()),
-                                                            data_args.sampler_temperature)))
+    weights = dict(
+        zip(train_languages, group_probabilities(list(train_languages.values()), data_args.sampler_temperature))
+    )
     backend = load_backend(data_args.label_embeddings)
     return {
         "label_space": data_args.label_space,
@@ -280,17 +322,32 @@ def build_report(data_args: DataArguments, label_space: LabelSpace, alignments: 
         "alignment": alignment_rows(alignments),
         "sources": {name: {**row, "bad_by_kind": dict(row["bad_by_kind"])} for name, row in stats.items()},
         "source_info": [
-            {"name": s.name, "path": s.path, "language": s.language, "script": s.script, "license": s.license,
-             "weight": s.weight, "split": s.split}
+            {
+                "name": s.name,
+                "path": s.path,
+                "language": s.language,
+                "script": s.script,
+                "license": s.license,
+                "weight": s.weight,
+                "split": s.split,
+            }
             for s in data_args.sources
         ],
-        "duplicates": {"removed": 0, "within_source": 0, "across_sources": 0, "across_splits": 0,
-                       "label_conflicts": 0, **duplicates},
+        "duplicates": {
+            "removed": 0,
+            "within_source": 0,
+            "across_sources": 0,
+            "across_splits": 0,
+            "label_conflicts": 0,
+            **duplicates,
+        },
         "splits": splits,
         "language_sampling": {
             "temperature": data_args.sampler_temperature,
-            "languages": {lang: {"images": n, "probability": round(float(weights[lang]), 6)}
-                          for lang, n in train_languages.items()},
+            "languages": {
+                lang: {"images": n, "probability": round(float(weights[lang]), 6)}
+                for lang, n in train_languages.items()
+            },
         },
     }
 
@@ -321,8 +378,9 @@ def stratified_split(dataset: Dataset, validation_fraction: float, test_fraction
     return DatasetDict({split: select(dataset, sorted(parts[split])) for split in SPLITS})
 
 
-def save_dataset(dataset: DatasetDict, out_dir: str | Path, extra=None, *, overwrite: bool = False,
-                 sources=()) -> Path:
+def save_dataset(
+    dataset: DatasetDict, out_dir: str | Path, extra=None, *, overwrite: bool = False, sources=()
+) -> Path:
     """`save_to_disk` into a temporary sibling, then swap it in: never a half-written dataset.
 
     `extra(folder)` writes the files that belong beside the data (report, card) into the

@@ -47,8 +47,15 @@ def plot_confusion_matrix(matrix, labels: list[str], path: Path, title: str) -> 
         for i in range(len(labels)):
             for j in range(len(labels)):
                 if matrix[i, j]:
-                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if share[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        int(matrix[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black",
+                    )
     fig.colorbar(image, ax=ax, label="share of the true concept's images")
     ax.set_title(title)
     fig.tight_layout()
@@ -104,8 +111,10 @@ def plot_worst_errors(images, rows: list[dict], path: Path, title: str, columns:
         axes[0, 0].text(0, 0.5, "no misclassified image", fontsize=11)
     for ax, row in zip(axes.ravel(), rows):
         ax.imshow(np.asarray(images[row["index"]].convert("RGB")))
-        ax.set_title(f"true {row['true']} → {row['predicted']}\n{row['confidence']:.0%}  {row['language']} ({row['source']})",
-                     fontsize=7)
+        ax.set_title(
+            f"true {row['true']} → {row['predicted']}\n{row['confidence']:.0%}  {row['language']} ({row['source']})",
+            fontsize=7,
+        )
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -119,7 +128,9 @@ def reliability_bins(confidences, correct, n_bins: int = N_BINS):
     bins = np.clip(np.ceil(confidences * n_bins).astype(int) - 1, 0, n_bins - 1)
     counts = np.bincount(bins, minlength=n_bins)
     accuracy = np.divide(np.bincount(bins, correct, n_bins), counts, out=np.full(n_bins, np.nan), where=counts > 0)
-    mean_conf = np.divide(np.bincount(bins, confidences, n_bins), counts, out=np.full(n_bins, np.nan), where=counts > 0)
+    mean_conf = np.divide(
+        np.bincount(bins, confidences, n_bins), counts, out=np.full(n_bins, np.nan), where=counts > 0
+    )
     return counts, accuracy, mean_conf
 
 
@@ -128,11 +139,25 @@ def plot_reliability(confidences, correct, ece: float, path: Path, title: str, n
     counts, accuracy, mean_conf = reliability_bins(confidences, correct, n_bins)
     edges = np.linspace(0, 1, n_bins + 1)
     fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.bar(edges[:-1], np.nan_to_num(accuracy), width=1 / n_bins, align="edge", edgecolor="black",
-           color="tab:blue", label="accuracy")
+    ax.bar(
+        edges[:-1],
+        np.nan_to_num(accuracy),
+        width=1 / n_bins,
+        align="edge",
+        edgecolor="black",
+        color="tab:blue",
+        label="accuracy",
+    )
     centres = edges[:-1] + 0.5 / n_bins
-    ax.plot(centres, mean_conf, "_", color="tab:red", markersize=14, markeredgewidth=2.5,
-            label="mean confidence in the bin")
+    ax.plot(
+        centres,
+        mean_conf,
+        "_",
+        color="tab:red",
+        markersize=14,
+        markeredgewidth=2.5,
+        label="mean confidence in the bin",
+    )
     ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
@@ -172,8 +197,11 @@ def summary_lines(metrics: dict, heading: str = "##") -> list[str]:
         rows.append(("balanced accuracy", percent(metrics["balanced_accuracy"])))
     if "expected_calibration_error" in metrics:
         rows.append(("expected calibration error (15 bins)", f"{metrics['expected_calibration_error']:.4f}"))
-    rows += [(f"worst {column} accuracy", percent(metrics[f"worst_{column}_accuracy"]))
-             for column in GROUP_COLUMNS if f"worst_{column}_accuracy" in metrics]
+    rows += [
+        (f"worst {column} accuracy", percent(metrics[f"worst_{column}_accuracy"]))
+        for column in GROUP_COLUMNS
+        if f"worst_{column}_accuracy" in metrics
+    ]
     rows.append(("images", metrics["n"]))
     lines = markdown_table(["metric", "value"], rows, numeric=(1,))
     for column in GROUP_COLUMNS:
@@ -184,13 +212,24 @@ def summary_lines(metrics: dict, heading: str = "##") -> list[str]:
 
 
 def render_markdown(metrics: dict, split: str, model: str, recipe: str | None, errors: list[dict]) -> str:
-    lines = [f"# Evaluation of `{model}` on the {split} split", "", f"Recipe: `{recipe}`" if recipe else "", "",
-             *summary_lines(metrics)]
+    lines = [
+        f"# Evaluation of `{model}` on the {split} split",
+        "",
+        f"Recipe: `{recipe}`" if recipe else "",
+        "",
+        *summary_lines(metrics),
+    ]
     if metrics.get("top_confusions"):
-        rows = [(row["true"], row["predicted"], row["count"], ", ".join(f"{s} ({n})" for s, n in row["scripts"].items()))
-                for row in metrics["top_confusions"]]
-        lines += ["", "## Most frequent confusions", "", *markdown_table(["true", "predicted", "count", "scripts"], rows,
-                                                                          numeric=(2,))]
+        rows = [
+            (row["true"], row["predicted"], row["count"], ", ".join(f"{s} ({n})" for s, n in row["scripts"].items()))
+            for row in metrics["top_confusions"]
+        ]
+        lines += [
+            "",
+            "## Most frequent confusions",
+            "",
+            *markdown_table(["true", "predicted", "count", "scripts"], rows, numeric=(2,)),
+        ]
     lines += [
         "",
         "## Plots",
@@ -227,17 +266,31 @@ def write_report(
 
     output_dir = Path(output_dir)
     with atomic_directory(output_dir, overwrite=overwrite, what="report folder") as tmp:
-        plot_confusion_matrix(metrics["confusion_matrix"], labels, tmp / PLOTS["confusion_matrix"],
-                              f"Confusion matrix, {split} ({metrics['n']} images)")
+        plot_confusion_matrix(
+            metrics["confusion_matrix"],
+            labels,
+            tmp / PLOTS["confusion_matrix"],
+            f"Confusion matrix, {split} ({metrics['n']} images)",
+        )
         names, table = language_concept_accuracy(predictions, references, columns["language"], len(labels))
-        plot_language_concept(names, table, labels, tmp / PLOTS["language_concept_accuracy"],
-                              f"Accuracy per language and concept, {split}")
+        plot_language_concept(
+            names,
+            table,
+            labels,
+            tmp / PLOTS["language_concept_accuracy"],
+            f"Accuracy per language and concept, {split}",
+        )
         images = split_dataset["image"] if errors else []
-        plot_worst_errors(images, errors, tmp / PLOTS["worst_errors"],
-                          f"Worst misclassified images, {split} (most confident first)")
-        plot_reliability(probabilities.max(axis=-1), predictions == references,
-                         metrics.get("expected_calibration_error", float("nan")),
-                         tmp / PLOTS["reliability_diagram"], f"Reliability diagram, {split}")
+        plot_worst_errors(
+            images, errors, tmp / PLOTS["worst_errors"], f"Worst misclassified images, {split} (most confident first)"
+        )
+        plot_reliability(
+            probabilities.max(axis=-1),
+            predictions == references,
+            metrics.get("expected_calibration_error", float("nan")),
+            tmp / PLOTS["reliability_diagram"],
+            f"Reliability diagram, {split}",
+        )
         payload = {split: metrics, "model": model, "recipe": recipe, "worst_errors": errors}
         write_json(tmp / "metrics.json", payload)
         write_text(tmp / "report.md", render_markdown(metrics, split, model, recipe, errors))
@@ -251,8 +304,15 @@ def default_output_dir(model: str, split: str) -> Path:
     return Path(f"evaluation-{model.replace('/', '--')}-{split}")
 
 
-def evaluate_model(model, processor, recipe, split: str = "test", output_dir: str | Path | None = None,
-                   model_name: str | None = None, overwrite: bool = False) -> tuple[dict, Path]:
+def evaluate_model(
+    model,
+    processor,
+    recipe,
+    split: str = "test",
+    output_dir: str | Path | None = None,
+    model_name: str | None = None,
+    overwrite: bool = False,
+) -> tuple[dict, Path]:
     """Build the recipe's split, predict it with `model`, and write the report folder."""
     model_name = model_name or str(getattr(model, "name_or_path", "model"))
     labels = concept_ids(model.config)
@@ -260,8 +320,9 @@ def evaluate_model(model, processor, recipe, split: str = "test", output_dir: st
     if labels != label_space.ids:
         raise UserError(f"model {model_name}: its labels {labels} differ from {recipe.data.label_space}")
     out = Path(output_dir) if output_dir else default_output_dir(model_name, split)
-    out = check_output_dir(out, overwrite=overwrite, sources=[s.path for s in recipe.data.sources],
-                           what="report folder")
+    out = check_output_dir(
+        out, overwrite=overwrite, sources=[s.path for s in recipe.data.sources], what="report folder"
+    )
     dataset = build_dataset(recipe.data, label_space)
     if split == "all":
         dataset = DatasetDict({"all": concatenate_datasets(list(dataset.values()))})
@@ -272,5 +333,6 @@ def evaluate_model(model, processor, recipe, split: str = "test", output_dir: st
         raise UserError(f"--split {split}: the recipe's {split} split is empty; choose another split (or all)")
     cached = cache_pixels(DatasetDict({split: part}), processor)[split]
     probabilities = predict_proba_dataset(model, PixelNormalizer.from_processor(processor), cached)
-    return write_report(probabilities, part, labels, out, split=split, model=model_name, recipe=recipe.path,
-                        overwrite=overwrite)
+    return write_report(
+        probabilities, part, labels, out, split=split, model=model_name, recipe=recipe.path, overwrite=overwrite
+    )

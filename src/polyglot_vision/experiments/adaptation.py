@@ -85,7 +85,9 @@ def ensure_base_model(base: Recipe, base_recipe: str, new_scripts: set[str]) -> 
             )
         logger.info("reusing the base model in %s", output_dir)
         return output_dir
-    logger.info("training the base model (%s without %s) into %s", base_recipe, ", ".join(sorted(new_scripts)), output_dir)
+    logger.info(
+        "training the base model (%s without %s) into %s", base_recipe, ", ".join(sorted(new_scripts)), output_dir
+    )
     train(base)
     return output_dir
 
@@ -152,7 +154,9 @@ def load_adaptation(recipe_path: str | Path, overrides: dict | None = None) -> t
     return settings, base, recipe, raw
 
 
-def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, output_dir: str | Path | None = None) -> dict:
+def adaptation_curve(
+    recipe_path: str | Path, overrides: dict | None = None, output_dir: str | Path | None = None
+) -> dict:
     """Fine-tune the base model and train from scratch for each k; test both. Returns the result dict."""
     start = time.monotonic()
     settings, base, recipe, raw = load_adaptation(recipe_path, overrides)
@@ -164,8 +168,9 @@ def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, out
     label_space, processor, cached = load_data(recipe)
     test_split = cached["test"]
     batch = recipe.training.per_device_eval_batch_size
-    zero_shot = evaluate_dataset(build_model(recipe.model, label_space), PixelNormalizer.from_processor(processor),
-                                 test_split, batch)["accuracy"]
+    zero_shot = evaluate_dataset(
+        build_model(recipe.model, label_space), PixelNormalizer.from_processor(processor), test_split, batch
+    )["accuracy"]
     per_class = np.bincount(cached["train"].with_format(None)["label"], minlength=len(label_space.ids))
     if per_class.min() < max(settings["shots"]):
         logger.warning("a class has only %d training images: larger k are capped at that", per_class.min())
@@ -177,8 +182,13 @@ def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, out
                 subset = few_shot(cached["train"], k, recipe.data.split_seed + repeat)
                 for init in INITS:
                     run = recipe_from_file(
-                        {**raw, **RUN_OVERRIDES, "model_name_or_path": str(base_dir),
-                         "output_dir": str(Path(scratch) / f"{init}-{k}-{repeat}"), "logging_steps": 10**6},
+                        {
+                            **raw,
+                            **RUN_OVERRIDES,
+                            "model_name_or_path": str(base_dir),
+                            "output_dir": str(Path(scratch) / f"{init}-{k}-{repeat}"),
+                            "logging_steps": 10**6,
+                        },
                         recipe_path,
                     )
                     set_seed(run.training.seed + repeat)
@@ -187,8 +197,14 @@ def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, out
                     trainer.train()
                     accuracy = evaluate_dataset(trainer.model, trainer.preprocessor, test_split, batch)["accuracy"]
                     runs[init][str(k)].append(accuracy)
-                    logger.info("k=%d draw %d %s: %.1f%% (%.0f s so far)", k, repeat, init, 100 * accuracy,
-                                time.monotonic() - start)
+                    logger.info(
+                        "k=%d draw %d %s: %.1f%% (%.0f s so far)",
+                        k,
+                        repeat,
+                        init,
+                        100 * accuracy,
+                        time.monotonic() - start,
+                    )
 
     result = {
         "recipe": str(recipe_path),
@@ -217,4 +233,3 @@ def adaptation_curve(recipe_path: str | Path, overrides: dict | None = None, out
 def fresh_model(base_dir: Path):
     """The base model's architecture and labels, with new random weights."""
     return AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(base_dir))
-

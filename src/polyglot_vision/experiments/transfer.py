@@ -44,7 +44,8 @@ RUN_OVERRIDES = {
 def run_recipe(recipe_path: str | Path, overrides: dict, output_dir: Path, steps: int) -> Recipe:
     """The recipe with the user's overrides, for one budgeted run writing into `output_dir`."""
     return load_recipe(
-        recipe_path, {**overrides, **RUN_OVERRIDES, "max_steps": steps, "logging_steps": steps, "output_dir": str(output_dir)}
+        recipe_path,
+        {**overrides, **RUN_OVERRIDES, "max_steps": steps, "logging_steps": steps, "output_dir": str(output_dir)},
     )
 
 
@@ -77,8 +78,15 @@ def plot_matrix(matrix: np.ndarray, train_sets: list[str], test_languages: list[
     ax.set_ylabel("trained on")
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, f"{matrix[i, j] * 100:.0f}", ha="center", va="center", fontsize=7,
-                    color="black" if matrix[i, j] > 0.6 else "white")
+            ax.text(
+                j,
+                i,
+                f"{matrix[i, j] * 100:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if matrix[i, j] > 0.6 else "white",
+            )
     fig.colorbar(image, ax=ax, label="test accuracy")
     ax.set_title(title)
     fig.tight_layout()
@@ -96,8 +104,15 @@ def render_markdown(result: dict) -> str:
         f"on each column's test images ({result['minutes']:.1f} minutes in all).",
         "",
     ]
-    rows = [(row["train_set"], row["train_images"], *(f"{row['accuracy'][lang] * 100:.1f}" for lang in languages),
-             f"{row['others'] * 100:.1f}") for row in result["rows"]]
+    rows = [
+        (
+            row["train_set"],
+            row["train_images"],
+            *(f"{row['accuracy'][lang] * 100:.1f}" for lang in languages),
+            f"{row['others'] * 100:.1f}",
+        )
+        for row in result["rows"]
+    ]
     lines += markdown_table(["trained on", "images", *languages, "others"], rows, numeric=range(1, len(languages) + 3))
     lines += [
         "",
@@ -125,7 +140,9 @@ def transfer_matrix(
     output_dir = Path(output_dir or Path(recipe.training.output_dir) / "transfer")
     recipe_languages = sorted({source.language for source in recipe.data.sources})
     if len(recipe_languages) < 2:
-        raise UserError(f"recipe {recipe_path}: transfer needs at least two languages, found {', '.join(recipe_languages)}")
+        raise UserError(
+            f"recipe {recipe_path}: transfer needs at least two languages, found {', '.join(recipe_languages)}"
+        )
     start = time.monotonic()
     set_seed(recipe.training.seed)
     label_space, processor, cached = load_data(recipe)
@@ -147,20 +164,27 @@ def transfer_matrix(
             subset = train_split.select(rows_of(train_split, "language", train_languages))
             trainer = quiet(build_trainer(run, model, processor, subset))
             trainer.train()
-            probabilities = predict_proba_dataset(trainer.model, trainer.preprocessor, test_split,
-                                                  run.training.per_device_eval_batch_size)
+            probabilities = predict_proba_dataset(
+                trainer.model, trainer.preprocessor, test_split, run.training.per_device_eval_batch_size
+            )
             accuracy = accuracy_by_language(probabilities, test_split)
             unseen = [accuracy[lang] for lang in test_languages if lang not in train_languages]
-            logger.info("trained on %s: %.1f%% on its own test images, %.1f%% on the others' (%.0f s so far)",
-                        name, 100 * np.mean([accuracy[lang] for lang in train_languages if lang in accuracy]),
-                        100 * np.mean(unseen) if unseen else float("nan"), time.monotonic() - start)
-            rows.append({
-                "train_set": name,
-                "train_languages": sorted(train_languages),
-                "train_images": len(subset),
-                "accuracy": accuracy,
-                "others": float(np.mean(unseen)) if unseen else float("nan"),
-            })
+            logger.info(
+                "trained on %s: %.1f%% on its own test images, %.1f%% on the others' (%.0f s so far)",
+                name,
+                100 * np.mean([accuracy[lang] for lang in train_languages if lang in accuracy]),
+                100 * np.mean(unseen) if unseen else float("nan"),
+                time.monotonic() - start,
+            )
+            rows.append(
+                {
+                    "train_set": name,
+                    "train_languages": sorted(train_languages),
+                    "train_images": len(subset),
+                    "accuracy": accuracy,
+                    "others": float(np.mean(unseen)) if unseen else float("nan"),
+                }
+            )
 
     result = {
         "recipe": str(recipe_path),
@@ -168,15 +192,22 @@ def transfer_matrix(
         "batch_size": recipe.training.per_device_train_batch_size,
         "seed": recipe.training.seed,
         "test_languages": test_languages,
-        "test_images": {lang: int(n) for lang, n in zip(*np.unique(test_split.with_format(None)["language"], return_counts=True))},
+        "test_images": {
+            lang: int(n) for lang, n in zip(*np.unique(test_split.with_format(None)["language"], return_counts=True))
+        },
         "rows": rows,
         "minutes": (time.monotonic() - start) / 60,
     }
     matrix = np.array([[row["accuracy"][lang] for lang in test_languages] for row in rows])
     with atomic_directory(output_dir) as tmp:
         write_json(tmp / "transfer.json", result)
-        plot_matrix(matrix, [row["train_set"] for row in rows], test_languages, tmp / "transfer_matrix.png",
-                    f"Cross-lingual transfer ({steps} steps per run)")
+        plot_matrix(
+            matrix,
+            [row["train_set"] for row in rows],
+            test_languages,
+            tmp / "transfer_matrix.png",
+            f"Cross-lingual transfer ({steps} steps per run)",
+        )
         write_text(tmp / "transfer.md", render_markdown(result))
     result["output_dir"] = str(output_dir)
     return result

@@ -19,7 +19,7 @@ from ..evaluation.report import plot_confusion_matrix, summary_lines
 from ..labels import script_name
 from ..outputs import write_text
 from ..paths import is_hub_id
-from ..rendering import group_table, markdown_table, percent
+from ..rendering import markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def known_limits(metrics: dict, label_space, language: str, k: int = 5) -> list[
         lines.append(
             f"- **{label_space.display_name(true, language)} ({true}) read as "
             f"{label_space.display_name(predicted, language)} ({predicted})**: {row['count']} test image(s)"
-            + (f", by script: {where}" if where else "") + "."
+            + (f", by script: {where}" if where else "")
+            + "."
         )
     return lines or ["- No confusions were measured on a test split when this card was written."]
 
@@ -73,8 +74,12 @@ def known_limits(metrics: dict, label_space, language: str, k: int = 5) -> list[
 def _recipe_yaml(recipe) -> str:
     if recipe.path and Path(recipe.path).is_file():
         return Path(recipe.path).read_text(encoding="utf-8").strip()
-    data = {"model_name_or_path": recipe.model.model_name_or_path, "model_config": recipe.model.model_config,
-            "label_space": recipe.data.label_space, "sources": _sources(recipe)}
+    data = {
+        "model_name_or_path": recipe.model.model_name_or_path,
+        "model_config": recipe.model.model_config,
+        "label_space": recipe.data.label_space,
+        "sources": _sources(recipe),
+    }
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False).strip()
 
 
@@ -85,13 +90,24 @@ def card_data(recipe, label_space, metrics: dict, model_name: str) -> ModelCardD
     eval_results = []
     if metrics.get("accuracy") is not None:
         dataset_name = ", ".join(s.get("name", s.get("path", "")) for s in sources) or "test split"
-        common = dict(task_type="image-classification", task_name="Image Classification",
-                      dataset_type=datasets[0] if len(datasets) == 1 else "polyglot-vision/unified",
-                      dataset_name=dataset_name, dataset_split="test")
+        common = dict(
+            task_type="image-classification",
+            task_name="Image Classification",
+            dataset_type=datasets[0] if len(datasets) == 1 else "polyglot-vision/unified",
+            dataset_name=dataset_name,
+            dataset_split="test",
+        )
         eval_results = [
-            EvalResult(metric_type="accuracy", metric_name="Accuracy", metric_value=float(metrics["accuracy"]), **common),
-            EvalResult(metric_type="f1", metric_name="Macro F1", metric_args={"average": "macro"},
-                       metric_value=float(metrics["macro_f1"]), **common),
+            EvalResult(
+                metric_type="accuracy", metric_name="Accuracy", metric_value=float(metrics["accuracy"]), **common
+            ),
+            EvalResult(
+                metric_type="f1",
+                metric_name="Macro F1",
+                metric_args={"average": "macro"},
+                metric_value=float(metrics["macro_f1"]),
+                **common,
+            ),
         ]
     return ModelCardData(
         language=_card_languages(recipe, label_space),
@@ -121,15 +137,32 @@ def render_card(recipe, label_space, metrics: dict, model_name: str, confusion_p
         "## Results on the test split",
         "",
     ]
-    lines += summary_lines(metrics, heading="###") if metrics.get("accuracy") is not None \
+    lines += (
+        summary_lines(metrics, heading="###")
+        if metrics.get("accuracy") is not None
         else ["No test metrics were measured."]
+    )
     if confusion_png:
         lines += ["", "### Confusion matrix", "", f"![Confusion matrix on the test split]({confusion_png})"]
-    lines += ["", "## Labels", "", "Concept ids and their display names in some of the model's languages:", "",
-              *_label_table(label_space, languages)]
-    example_lang = next((lang for lang in languages if lang != label_space.default_language), label_space.default_language)
-    lines += ["", "## Known limits", "", "Most frequent confusions on the test split:", "",
-              *known_limits(metrics, label_space, label_space.default_language)]
+    lines += [
+        "",
+        "## Labels",
+        "",
+        "Concept ids and their display names in some of the model's languages:",
+        "",
+        *_label_table(label_space, languages),
+    ]
+    example_lang = next(
+        (lang for lang in languages if lang != label_space.default_language), label_space.default_language
+    )
+    lines += [
+        "",
+        "## Known limits",
+        "",
+        "Most frequent confusions on the test split:",
+        "",
+        *known_limits(metrics, label_space, label_space.default_language),
+    ]
     lines += [
         "",
         "## How to use",
@@ -160,16 +193,21 @@ def render_card(recipe, label_space, metrics: dict, model_name: str, confusion_p
     return ModelCard(content)
 
 
-def write_model_card(output_dir: str | Path, recipe, label_space, metrics: dict | None,
-                     model_name: str | None = None) -> Path:
+def write_model_card(
+    output_dir: str | Path, recipe, label_space, metrics: dict | None, model_name: str | None = None
+) -> Path:
     """README.md of an exported model, from the test metrics; also draws confusion_matrix.png from them."""
     output_dir = Path(output_dir)
     metrics = dict(metrics or {})
     model_name = model_name or getattr(recipe.training, "hub_model_id", None) or output_dir.name
     confusion_png = None
     if metrics.get("confusion_matrix"):
-        plot_confusion_matrix(metrics["confusion_matrix"], metrics.get("labels") or label_space.ids,
-                              output_dir / CONFUSION_PNG, f"Confusion matrix, test ({metrics.get('n', '?')} images)")
+        plot_confusion_matrix(
+            metrics["confusion_matrix"],
+            metrics.get("labels") or label_space.ids,
+            output_dir / CONFUSION_PNG,
+            f"Confusion matrix, test ({metrics.get('n', '?')} images)",
+        )
     if (output_dir / CONFUSION_PNG).is_file():
         confusion_png = CONFUSION_PNG
     card = render_card(recipe, label_space, metrics, model_name, confusion_png)
@@ -229,34 +267,76 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
         "|---|" + "---:|" * len(splits),
     ]
     for lang in languages:
-        lines.append(f"| {lang} | " + " | ".join(str(report["splits"][s]["by_language"].get(lang, 0)) for s in splits) + " |")
-    lines += ["", "## Images per concept", "", "| concept | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+        lines.append(
+            f"| {lang} | " + " | ".join(str(report["splits"][s]["by_language"].get(lang, 0)) for s in splits) + " |"
+        )
+    lines += [
+        "",
+        "## Images per concept",
+        "",
+        "| concept | " + " | ".join(splits) + " |",
+        "|---|" + "---:|" * len(splits),
+    ]
     for concept in report["concepts"]:
-        lines.append(f"| {concept} | " + " | ".join(str(report["splits"][s]["by_concept"].get(concept, 0))
-                                                   for s in splits) + " |")
-    lines += ["", "## Sources", "", "| source | path | language | script | license | images kept |",
-              "|---|---|---|---|---|---:|"]
+        lines.append(
+            f"| {concept} | "
+            + " | ".join(str(report["splits"][s]["by_concept"].get(concept, 0)) for s in splits)
+            + " |"
+        )
+    lines += [
+        "",
+        "## Sources",
+        "",
+        "| source | path | language | script | license | images kept |",
+        "|---|---|---|---|---|---:|",
+    ]
     for source in report["source_info"]:
         kept = report["sources"].get(source["name"], {}).get("kept", 0)
-        lines.append(f"| {source['name']} | {source['path']} | {source['language']} | {source['script']} | "
-                     f"{source.get('license') or 'not given'} | {kept} |")
+        lines.append(
+            f"| {source['name']} | {source['path']} | {source['language']} | {source['script']} | "
+            f"{source.get('license') or 'not given'} | {kept} |"
+        )
     dup = report["duplicates"]
     bad = sum(row["bad_images"] for row in report["sources"].values())
-    lines += ["", f"Identical images were kept once ({dup['removed']} copies removed, none shared between splits); "
-              f"{bad} unreadable images were left out. See `alignment_report.md` for every source label, the "
-              "method that mapped it and its score."]
+    lines += [
+        "",
+        f"Identical images were kept once ({dup['removed']} copies removed, none shared between splits); "
+        f"{bad} unreadable images were left out. See `alignment_report.md` for every source label, the "
+        "method that mapped it and its score.",
+    ]
     # The dataset's own languages first, then the registry's others, as far as a table stays readable.
     shown = [lang for lang in languages if lang in label_space.languages]
     shown += [lang for lang in label_space.languages if lang not in shown][: max(0, 12 - len(shown))]
-    lines += ["", "## Label names", "", "Names per language (\\* machine translation, † taken from a source):", "",
-              "| concept | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+    lines += [
+        "",
+        "## Label names",
+        "",
+        "Names per language (\\* machine translation, † taken from a source):",
+        "",
+        "| concept | " + " | ".join(shown) + " |",
+        "|---|" + "---|" * len(shown),
+    ]
     marks = {"machine": "\\*", "source": "†"}
     for concept in label_space.concepts:
-        cells = [concept.names.get(lang, "") + marks.get(concept.origins.get(lang, "human"), "") if lang in concept.names
-                 else "" for lang in shown]
+        cells = [
+            concept.names.get(lang, "") + marks.get(concept.origins.get(lang, "human"), "")
+            if lang in concept.names
+            else ""
+            for lang in shown
+        ]
         lines.append(f"| {concept.id} | " + " | ".join(cells) + " |")
-    lines += ["", "## Load it", "", "```python", "from datasets import load_dataset", "",
-              f'dataset = load_dataset("{name}")', 'names = dataset["train"].features["label"].names', "```", ""]
+    lines += [
+        "",
+        "## Load it",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'dataset = load_dataset("{name}")',
+        'names = dataset["train"].features["label"].names',
+        "```",
+        "",
+    ]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 

@@ -51,17 +51,25 @@ def files_to_upload(model_dir: str | Path) -> list[Path]:
     if missing:
         raise UserError(f"model folder {model_dir}: {', '.join(missing)} missing; is it a model trained here?")
     files = [
-        path for path in model_dir.iterdir()
+        path
+        for path in model_dir.iterdir()
         if path.is_file() and any(fnmatch.fnmatch(path.name, p) for p in UPLOAD_PATTERNS)
     ]
     for report in model_dir.glob("evaluation-*"):
         if report.is_dir():
-            files += [p for p in report.iterdir() if p.is_file() and any(fnmatch.fnmatch(p.name, q) for q in REPORT_PATTERNS)]
+            files += [
+                p for p in report.iterdir() if p.is_file() and any(fnmatch.fnmatch(p.name, q) for q in REPORT_PATTERNS)
+            ]
     return sorted(files, key=lambda p: p.relative_to(model_dir).as_posix())
 
 
-def push_model(model_dir: str | Path, repo_id: str, private: bool | None = None, token: str | None = None,
-               commit_message: str = "Upload model trained with polyglot-vision") -> str:
+def push_model(
+    model_dir: str | Path,
+    repo_id: str,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload model trained with polyglot-vision",
+) -> str:
     """Create (or reuse) the model repository and upload `files_to_upload` in one commit; returns its URL."""
     model_dir = Path(model_dir)
     files = files_to_upload(model_dir)
@@ -69,8 +77,9 @@ def push_model(model_dir: str | Path, repo_id: str, private: bool | None = None,
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        operations = [CommitOperationAdd(path_in_repo=p.relative_to(model_dir).as_posix(), path_or_fileobj=str(p))
-                      for p in files]
+        operations = [
+            CommitOperationAdd(path_in_repo=p.relative_to(model_dir).as_posix(), path_or_fileobj=str(p)) for p in files
+        ]
         api.create_commit(repo_id, operations=operations, commit_message=commit_message, repo_type="model")
     except Exception as err:  # offline, no token, no rights: one line that names the repository
         reason = first_line(err)
@@ -78,18 +87,18 @@ def push_model(model_dir: str | Path, repo_id: str, private: bool | None = None,
     return str(url)
 
 
-
-
 def dataset_upload_plan(dataset_dir: str | Path) -> list[str]:
-    """What `prepare --push-to-hub` uploads: one parquet file per split (as `push_to_hub` writes them) and the card and reports."""
+    """What `prepare --push-to-hub` uploads: a parquet file per split (as `push_to_hub` writes them), card, reports."""
     dataset_dir = Path(dataset_dir)
     dataset = load_from_disk(str(dataset_dir))
-    files = [f"data/{split}-00000-of-00001.parquet ({len(part)} images)" for split, part in dataset.items() if len(part)]
+    files = [
+        f"data/{split}-00000-of-00001.parquet ({len(part)} images)" for split, part in dataset.items() if len(part)
+    ]
     return files + [name for name in DATASET_FILES if (dataset_dir / name).is_file()]
 
 
 def push_dataset(dataset_dir: str | Path, repo_id: str, private: bool | None = None, token: str | None = None) -> str:
-    """Push the prepared DatasetDict with `push_to_hub`, then the card (keeping the configs it wrote) and the reports."""
+    """Push the prepared DatasetDict with `push_to_hub`, then the card (keeping the configs it wrote), the reports."""
     dataset_dir = Path(dataset_dir)
     dataset = load_from_disk(str(dataset_dir))
     ours = DatasetCard.load(dataset_dir / "README.md")
@@ -103,8 +112,9 @@ def push_dataset(dataset_dir: str | Path, repo_id: str, private: bool | None = N
         api = HfApi(token=token)
         for name in DATASET_FILES[1:]:
             if (dataset_dir / name).is_file():
-                api.upload_file(path_or_fileobj=str(dataset_dir / name), path_in_repo=name, repo_id=repo_id,
-                                repo_type="dataset")
+                api.upload_file(
+                    path_or_fileobj=str(dataset_dir / name), path_in_repo=name, repo_id=repo_id, repo_type="dataset"
+                )
     except Exception as err:  # offline, no token, no rights: one line that names the repository
         raise UserError(f"push to {repo_id} failed ({first_line(err)})") from None
     return f"https://huggingface.co/datasets/{repo_id}"

@@ -59,13 +59,20 @@ def align_sources(label_counts: dict[str, dict], data_args, label_space: LabelSp
         left = [label for label in labels if matches[label] is None]
         if left and backend is not None:
             taken = {m.concept for m in matches.values() if m is not None}
-            matches.update(label_space.assign_by_embedding([str(label) for label in left], backend,
-                                                           data_args.embedding_threshold, exclude=taken))
+            matches.update(
+                label_space.assign_by_embedding(
+                    [str(label) for label in left], backend, data_args.embedding_threshold, exclude=taken
+                )
+            )
             matches = {label: matches.get(label, matches.get(str(label))) for label in labels}
         result[source.name] = SourceAlignment(source, matches, counts)
         methods = sorted({m.method for m in matches.values() if m is not None})
-        logger.info("source %s: %d labels aligned by %s", source.name, len(labels) - len(result[source.name].unmapped),
-                    methods or "nothing")
+        logger.info(
+            "source %s: %d labels aligned by %s",
+            source.name,
+            len(labels) - len(result[source.name].unmapped),
+            methods or "nothing",
+        )
     _apply_policy(result, data_args, label_space, backend)
     return result
 
@@ -85,8 +92,12 @@ def _apply_policy(result: dict, data_args, label_space: LabelSpace, backend) -> 
             result[source.name].matches[label] = Match(existing[0] if existing else concept_id, "new", 1.0)
         return
     for source, label in unmapped:  # drop
-        logger.warning("source %s: label %r maps to no concept; its %d images are left out", source.name, label,
-                       result[source.name].counts[label])
+        logger.warning(
+            "source %s: label %r maps to no concept; its %d images are left out",
+            source.name,
+            label,
+            result[source.name].counts[label],
+        )
 
 
 def unmapped_message(unmapped: list, data_args, label_space: LabelSpace, backend) -> str:
@@ -116,15 +127,17 @@ def alignment_rows(alignments: dict) -> list[dict]:
     rows = []
     for name, alignment in alignments.items():
         for label, match in alignment.matches.items():
-            rows.append({
-                "source": name,
-                "language": alignment.source.language,
-                "label": label if isinstance(label, (int, float)) else str(label),
-                "concept": match.concept if match else None,
-                "method": match.method if match else "dropped",
-                "score": match.score if match else None,
-                "images": int(alignment.counts.get(label, 0)),
-            })
+            rows.append(
+                {
+                    "source": name,
+                    "language": alignment.source.language,
+                    "label": label if isinstance(label, (int, float)) else str(label),
+                    "concept": match.concept if match else None,
+                    "method": match.method if match else "dropped",
+                    "score": match.score if match else None,
+                    "images": int(alignment.counts.get(label, 0)),
+                }
+            )
     return rows
 
 
@@ -136,16 +149,32 @@ def write_report(out_dir: str | Path, report: dict) -> None:
 
 
 def render_markdown(report: dict) -> str:
-    lines = ["# Alignment report", "", f"Label registry: `{report['label_space']}`"
-             + (f"; embedding backend: {report['embedding_backend']}" if report.get("embedding_backend") else ""), ""]
-    lines += ["## Source labels → concepts", "", "| source | language | label | concept | method | score | images |",
-              "|---|---|---|---|---|---:|---:|"]
+    lines = [
+        "# Alignment report",
+        "",
+        f"Label registry: `{report['label_space']}`"
+        + (f"; embedding backend: {report['embedding_backend']}" if report.get("embedding_backend") else ""),
+        "",
+    ]
+    lines += [
+        "## Source labels → concepts",
+        "",
+        "| source | language | label | concept | method | score | images |",
+        "|---|---|---|---|---|---:|---:|",
+    ]
     for row in report["alignment"]:
         score = "–" if row["score"] is None else f"{row['score']:.3f}"
-        lines.append(f"| {row['source']} | {row['language']} | {row['label']} | {row['concept'] or '–'} | "
-                     f"{row['method']} | {score} | {row['images']} |")
-    lines += ["", "## Images per source", "", "| source | read | bad images skipped | duplicates removed | kept |",
-              "|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {row['source']} | {row['language']} | {row['label']} | {row['concept'] or '–'} | "
+            f"{row['method']} | {score} | {row['images']} |"
+        )
+    lines += [
+        "",
+        "## Images per source",
+        "",
+        "| source | read | bad images skipped | duplicates removed | kept |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, row in report["sources"].items():
         lines.append(f"| {name} | {row['read']} | {row['bad_images']} | {row['duplicates']} | {row['kept']} |")
     bad = {kind: n for row in report["sources"].values() for kind, n in row["bad_by_kind"].items()}
@@ -155,20 +184,34 @@ def render_markdown(report: dict) -> str:
             for kind, n in row["bad_by_kind"].items():
                 lines.append(f"| {name} | {kind} | {n} |")
     dup = report["duplicates"]
-    lines += ["", "## Duplicates", "",
-              f"Identical images found: {dup['removed']} extra copies removed "
-              f"({dup['within_source']} within a source, {dup['across_sources']} across sources; "
-              f"{dup['across_splits']} of them sat in another split than the copy kept, so none leaks into test); "
-              f"{dup['label_conflicts']} copies carried a different concept than the copy kept.", ""]
-    lines += ["## Splits", "", "| split | images | " + " | ".join(report["languages"]) + " |",
-              "|---|---:|" + "---:|" * len(report["languages"])]
+    lines += [
+        "",
+        "## Duplicates",
+        "",
+        f"Identical images found: {dup['removed']} extra copies removed "
+        f"({dup['within_source']} within a source, {dup['across_sources']} across sources; "
+        f"{dup['across_splits']} of them sat in another split than the copy kept, so none leaks into test); "
+        f"{dup['label_conflicts']} copies carried a different concept than the copy kept.",
+        "",
+    ]
+    lines += [
+        "## Splits",
+        "",
+        "| split | images | " + " | ".join(report["languages"]) + " |",
+        "|---|---:|" + "---:|" * len(report["languages"]),
+    ]
     for split, row in report["splits"].items():
         cells = [str(row["by_language"].get(lang, 0)) for lang in report["languages"]]
         lines.append(f"| {split} | {row['images']} | " + " | ".join(cells) + " |")
     weights = report.get("language_sampling", {})
     if weights:
-        lines += ["", f"## Language sampling (p ∝ n^τ, τ = {weights['temperature']})", "",
-                  "| language | train images | share of draws |", "|---|---:|---:|"]
+        lines += [
+            "",
+            f"## Language sampling (p ∝ n^τ, τ = {weights['temperature']})",
+            "",
+            "| language | train images | share of draws |",
+            "|---|---:|---:|",
+        ]
         for lang, row in weights["languages"].items():
             lines.append(f"| {lang} | {row['images']} | {row['probability']:.3f} |")
     return "\n".join(lines) + "\n"

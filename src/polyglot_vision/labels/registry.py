@@ -214,18 +214,23 @@ class LabelSpace:
         return next((known[lang] for lang in language_candidates(language) if lang in known), None)
 
     @classmethod
-    def from_names(cls, ids: list[str], names_by_language: Mapping[str, Mapping[str, str]], default_language: str,
-                   name: str = "labels") -> "LabelSpace":
+    def from_names(
+        cls,
+        ids: list[str],
+        names_by_language: Mapping[str, Mapping[str, str]],
+        default_language: str,
+        name: str = "labels",
+    ) -> "LabelSpace":
         """A label space rebuilt from a model config's `label_display_names` ({language: {concept id: name}})."""
-        concepts = [Concept(cid, {lang: names[cid] for lang, names in names_by_language.items() if cid in names}, {})
-                    for cid in ids]
+        concepts = [
+            Concept(cid, {lang: names[cid] for lang, names in names_by_language.items() if cid in names}, {})
+            for cid in ids
+        ]
         return cls(name, default_language, concepts, source="config.json")
 
     def names_by_language(self) -> dict[str, dict[str, str]]:
         """{language: {concept id: name}} with only the names the registry gives (no fallbacks)."""
-        return {
-            lang: {c.id: c.names[lang] for c in self.concepts if lang in c.names} for lang in self.languages
-        }
+        return {lang: {c.id: c.names[lang] for c in self.concepts if lang in c.names} for lang in self.languages}
 
     # ---- alignment -----------------------------------------------------------------------
 

@@ -154,8 +154,10 @@ def _description(predictor: Predictor) -> str:
     """What the model knows, in a sentence: its concepts (a few, named) and the languages it answers in."""
     concepts = predictor.concepts
     shown = ", ".join(predictor.display_name(c) for c in concepts[:8]) + (", …" if len(concepts) > 8 else "")
-    return (f"Draw or upload an image and read the answer in your language. This model knows "
-            f"{len(concepts)} concepts ({shown}) and names them in {len(predictor.languages)} languages.")
+    return (
+        f"Draw or upload an image and read the answer in your language. This model knows "
+        f"{len(concepts)} concepts ({shown}) and names them in {len(predictor.languages)} languages."
+    )
 
 
 def _hint_note(predictor: Predictor | None, hint: str | None) -> str:
@@ -167,8 +169,9 @@ def _hint_note(predictor: Predictor | None, hint: str | None) -> str:
     return f"Read as {language_name(hint)} ({hint})."
 
 
-def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = None, *,
-               notice: str | None = None) -> gr.Blocks:
+def build_demo(
+    predictor: Predictor | None, examples_dir: str | Path | None = None, *, notice: str | None = None
+) -> gr.Blocks:
     """The Blocks app; `predictor=None` gives a page that explains how to set MODEL_ID (`notice`: why)."""
     example_files = sorted(Path(examples_dir).glob("*.png")) if examples_dir and Path(examples_dir).is_dir() else []
     languages = predictor.languages if predictor else []
@@ -184,8 +187,9 @@ def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = No
         if image is None:
             return None, None, ""
         try:
-            [predictions] = predictor.top_k([image], k=TOP_K, language=language or None,
-                                            language_hint=(hint or None) if hints else None)
+            [predictions] = predictor.top_k(
+                [image], k=TOP_K, language=language or None, language_hint=(hint or None) if hints else None
+            )
         except UserError as err:
             raise gr.Error(str(err)) from None
         result = [[p.concept, p.score] for p in predictions]
@@ -240,8 +244,9 @@ def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = No
                             type="pil",
                             image_mode="RGBA",
                             canvas_size=(280, 280),
-                            brush=gr.Brush(default_size=14, colors=["#000000"], default_color="#000000",
-                                           color_mode="fixed"),
+                            brush=gr.Brush(
+                                default_size=14, colors=["#000000"], default_color="#000000", color_mode="fixed"
+                            ),
                             layers=False,
                             transforms=(),
                             elem_id="pv-sketch",
@@ -271,8 +276,15 @@ def build_demo(predictor: Predictor | None, examples_dir: str | Path | None = No
         # preprocess=False: the handlers get the uploaded file's path and decode it themselves, after
         # checking its pixel count, so that a bad upload gets a message rather than a server error.
         image.change(predict, [image, language, script], outputs, api_name="predict", preprocess=False)
-        sketch.change(predict_sketch, [sketch, language, script], outputs, api_name="predict_sketch",
-                      preprocess=False, trigger_mode="always_last", show_progress="hidden")
+        sketch.change(
+            predict_sketch,
+            [sketch, language, script],
+            outputs,
+            api_name="predict_sketch",
+            preprocess=False,
+            trigger_mode="always_last",
+            show_progress="hidden",
+        )
         language.change(relabel, [result_state, language], [label], api_visibility="private", queue=False)
         if predictor is not None and languages:
             demo.load(pick_language, None, [language], api_visibility="private", queue=False)

@@ -4,7 +4,7 @@ The model folder is a standard one (`pipeline()` loads it too); the display
 names per language come from `label_display_names` in its config. A joint
 (concept, language) model answers in concepts too: the probabilities of a
 concept's classes are summed over languages, or, given a language hint, over
-that language's classes only (some numerals of different scripts share a shape).
+that language's classes only (some shapes mean different things in different scripts).
 """
 
 from __future__ import annotations
@@ -45,8 +45,12 @@ class Predictor:
         self.fold = concept_fold(config)  # None for a concept-level model
         self.class_languages = label_languages(config)
         self.default_language: str = getattr(config, "default_language", None) or "en"
-        self.label_space = LabelSpace.from_names(self.concepts, getattr(config, "label_display_names", None) or {},
-                                                 self.default_language, getattr(config, "label_space_name", "labels"))
+        self.label_space = LabelSpace.from_names(
+            self.concepts,
+            getattr(config, "label_display_names", None) or {},
+            self.default_language,
+            getattr(config, "label_space_name", "labels"),
+        )
 
     @classmethod
     def from_pretrained(cls, model_id: str | Path, device=None, **kwargs) -> "Predictor":
@@ -85,7 +89,9 @@ class Predictor:
             mask = torch.tensor([float(c is not None and language_key(c) == lang) for c in self.class_languages])
             if mask.any():
                 return mask
-        raise UserError(f"language hint {language_hint!r}: not a language of this model ({', '.join(self.hint_languages)})")
+        raise UserError(
+            f"language hint {language_hint!r}: not a language of this model ({', '.join(self.hint_languages)})"
+        )
 
     def concept_probabilities(self, probabilities: torch.Tensor, language_hint: str | None = None) -> torch.Tensor:
         """Class probabilities -> concept probabilities (summed over languages, or within the hinted one)."""
@@ -103,10 +109,12 @@ class Predictor:
         logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
         return self.concept_probabilities(logits.float().softmax(dim=-1).cpu(), language_hint)
 
-    def top_k(self, images, k: int = 3, language: str | None = None, language_hint: str | None = None) -> list[list[Prediction]]:
+    def top_k(
+        self, images, k: int = 3, language: str | None = None, language_hint: str | None = None
+    ) -> list[list[Prediction]]:
         """Top-k concepts per image, named in `language` (falling back to the default language).
 
-        `language_hint` (a joint model only) says which language's numerals the images show.
+        `language_hint` (a joint model only) says which language's writing the images show.
         """
         if isinstance(images, Image.Image):
             images = [images]

@@ -34,28 +34,38 @@ class PolyglotTrainingArguments(TrainingArguments):
     )
     augmentation: str = field(
         default="affine",
-        metadata={"help": "Batch augmentation policy: `none` or ops joined by `+` from crop, affine, elastic, "
-                  "blur, jitter, erase, flip (horizontal, opt-in), mixup, cutmix; e.g. `crop+affine+mixup`."},
+        metadata={
+            "help": "Batch augmentation policy: `none` or ops joined by `+` from crop, affine, elastic, "
+            "blur, jitter, erase, flip (horizontal, opt-in), mixup, cutmix; e.g. `crop+affine+mixup`."
+        },
     )
     label_granularity: str = field(
         default="concept",
-        metadata={"help": "`concept`: one class per concept; `concept_language`: one per (concept, language) "
-                  "seen in the data, summed back to concepts for predictions and metrics."},
+        metadata={
+            "help": "`concept`: one class per concept; `concept_language`: one per (concept, language) "
+            "seen in the data, summed back to concepts for predictions and metrics."
+        },
     )
     freeze_backbone: bool = field(
         default=False,
-        metadata={"help": "Train the classification head only (a linear probe); the backbone's weights and "
-                  "normalisation statistics stay as loaded."},
+        metadata={
+            "help": "Train the classification head only (a linear probe); the backbone's weights and "
+            "normalisation statistics stay as loaded."
+        },
     )
     layer_decay: float | None = field(
         default=None,
-        metadata={"help": "Layer-wise learning-rate decay in (0, 1]: block i of L trains at "
-                  "learning_rate * layer_decay^(L + 1 - i), the embeddings lowest, the head at learning_rate."},
+        metadata={
+            "help": "Layer-wise learning-rate decay in (0, 1]: block i of L trains at "
+            "learning_rate * layer_decay^(L + 1 - i), the embeddings lowest, the head at learning_rate."
+        },
     )
     early_stopping_patience: int | None = field(
         default=None,
-        metadata={"help": "Stop after this many evaluations without improving `metric_for_best_model` "
-                  "(needs `load_best_model_at_end: true` and an `eval_strategy`)."},
+        metadata={
+            "help": "Stop after this many evaluations without improving `metric_for_best_model` "
+            "(needs `load_best_model_at_end: true` and an `eval_strategy`)."
+        },
     )
     early_stopping_threshold: float = field(
         default=0.0, metadata={"help": "How much the metric must improve to count as an improvement."}
@@ -70,7 +80,8 @@ class PolyglotTrainingArguments(TrainingArguments):
         parse_policy(self.augmentation)
         if self.label_granularity not in GRANULARITIES:
             raise UserError(
-                f"recipe: `label_granularity` must be one of {', '.join(GRANULARITIES)}, got {self.label_granularity!r}"
+                f"recipe: `label_granularity` must be one of {', '.join(GRANULARITIES)}, "
+                f"got {self.label_granularity!r}"
             )
         for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             _whole(key, getattr(self, key), minimum=1)
@@ -99,7 +110,9 @@ class PolyglotTrainingArguments(TrainingArguments):
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise UserError(f"recipe: `early_stopping_patience` must be 1 or more, got {self.early_stopping_patience}")
         if self.early_stopping_threshold < 0:
-            raise UserError(f"recipe: `early_stopping_threshold` must be 0 or more, got {self.early_stopping_threshold}")
+            raise UserError(
+                f"recipe: `early_stopping_threshold` must be 0 or more, got {self.early_stopping_threshold}"
+            )
 
 
 def _whole(key: str, value, minimum: int) -> None:

@@ -5,7 +5,7 @@ is turned to floats, augmented as one tensor (training only) and normalised
 with the processor's mean and std, so training sees exactly what `pipeline()`
 sees at inference, plus augmentation. A policy is a string of named ops joined
 by `+` (`crop+affine+mixup`), so a recipe states it in one value. Horizontal
-flip is opt-in (`flip`): numerals and most script-bearing images are not
+flip is opt-in (`flip`): writing, and most images that bear it, are not
 symmetric. `mixup` and `cutmix` also mix the labels, so a batch they touch
 has soft targets (rows of class probabilities) instead of class ids.
 """
@@ -77,7 +77,7 @@ def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def _ops(size: tuple[int, int]) -> dict[str, callable]:
     # The background is light and varies in tint: pad with the border, not with black.
     return {
-        # Mild next to ImageNet's (0.08, 1): a numeral cropped to a tenth is another numeral or none.
+        # Mild next to ImageNet's (0.08, 1): a character cropped to a tenth is another one or none.
         "crop": lambda: K.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(0.8, 1.25), p=0.5),
         "affine": lambda: RandomBatchAffine(degrees=10, translate=0.08, scale=(0.85, 1.1), shear=8, p=0.8),
         "elastic": lambda: K.RandomElasticTransform(

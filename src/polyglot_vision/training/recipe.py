@@ -23,6 +23,7 @@ from ..errors import UserError, first_line
 from ..modeling import ModelArguments
 from .arguments import PolyglotTrainingArguments
 
+
 @dataclass
 class Recipe:
     model: ModelArguments
@@ -62,7 +63,9 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         raise UserError(f"recipe: `{key}` expects true or false, got {value!r}")
     if isinstance(default, (int, float)):
         try:
-            return float(value) if isinstance(default, float) or not value.strip().lstrip("-").isdigit() else int(value)
+            return (
+                float(value) if isinstance(default, float) or not value.strip().lstrip("-").isdigit() else int(value)
+            )
         except ValueError:
             raise UserError(f"recipe: `{key}` expects a number, got {value!r}") from None
     if isinstance(default, str):
@@ -189,14 +192,18 @@ def _check_combinations(data_args: DataArguments, training_args: PolyglotTrainin
     evaluates = training_args.eval_strategy != "no"
     own_validation = any("validation" in s.own_splits for s in data_args.sources)
     if evaluates and data_args.validation_fraction <= 0 and not own_validation and not data_args.streaming:
-        raise UserError(f"recipe: `eval_strategy: {_plain(training_args.eval_strategy)}` needs a validation split: "
-                        "set `validation_fraction` above 0, or `eval_strategy: \"no\"`")
+        raise UserError(
+            f"recipe: `eval_strategy: {_plain(training_args.eval_strategy)}` needs a validation split: "
+            'set `validation_fraction` above 0, or `eval_strategy: "no"`'
+        )
     if training_args.early_stopping_patience is not None and not data_args.streaming:
         if not evaluates:
             raise UserError("recipe: `early_stopping_patience` needs evaluations: set `eval_strategy` (e.g. epoch)")
         if not training_args.load_best_model_at_end:
-            raise UserError("recipe: `early_stopping_patience` needs `load_best_model_at_end: true` "
-                            "(and `save_strategy` equal to `eval_strategy`)")
+            raise UserError(
+                "recipe: `early_stopping_patience` needs `load_best_model_at_end: true` "
+                "(and `save_strategy` equal to `eval_strategy`)"
+            )
     if data_args.streaming:
         if training_args.max_steps <= 0:
             raise UserError("recipe: `streaming: true` needs `max_steps` (a stream has no length to count epochs by)")

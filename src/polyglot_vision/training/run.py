@@ -86,7 +86,9 @@ def resolve_checkpoint(args) -> str | None:
             if path.name.rpartition("-")[2].isdigit() and (path / "trainer_state.json").is_file()
         ]
         last = str(max(complete, key=lambda path: int(path.name.rpartition("-")[2]))) if complete else None
-    logger.info("resume_from_checkpoint auto: %s", f"resuming from {last}" if last else "no checkpoint, starting fresh")
+    logger.info(
+        "resume_from_checkpoint auto: %s", f"resuming from {last}" if last else "no checkpoint, starting fresh"
+    )
     return last
 
 
@@ -122,9 +124,17 @@ def build_trainer(recipe: Recipe, model, processor, train_split, eval_split=None
     if args.freeze_backbone:
         freeze_backbone(model)
     streamed = isinstance(train_split, IterableDataset)
-    sampler = None if streamed else build_sampler(
-        train_split, recipe.data.sampler, recipe.data.sampler_temperature, args.seed,
-        {source.name: source.weight for source in recipe.data.sources})
+    sampler = (
+        None
+        if streamed
+        else build_sampler(
+            train_split,
+            recipe.data.sampler,
+            recipe.data.sampler_temperature,
+            args.seed,
+            {source.name: source.weight for source in recipe.data.sources},
+        )
+    )
     callbacks = []
     if args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(args.early_stopping_patience, args.early_stopping_threshold))
@@ -145,8 +155,12 @@ def build_trainer(recipe: Recipe, model, processor, train_split, eval_split=None
 def train(recipe: Recipe) -> dict:
     """Run a recipe end to end; returns the test metrics."""
     args = recipe.training
-    output_dir = check_output_dir(args.output_dir, overwrite=args.overwrite_output_dir,
-                                  sources=[source.path for source in recipe.data.sources], what="output_dir")
+    output_dir = check_output_dir(
+        args.output_dir,
+        overwrite=args.overwrite_output_dir,
+        sources=[source.path for source in recipe.data.sources],
+        what="output_dir",
+    )
     if args.process_index == 0:
         claim(output_dir)  # checkpoints written while training land in a folder marked as the tool's
         remove_stale_siblings(output_dir)
@@ -189,8 +203,13 @@ def stream_data(recipe: Recipe) -> tuple[LabelSpace, object, dict]:
     return label_space, processor, {"train": train_stream, "test": test}
 
 
-def export(trainer: PolyglotTrainer, recipe: Recipe, label_space: LabelSpace, test_split=None,
-           train_metrics: dict | None = None) -> dict:
+def export(
+    trainer: PolyglotTrainer,
+    recipe: Recipe,
+    label_space: LabelSpace,
+    test_split=None,
+    train_metrics: dict | None = None,
+) -> dict:
     """Test the model and publish its folder whole: weights, processor, metrics, card (and push when asked).
 
     Everything is written into a staging sibling of `output_dir` that replaces it at the
@@ -204,7 +223,9 @@ def export(trainer: PolyglotTrainer, recipe: Recipe, label_space: LabelSpace, te
     metrics = {}
     if trainer.is_world_process_zero():
         if test_split is not None and len(test_split):
-            metrics = evaluate_dataset(trainer.model, trainer.preprocessor, test_split, args.per_device_eval_batch_size)
+            metrics = evaluate_dataset(
+                trainer.model, trainer.preprocessor, test_split, args.per_device_eval_batch_size
+            )
         results = {**(train_metrics or {})}
         if metrics:
             results.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
@@ -215,8 +236,12 @@ def export(trainer: PolyglotTrainer, recipe: Recipe, label_space: LabelSpace, te
         publish(staging, output_dir, carry=CARRIED_ON_EXPORT)
         if args.push_to_hub:
             # After the Trainer's own pushes: our card, metrics and plots replace its generated README.
-            url = push_model(output_dir, args.hub_model_id or output_dir.name,
-                             private=getattr(args, "hub_private_repo", None), token=args.hub_token)
+            url = push_model(
+                output_dir,
+                args.hub_model_id or output_dir.name,
+                private=getattr(args, "hub_private_repo", None),
+                token=args.hub_token,
+            )
             print(f"Pushed to {url}", flush=True)
         if metrics:
             print(format_table(metrics), flush=True)

@@ -37,8 +37,13 @@ class PolyglotTrainer(Trainer):
         if self.layer_decay is None or self.optimizer is not None:
             return super().create_optimizer(model)
         model = self.model if model is None else model
-        groups = layer_decay_groups(model, self.args.learning_rate, self.layer_decay, self.args.weight_decay,
-                                    set(self.get_decay_parameter_names(model)))
+        groups = layer_decay_groups(
+            model,
+            self.args.learning_rate,
+            self.layer_decay,
+            self.args.weight_decay,
+            set(self.get_decay_parameter_names(model)),
+        )
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
@@ -61,7 +66,9 @@ class PolyglotTrainer(Trainer):
             num_classes = self.accelerator.unwrap_model(model).config.num_labels
             pixels, labels = self.preprocessor.mix(pixels, labels, num_classes)
         inputs = {**inputs, "pixel_values": pixels, "labels": labels}
-        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        return super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
 
 
 def classification_loss(label_smoothing: float = 0.0):
