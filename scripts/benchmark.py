@@ -1,9 +1,14 @@
 """Benchmarks: measured by running them, never by timed tests.
 
 Usage:
+    python scripts/benchmark.py quickstart outputs/polydigits/quickstart --markdown   # a trained model's metrics
     python scripts/benchmark.py generalization outputs/polydigits/quickstart [--per-class 30] [--output gen.json]
     python scripts/benchmark.py train [--recipe recipes/polydigits/quickstart.yaml] [--steps 40] [--output train.json]
     python scripts/benchmark.py prepare [--images 40000] [--sources 4] [--size 64] [--output prepare.json]
+
+With `--markdown` a benchmark also stores its result in recipes/polydigits/results/ and rewrites the results
+page recipes/polydigits/README.md from every stored result (`page` rewrites it without measuring;
+`transfer DIR` and `adaptation DIR` record what `polyglot-vision transfer` / `adapt` wrote there).
 
 `generalization` judges a model the way an outsider would, through the plain
 `transformers.pipeline("image-classification")`, on images it never saw:
@@ -366,11 +371,11 @@ def cmd_train(args) -> dict:
         # (b) this project's pipeline: PolyglotTrainer on the pixel cache, augmented per batch.
         timed_training(
             "b_polyglot_trainer",
-            f"PolyglotTrainer, pixel cache, '{recipe.data.augmentation}' batch augmentation",
+            f"PolyglotTrainer, pixel cache, '{recipe.training.augmentation}' batch augmentation",
             PolyglotTrainer,
             train_dataset=PixelBatches(cached),
             data_collator=collate,
-            preprocessor=BatchPreprocessor.from_processor(processor, recipe.data.augmentation),
+            preprocessor=BatchPreprocessor.from_processor(processor, recipe.training.augmentation),
         )
 
         # (b0) the same Trainer fed, at every step, the normalised batch (a) trains on: no cache
@@ -407,7 +412,7 @@ def cmd_train(args) -> dict:
             raw_px = train_raw.select(range(min(args.images_224, n_train)))
             cache_px = cache_pixels(DatasetDict({"train": raw_px}), proc)["train"]
         batches = loader_batches if px == size else max(4, loader_batches // 2)
-        prep = BatchPreprocessor.from_processor(proc, recipe.data.augmentation)
+        prep = BatchPreprocessor.from_processor(proc, recipe.training.augmentation)
         loader = DataLoader(
             PixelBatches(cache_px), batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True
         )
@@ -417,7 +422,8 @@ def cmd_train(args) -> dict:
             ips, n = _time_loader(loader, batches, 1, lambda b, prep=prep: prep(b["pixel_values"], augment=True))
         record(
             f"d_augment_on_cpu_{px}px",
-            f"the same + BatchPreprocessor('{recipe.data.augmentation}') on the CPU (device work on a GPU), {px} px",
+            f"the same + BatchPreprocessor('{recipe.training.augmentation}') on the CPU (device work on a GPU), "
+            f"{px} px",
             ips,
             n,
         )
@@ -571,9 +577,42 @@ def cmd_prepare(args) -> dict:
     return result
 
 
+def cmd_quickstart(args) -> dict:
+    """The test metrics and training time that `polyglot-vision train` wrote into a model folder."""
+    model = Path(args.model)
+    metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
+    results = json.loads((model / "all_results.json").read_text(encoding="utf-8"))
+    test = {k: v for k, v in metrics["test"].items() if k not in ("confusion_matrix", "labels")}
+    return {
+        "model": str(model),
+        "recipe": metrics.get("recipe"),
+        "test": test,
+        "train_runtime": results.get("train_runtime"),
+    }
+
+
+def cmd_experiment(args) -> dict:
+    """What `polyglot-vision transfer` or `adapt` wrote: its JSON and its Markdown table."""
+    folder = Path(args.folder)
+    name = "transfer" if args.benchmark == "transfer" else "adaptation"
+    result = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+    return {**result, "markdown": (folder / f"{name}.md").read_text(encoding="utf-8")}
+
+
 def main(argv=None) -> int:
+    from results_page import record, render
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
+    p = sub.add_parser("page", help="rewrite recipes/polydigits/README.md from the stored results")
+    p.set_defaults(func=None)
+    p = sub.add_parser("quickstart", help="record the test metrics of a model trained by `polyglot-vision train`")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_quickstart)
+    for name, what in (("transfer", "polyglot-vision transfer"), ("adaptation", "polyglot-vision adapt")):
+        p = sub.add_parser(name, help=f"record what `{what}` wrote into FOLDER")
+        p.add_argument("folder")
+        p.set_defaults(func=cmd_experiment)
     p = sub.add_parser("generalization", help="accuracy through pipeline() on held-out fonts and handwriting")
     p.add_argument("model")
     p.add_argument("--per-class", type=int, default=30)
@@ -602,13 +641,23 @@ def main(argv=None) -> int:
     p.add_argument("--num-proc", type=int, default=None, help="processes for the image checks (default: automatic)")
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_prepare)
+    for action in sub.choices.values():
+        if action.prog.split()[-1] != "page":
+            action.add_argument("--markdown", action="store_true", help="store it, rewrite the results page")
+            if not any(a.dest == "output" for a in action._actions):
+                action.add_argument("--output", help="write the JSON here too")
     args = parser.parse_args(argv)
+    if args.func is None:
+        print(f"Wrote {render()}")
+        return 0
     result = args.func(args)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
     else:
         print(text)
+    if args.markdown:
+        print(f"Wrote {record(args.benchmark, result)}")
     return 0
 
 

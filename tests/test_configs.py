@@ -39,7 +39,7 @@ def test_command_line_overrides_win_and_are_typed():
     assert recipe.training.max_steps == 7
     assert recipe.training.bf16 is False
     assert recipe.training.eval_strategy == "no"
-    assert recipe.data.augmentation == "affine+blur"
+    assert recipe.training.augmentation == "affine+blur"
 
 
 def test_unknown_keys_are_named(tmp_path):
@@ -71,7 +71,7 @@ def test_bad_values_are_named(args, culprit):
         recipe = load_recipe(QUICKSTART, args)
         from polyglot_vision.training.augment import build_augmentation
 
-        build_augmentation(recipe.data.augmentation)
+        build_augmentation(recipe.training.augmentation)
 
 
 def test_exactly_one_way_to_get_a_model(tmp_path):

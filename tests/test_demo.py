@@ -61,9 +61,9 @@ def client(app):
 
 def expected_labels(predictor, path: Path, language: str) -> list[str]:
     """What the page should show: the predictor's own top-5, named "name (concept)" in `language`."""
-    from polyglot_vision.serving.demo import TOP_K, load_image
+    from polyglot_vision.serving.demo import TOP_K
 
-    [preds] = predictor.top_k([load_image(path)], k=TOP_K, language=language)
+    [preds] = predictor.top_k([path], k=TOP_K, language=language)
     return [f"{p.name} ({p.concept})" for p in preds]
 
 
@@ -95,7 +95,7 @@ def test_client_predicts_an_example_in_french(client, predictor):
     label, note = predict(client, seven, "fr")
     shown = [c["label"] for c in label["confidences"]]
     assert shown == expected_labels(predictor, seven, "fr")
-    french = {f"{name} ({concept})" for concept, name in predictor.display_names["fr"].items()}
+    french = {f"{name} ({concept})" for concept, name in predictor.label_space.names_by_language()["fr"].items()}
     assert set(shown) <= french and len(shown) == 5
     assert {"sept (7)", "zéro (0)", "cinq (5)"} <= french
     assert label["label"] == shown[0]
@@ -104,13 +104,13 @@ def test_client_predicts_an_example_in_french(client, predictor):
     assert note == ""
 
 
-def test_client_answers_in_hindi_and_arabic_and_records_the_script_hint(client, predictor):
+def test_client_answers_in_hindi_and_arabic_and_says_a_concept_model_takes_no_hint(client, predictor):
     deva = EXAMPLES / "deva-6.png"
-    label, note = predict(client, deva, "hi", "Deva")
+    label, note = predict(client, deva, "hi", "hi")
     assert [c["label"] for c in label["confidences"]] == expected_labels(predictor, deva, "hi")
-    assert "Devanagari" in note and "does not use it" in note
+    assert "not used" in note and "one classifier" in note
     label, _ = predict(client, deva, "ar")
-    assert label["label"] in {f"{n} ({c})" for c, n in predictor.display_names["ar"].items()}
+    assert label["label"] in {f"{n} ({c})" for c, n in predictor.label_space.names_by_language()["ar"].items()}
 
 
 def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(client, predictor, tmp_path):
@@ -260,3 +260,23 @@ def test_browser_upload_then_switch_language(app, predictor):
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_the_demo_of_an_objects_model_looks_like_a_demo_of_objects(write_objects_recipe):
+    import json
+
+    from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.modeling import build_image_processor, build_model
+    from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving.demo import build_demo
+    from polyglot_vision.training import load_recipe
+
+    recipe = load_recipe(write_objects_recipe())
+    model = build_model(recipe.model, LabelSpace.from_yaml(recipe.data.label_space))
+    demo = build_demo(Predictor(model, build_image_processor(recipe.model), device="cpu"))
+    page = json.dumps(demo.config, ensure_ascii=False)
+    assert "polyglot-vision · objects" in page and "cat" in page and "Fahrrad" not in page
+    for word in ("numeral", "digit", "Devanagari", "13 "):
+        assert word not in page, word
+    [hint] = [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "pv-script"]
+    assert hint["props"]["visible"] is False  # a concept model takes no hint: the control is hidden

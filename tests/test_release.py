@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import CLI
+from conftest import CLI, REPO
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,28 @@ def test_card_from_a_hub_checkpoint_recipe(tmp_path):
     assert card.data.base_model == "google/vit-base-patch16-224-in21k"
     assert card.data.datasets == ["MagedSaeed/MADBase", "ylecun/mnist"]
     assert card.data.license == "mit"
-    assert "**5 read as 0** (Arabic-Indic ٥)" in card.text and "Latin 0" in card.text
+    assert "**five (5) read as zero (0)**: 3 test image(s), by script: Arabic 3." in card.text
+
+
+def test_the_card_of_an_objects_model_speaks_of_objects(tmp_path, write_objects_recipe):
+    from polyglot_vision.export import write_model_card
+    from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.training import load_recipe
+
+    recipe = load_recipe(write_objects_recipe())
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    metrics = {
+        "accuracy": 0.5,
+        "macro_f1": 0.4,
+        "n": 10,
+        "per_script": {"Latn": {"accuracy": 0.5, "n": 10}},
+        "top_confusions": [{"true": "cat", "predicted": "dog", "count": 2, "scripts": {"Latn": 2}}],
+    }
+    text = write_model_card(tmp_path, recipe, label_space, metrics).read_text(encoding="utf-8")
+    assert "**cat (cat) read as dog (dog)**: 2 test image(s), by script: Latin 2." in text
+    assert "Latn (Latin)" in text
+    for word in ("numeral", "digit", "Arabic", "Devanagari"):
+        assert word.lower() not in text.lower(), word
 
 
 def test_files_to_upload_leave_training_state_out(tmp_path):
@@ -183,3 +205,32 @@ def test_default_report_folder_is_beside_the_model(tmp_path):
 
     assert default_output_dir(str(tmp_path), "test") == tmp_path / "evaluation-test"
     assert default_output_dir("org/model", "validation") == Path("evaluation-org--model-validation")
+
+
+def test_the_gpu_check_runs_its_path_on_a_cpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "gpu_check.py"),
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "4",
+            "--image-size",
+            "32",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [row["model"] for row in rows] == ["convnext", "vit"]
+    assert all(row["loss_is_finite"] and row["images_per_second"] > 0 for row in rows)

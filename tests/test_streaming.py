@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+import torch
 
 from polyglot_vision.data import streaming_splits, unify
 from polyglot_vision.errors import UserError
@@ -73,3 +74,44 @@ def test_streamed_duplicates_are_dropped_and_stay_in_one_split(objects_dir, tmp_
     assert len(rows) == 120 and len(set(rows)) == 120
     # A second pass (a new epoch) sees the same images again: the memory of seen copies starts afresh.
     assert sum(1 for _ in splits["train"]) == sum(1 for _ in splits["train"]) > 0
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("sampler", "language"),
+        ("label_granularity", "concept_language"),
+        ("early_stopping_patience", 2),
+        ("eval_strategy", "epoch"),
+    ],
+)
+def test_streaming_refuses_each_control_that_needs_the_whole_split(objects_dir, tmp_path, key, value):
+    with pytest.raises(UserError, match=f"`{key}: {value}` does not work with `streaming: true`"):
+        recipe_from_dict(objects_recipe(objects_dir, tmp_path / "model", streaming=True, **{key: value}))
+
+
+def streamed_trainer(objects_dir, tmp_path, **overrides):
+    from polyglot_vision.modeling import build_model
+    from polyglot_vision.training import build_trainer
+    from polyglot_vision.training.run import stream_data
+
+    recipe = recipe_from_dict(objects_recipe(objects_dir, tmp_path / "model", streaming=True, **overrides))
+    label_space, processor, splits = stream_data(recipe)
+    model = build_model(recipe.model, label_space)
+    return model, build_trainer(recipe, model, processor, splits["train"])
+
+
+def test_a_streamed_linear_probe_trains_the_head_only(objects_dir, tmp_path):
+    model, trainer = streamed_trainer(objects_dir, tmp_path, max_steps=3, freeze_backbone=True, learning_rate=0.05)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainer.train()
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.startswith("classifier") for name in changed)
+
+
+def test_streamed_training_gives_each_block_its_decayed_learning_rate(objects_dir, tmp_path):
+    _, trainer = streamed_trainer(objects_dir, tmp_path, max_steps=1, layer_decay=0.5, learning_rate=0.01)
+    trainer.create_optimizer()
+    rates = sorted({group["lr"] for group in trainer.optimizer.param_groups})
+    assert rates[-1] == pytest.approx(0.01) and rates[0] < rates[-1] and len(rates) >= 3
+    assert all(b / a == pytest.approx(2.0) for a, b in zip(rates, rates[1:]))

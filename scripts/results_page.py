@@ -1,0 +1,165 @@
+"""The results page: every benchmark's last measurement, kept as JSON, rendered as recipes/polydigits/README.md.
+
+`scripts/benchmark.py … --markdown` and `scripts/benchmark_space.py … --markdown` call `record`: the result is
+stored in recipes/polydigits/results/<kind>.json with the command that produced it, and the page is written
+anew from every stored result. `python scripts/benchmark.py page` re-renders it without measuring anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "recipes" / "polydigits" / "results"
+PAGE = REPO / "recipes" / "polydigits" / "README.md"
+ORDER = ("quickstart", "generalization", "transfer", "adaptation", "train", "prepare", "space")
+
+
+def record(kind: str, result: dict, command: list[str] | None = None, page: Path = PAGE) -> Path:
+    """Store `result` as the latest `kind` measurement, with its command and machine, and re-render the page."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    command = command if command is not None else ["python", *sys.argv]
+    entry = {
+        "kind": kind,
+        "command": shlex.join(command),
+        "measured": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.platform()}",
+        "result": result,
+    }
+    (RESULTS / f"{kind}.json").write_text(json.dumps(entry, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return render(page)
+
+
+def _pct(value) -> str:
+    return f"{value * 100:.2f} %" if isinstance(value, (int, float)) else "–"
+
+
+def _table(header, rows) -> list[str]:
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+    ]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def _quickstart(r: dict) -> list[str]:
+    test = r["test"]
+    lines = _table(
+        ["metric", "value"],
+        [
+            ("accuracy", _pct(test["accuracy"])),
+            ("macro-F1", f"{test['macro_f1']:.4f}"),
+            ("expected calibration error (15 bins)", f"{test.get('expected_calibration_error', float('nan')):.4f}"),
+            ("worst script", f"{test.get('worst_script', '–')} {_pct(test.get('worst_script_accuracy'))}"),
+            ("worst language", f"{test.get('worst_language', '–')} {_pct(test.get('worst_language_accuracy'))}"),
+            ("test images", test["n"]),
+            ("training time (Trainer's train_runtime)", f"{r.get('train_runtime', float('nan')):.0f} s"),
+        ],
+    )
+    for column in ("script", "language"):
+        per = test.get(f"per_{column}") or {}
+        lines += [
+            "",
+            *_table([column, "accuracy", "images"], [(k, _pct(v["accuracy"]), v["n"]) for k, v in per.items()]),
+        ]
+    return lines
+
+
+def _generalization(r: dict) -> list[str]:
+    lines = []
+    for key, value in r.items():
+        if key.endswith("accuracy") and isinstance(value, (int, float)):
+            lines.append(f"- {key.replace('_', ' ')}: **{_pct(value)}**")
+    rows = [
+        (
+            name,
+            _pct(row["accuracy"]),
+            row["n"],
+            ", ".join(f"{k} ×{v}" for k, v in row.get("top_confusions", {}).items()),
+        )
+        for name, row in r.get("per_set", {}).items()
+    ]
+    return lines + ["", *_table(["set", "accuracy", "images", "most confused (true→predicted)"], rows)]
+
+
+def _train(r: dict) -> list[str]:
+    rows = [(key, f"{row['images_per_second']:,.0f}", row["what"]) for key, row in r["results"].items()]
+    ratios = ", ".join(f"{k} = {v:.2f}" for k, v in r["ratios"].items() if "median" not in k)
+    return [*_table(["measurement", "images/s", "what"], rows), "", f"Ratios (best rounds): {ratios}."]
+
+
+def _prepare(r: dict) -> list[str]:
+    return [
+        f"- `prepare` with `save_to_disk`: **{r['prepare_images_per_second']:,.0f} images/s** "
+        f"({r['images']:,} PNGs of {r['image_size']} px in {r['sources']} sources, "
+        f"{r['duplicates_removed']} duplicates removed); unifying alone: {r['unify_images_per_second']:,.0f} images/s"
+    ]
+
+
+def _space(r: dict) -> list[str]:
+    rows = []
+    for name, run in r.get("runs", {}).items():
+        lat = run.get("latency_s", {})
+        rows.append(
+            (
+                name,
+                run.get("ok"),
+                run.get("errors"),
+                lat.get("p50"),
+                lat.get("p95"),
+                lat.get("p99"),
+                run.get("throughput_rps"),
+                run.get("server_cpu_ms_per_request"),
+            )
+        )
+    return _table(
+        ["load", "answered", "errors", "p50 s", "p95 s", "p99 s", "requests/s", "server CPU ms/request"], rows
+    )
+
+
+def _markdown_file(r: dict) -> list[str]:
+    return [r.get("markdown", "").replace("\n# ", "\n### ").strip()]
+
+
+RENDER = {
+    "quickstart": ("Quickstart: test split", _quickstart),
+    "generalization": ("What the model never saw: held-out typefaces and handwriting", _generalization),
+    "transfer": ("Which language teaches which", _markdown_file),
+    "adaptation": ("Few-shot adaptation to an unseen script", _markdown_file),
+    "train": ("Training throughput", _train),
+    "prepare": ("Unifying sources (`prepare`)", _prepare),
+    "space": ("The Space under load", _space),
+}
+
+
+def render(page: Path = PAGE) -> Path:
+    entries = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(RESULTS.glob("*.json"))}
+    lines = [
+        "# PolyDigits: results",
+        "",
+        "Written by `scripts/benchmark.py` (and `scripts/benchmark_space.py`) with `--markdown`, from the",
+        "measurements kept in `results/`; each section gives the command that produced its numbers, when and on",
+        "what machine. Re-render without measuring: `python scripts/benchmark.py page`.",
+    ]
+    for kind in sorted(entries, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
+        entry = entries[kind]
+        title, renderer = RENDER.get(kind, (kind, lambda r: ["```json", json.dumps(r, indent=2), "```"]))
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            f"`{entry['command']}` — {entry['measured']}, {entry['machine']}",
+            "",
+            *renderer(entry["result"]),
+        ]
+    missing = [RENDER[k][0] for k in ORDER if k not in entries]
+    if missing:
+        lines += ["", "Not measured yet with the current code: " + "; ".join(missing) + "."]
+    page.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return page
