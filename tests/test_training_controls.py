@@ -157,10 +157,10 @@ def test_frozen_backbone_changes_only_the_head(polydigits_dir, tmp_path):
 
 
 def test_layer_decay_gives_each_depth_a_decaying_learning_rate(polydigits_dir, tmp_path):
-    from transformers import AutoConfig, AutoModelForImageClassification, TrainingArguments
+    from transformers import AutoConfig, AutoModelForImageClassification
 
     from polyglot_vision.modeling import parameter_depths
-    from polyglot_vision.training import PolyglotTrainer
+    from polyglot_vision.training import PolyglotTrainer, PolyglotTrainingArguments
     from polyglot_vision.training.augment import BatchPreprocessor
 
     vit = AutoModelForImageClassification.from_config(
@@ -175,12 +175,10 @@ def test_layer_decay_gives_each_depth_a_decaying_learning_rate(polydigits_dir, t
             num_labels=10,
         )
     )
-    args = TrainingArguments(
-        output_dir=str(tmp_path), learning_rate=1e-3, weight_decay=0.05, use_cpu=True, report_to="none"
+    args = PolyglotTrainingArguments(
+        output_dir=str(tmp_path), learning_rate=1e-3, weight_decay=0.05, use_cpu=True, layer_decay=0.5
     )
-    trainer = PolyglotTrainer(
-        model=vit, args=args, preprocessor=BatchPreprocessor([0.5] * 3, [0.5] * 3), layer_decay=0.5
-    )
+    trainer = PolyglotTrainer(model=vit, args=args, preprocessor=BatchPreprocessor([0.5] * 3, [0.5] * 3))
     optimizer = trainer.create_optimizer()
     lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     depths, blocks = parameter_depths(vit)
@@ -198,14 +196,15 @@ def test_layer_decay_gives_each_depth_a_decaying_learning_rate(polydigits_dir, t
 
 
 def test_early_stopping_stops_a_run_that_does_not_improve(polydigits_dir, tmp_path):
-    # Nothing trains (a frozen backbone, in eval mode, and a learning rate of 0): the validation loss
-    # never improves, so the run stops after 1 + patience evaluations.
+    # Nothing trains (a frozen backbone, in eval mode, and a vanishing learning rate): the validation loss
+    # never improves by the threshold, so the run stops after 1 + patience evaluations.
     run_recipe(
         polydigits_dir,
         tmp_path / "model",
         max_steps=30,
         freeze_backbone=True,
-        learning_rate=0.0,
+        learning_rate=1e-12,
+        early_stopping_threshold=0.01,
         eval_strategy="steps",
         eval_steps=1,
         save_strategy="steps",

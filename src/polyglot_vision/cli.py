@@ -15,14 +15,15 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from .builtin_data import generate_polydigits
-from .data import save_dataset, split_counts, unify
+from .data import format_counts, save_dataset, split_counts, unify
 from .errors import UserError
 from .evaluation import evaluate_model, format_table
 from .experiments import adaptation_curve, transfer_matrix
 from .export import check_repo_id, dataset_upload_plan, files_to_upload, push_dataset, push_model, write_dataset_card
+from .images import load_image
 from .labels import LabelSpace, is_valid_language
 from .labels.alignment import REPORT_MD, write_report
-from .outputs import write_json
+from .outputs import check_output_dir, write_json
 from .paths import is_hub_id
 from .serving import Predictor
 from .training import end_distributed, load_recipe, parse_overrides, train
@@ -55,6 +56,7 @@ def cmd_prepare(args, extra) -> int:
         check_repo_id(args.push_to_hub)
     out = Path(args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset"))
     sources = [source.path for source in recipe.data.sources]
+    check_output_dir(out, overwrite=args.overwrite, sources=sources, what="dataset folder")  # before the long work
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
     unified = unify(recipe.data, label_space)
     name = args.push_to_hub or out.name
@@ -64,6 +66,7 @@ def cmd_prepare(args, extra) -> int:
         write_dataset_card(folder, unified.report, label_space, name)
 
     save_dataset(unified.dataset, out, extra=write_extras, overwrite=args.overwrite, sources=sources)
+    print(format_counts(unified.report))
     for split, counts in split_counts(unified.dataset).items():
         print(f"{split:<10} {sum(counts.values()):>6} images  " + "  ".join(f"{s}={n}" for s, n in counts.items()))
     bad = {s: row["bad_images"] for s, row in unified.report["sources"].items() if row["bad_images"]}
@@ -141,6 +144,7 @@ def cmd_predict(args, extra) -> int:
         raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
     if args.lang is not None and not is_valid_language(args.lang):
         raise UserError(f"--lang {args.lang!r} is not a language tag (e.g. fr, pt-BR, zh-Hant)")
+    images = [load_image(path) for path in args.images]  # a bad file fails before the model loads
     predictor = Predictor.from_pretrained(args.model)
     if args.lang is not None and predictor.label_space.answer_language(args.lang) is None:
         print(
@@ -149,7 +153,7 @@ def cmd_predict(args, extra) -> int:
             f"answering in {predictor.default_language!r}",
             file=sys.stderr,
         )
-    results = predictor.top_k(args.images, k=args.top_k, language=args.lang, language_hint=args.hint)
+    results = predictor.top_k(images, k=args.top_k, language=args.lang, language_hint=args.hint)
     if args.json:
         payload = [
             {"image": path, "predictions": [p.to_dict() for p in preds]} for path, preds in zip(args.images, results)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import (
@@ -28,34 +28,26 @@ from transformers import (
 
 from .errors import UserError, first_line
 from .labels import LabelSpace
+from .options import option
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class ModelArguments:
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "Hub id or local folder of a checkpoint to fine-tune; a new head is put on it."},
+    model_name_or_path: str | None = option(
+        None, "Hub id or local folder of a checkpoint to fine-tune; a new head is put on it."
     )
-    model_config: dict | None = field(
-        default=None,
-        metadata={"help": "Build the model from this config instead (a dict with `model_type`), no download."},
+    model_config: dict | None = option(
+        None, "Build the model from this config instead (a dict with `model_type`), no download."
     )
-    image_size: int | None = field(
-        default=None,
-        metadata={"help": "Input size in pixels; defaults to the checkpoint's or model_config's image_size."},
+    image_size: int | None = option(
+        None, "Input size in pixels; defaults to the checkpoint's or model_config's image_size."
     )
-    image_mean: list[float] | None = field(
-        default=None, metadata={"help": "Normalisation mean for a model built from a config (default 0.5)."}
-    )
-    image_std: list[float] | None = field(
-        default=None, metadata={"help": "Normalisation std for a model built from a config (default 0.5)."}
-    )
-    model_revision: str = field(default="main", metadata={"help": "Revision of `model_name_or_path` on the Hub."})
-    license: str | None = field(
-        default=None, metadata={"help": "License of the exported model, for its model card (default: apache-2.0)."}
-    )
+    image_mean: list[float] | None = option(None, "Normalisation mean for a model built from a config (default 0.5).")
+    image_std: list[float] | None = option(None, "Normalisation std for a model built from a config (default 0.5).")
+    model_revision: str = option("main", "Revision of `model_name_or_path` on the Hub.")
+    license: str | None = option(None, "License of the exported model, for its model card (default: apache-2.0).")
 
     def __post_init__(self):
         if (self.model_name_or_path is None) == (self.model_config is None):

@@ -10,6 +10,8 @@ Temporary siblings left by a killed run are removed by the next run into that fo
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -39,13 +41,10 @@ def check_output_dir(
 ) -> Path:
     """Refuse an output the tool may not replace: a file, a folder of someone else's, a source's folder."""
     output_dir = Path(output_dir).expanduser()
-    for source in sources:
+    for source in sources:  # an image folder or a manifest file: never written into, never replaced
         source = Path(source).expanduser()
-        if not source.exists():
-            continue
-        folder = source if source.is_dir() else source.parent
-        if is_inside(output_dir, folder) or is_inside(folder, output_dir):
-            raise UserError(f"{what} {output_dir}: overlaps the source folder {folder}; choose a folder outside it")
+        if source.exists() and (is_inside(output_dir, source) or is_inside(source, output_dir)):
+            raise UserError(f"{what} {output_dir}: overlaps the source {source}; choose a folder outside it")
     if output_dir.exists():
         if not output_dir.is_dir():
             raise UserError(f"{what} {output_dir}: exists and is not a folder")
@@ -56,24 +55,33 @@ def check_output_dir(
                     f"{what} {output_dir}: holds files polyglot-vision did not write ({', '.join(strangers[:3])}"
                     f"{', …' if len(strangers) > 3 else ''}); choose another folder, or pass --overwrite to replace it"
                 )
-    parent = output_dir.parent if output_dir.parent != Path("") else Path(".")
-    probe = parent
-    while not probe.exists():
+    probe = output_dir.parent
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
+    if not probe.is_dir():
+        raise UserError(f"{what} {output_dir}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"{what} {output_dir}: {probe} is not writable")
     return output_dir
 
 
 def remove_stale_siblings(output_dir: Path) -> None:
-    """Temporary siblings of `output_dir` left by a killed run (their process is gone)."""
+    """Temporary siblings of `output_dir` left by a killed run (their process is gone).
+
+    A run killed between setting the old folder aside and renaming the new one in (where
+    the system cannot exchange two folders in one step) left no `output_dir`: the old one
+    is put back.
+    """
     parent = output_dir.parent
     if not parent.is_dir():
         return
-    for prefix in (_TMP, _OLD):
-        for path in parent.glob(f".{output_dir.name}{prefix}*"):
+    for prefix in (_OLD, _TMP):
+        for path in sorted(parent.glob(f".{output_dir.name}{prefix}*")):
             pid = path.name.rsplit("-", 2)[-2] if path.name.count("-") >= 2 else ""
             if pid.isdigit() and _alive(int(pid)):
+                continue
+            if prefix == _OLD and not output_dir.exists():
+                os.replace(path, output_dir)
                 continue
             shutil.rmtree(path, ignore_errors=True)
 
@@ -132,17 +140,34 @@ def publish(new: Path, output_dir: Path, carry: Iterable[str] = ()) -> None:
     """
     os.chmod(new, 0o755)  # mkdtemp makes it private
     claim(new)
-    old = None
-    if output_dir.exists():
+    if not output_dir.exists():
+        os.replace(new, output_dir)
+        return
+    if _exchange(new, output_dir):  # one step: at every moment `output_dir` is the old folder or the new
+        old = new
+    else:
         old = output_dir.parent / f".{output_dir.name}{_OLD}{os.getpid()}-{os.urandom(3).hex()}"
         os.replace(output_dir, old)
-    os.replace(new, output_dir)
-    if old is not None:
-        for pattern in carry:
-            for path in old.glob(pattern):
-                if not (output_dir / path.name).exists():
-                    os.replace(path, output_dir / path.name)
-        shutil.rmtree(old, ignore_errors=True)
+        os.replace(new, output_dir)
+    for pattern in carry:
+        for path in old.glob(pattern):
+            if not (output_dir / path.name).exists():
+                os.replace(path, output_dir / path.name)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError, TypeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
 def write_text(path: str | Path, text: str) -> Path:

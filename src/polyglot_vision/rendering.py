@@ -37,3 +37,20 @@ def group_table(per_value: dict, column: str, describe=None) -> list[str]:
         for value, row in per_value.items()
     ]
     return markdown_table([column, "accuracy", "images"], rows, numeric=(1, 2))
+
+
+def annotate(ax, values, text, dark_above: float | None = None, fontsize: int = 7) -> None:
+    """Write `text(value)` in each non-empty cell of a heat map; white where the cell is darker than `dark_above`."""
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            if value is None or value != value:  # no value, or NaN
+                continue
+            color = "white" if dark_above is not None and value > dark_above else "black"
+            ax.text(j, i, text(i, j), ha="center", va="center", fontsize=fontsize, color=color)
+
+
+def save_figure(fig, path, dpi: int = 110) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    fig.clf()
+    pyplot().close(fig)

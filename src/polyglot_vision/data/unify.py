@@ -28,7 +28,16 @@ from ..labels.alignment import alignment_rows
 from ..labels.embeddings import load_backend
 from ..outputs import atomic_directory
 from .sampler import group_probabilities
-from .sources import POOL, SPLITS, DataArguments, SourceConfig, source_base_dir, source_labels, source_parts
+from .sources import (
+    POOL,
+    SPLITS,
+    DataArguments,
+    SourceConfig,
+    source_base_dir,
+    source_labels,
+    source_parts,
+    unread_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +178,19 @@ def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
             "dropped_labels": 0,
             "duplicates": 0,
             "kept": 0,
+            "bad_examples": [],
         }
+        unread = unread_files(source)
+        if unread and data_args.on_bad_image == "error":
+            raise UserError(
+                f"source '{source.name}': {len(unread)} file(s) without an image ending are not read "
+                f"(e.g. {', '.join(unread[:3])}); set `on_bad_image: skip` to leave them out"
+            )
+        stat["read"] += len(unread)
+        stat["bad_images"] += len(unread)
+        if unread:
+            stat["bad_by_kind"]["not an image file"] += len(unread)
+            stat["bad_examples"] += [f"{name} (not an image file)" for name in unread[:3]]
         for role, part in loaded[source.name].items():
             labels = raw[source.name][role]
             concepts = [index[matches[v].concept] if v is not None and matches.get(v) else -1 for v in labels]
@@ -190,6 +211,8 @@ def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
                 )
             stat["bad_images"] += len(bad)
             stat["bad_by_kind"].update(problem_kind(problems[i]) for i in bad)
+            files = column(checked, "_file")
+            stat["bad_examples"] += [f"{files[i] or f'#{i}'} ({problem_kind(problems[i])})" for i in bad[:3]]
             usable = np.flatnonzero(
                 (np.asarray([p is None for p in problems], dtype=bool)) & (np.asarray(concepts) >= 0)
             )
@@ -211,45 +234,105 @@ def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
         )
         raise UserError(f"no usable images in any source ({counts})")
 
-    kept, duplicates = deduplicate(pieces) if data_args.deduplicate else ({id(d): None for *_, d in pieces}, {})
+    kept, duplicates = deduplicate(pieces, label_space.ids, data_args.on_label_conflict, data_args.deduplicate)
     parts = defaultdict(list)
     for source, role, dataset in pieces:
         selection = kept[id(dataset)]
-        if selection is not None:
+        if len(selection) != len(dataset):
             stats[source.name]["duplicates"] += len(dataset) - len(selection)
             dataset = select(dataset, selection)
         stats[source.name]["kept"] += len(dataset)
         parts[role].append((source, dataset))
+    if not any(len(d) for chunks in parts.values() for _, d in chunks):
+        raise UserError(
+            f"no images left: {duplicates.get('label_conflicts', 0)} label conflicts dropped "
+            f"{duplicates.get('conflict_images_dropped', 0)} copies, and nothing else remains"
+        )
     dataset = _assemble(parts, data_args, label_space)
     report = build_report(data_args, label_space, alignments, stats, duplicates, dataset)
     return Unified(dataset, report, label_space)
 
 
-def deduplicate(pieces: list) -> tuple[dict, dict]:
+def format_counts(report: dict) -> str:
+    """Per source, what became of its images: a table for the console (the report has the details)."""
+    header = ("source", "read", "unlabelled", "unmapped", "bad", "duplicates", "kept")
+    rows = [
+        (
+            name,
+            row["read"],
+            row["unlabelled"],
+            row["dropped_labels"],
+            row["bad_images"],
+            row["duplicates"],
+            row["kept"],
+        )
+        for name, row in report["sources"].items()
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in [header, *rows]
+    ]
+    for name, row in report["sources"].items():
+        if row["bad_images"]:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in row["bad_by_kind"].items())
+            lines.append(f"{name}: bad images left out: {kinds}; e.g. {', '.join(row['bad_examples'])}")
+    dup = report["duplicates"]
+    if dup.get("label_conflicts"):
+        lines.append(
+            f"label conflicts: {dup['label_conflicts']} image(s) under two concepts; "
+            f"{dup['conflict_images_dropped']} copies left out (on_label_conflict: {report['on_label_conflict']})"
+        )
+    return "\n".join(lines)
+
+
+def deduplicate(pieces: list, names: list[str], conflicts: str = "error", remove: bool = True) -> tuple[dict, dict]:
     """Keep one copy of every image hash across all pieces; ({id(piece): kept row indices}, counts).
 
     The copy kept is the one in a source's own test split if there is one, else in its own
     validation split, else the first in recipe order; every other copy is removed, so no
-    image can sit in train and test at once.
+    image can sit in train and test at once (`remove=False` keeps every copy). Copies that
+    carry different concepts are a conflict, never settled by recipe order: `conflicts`
+    (the recipe's `on_label_conflict`) is `error`, `drop` (no copy stays) or `prefer:SOURCE`
+    (that source's copy stays; a conflict it takes no part in is an error).
     """
     order = sorted(range(len(pieces)), key=lambda i: ROLE_PRIORITY[pieces[i][1]])
-    first: dict[str, tuple[int, int]] = {}  # hash -> (piece, concept) of the copy kept
-    kept: dict[int, list[int]] = {}
-    counts = Counter(within_source=0, across_sources=0, across_splits=0, label_conflicts=0)
+    copies: dict[str, list[tuple[int, int, int, str]]] = defaultdict(list)  # hash -> [(piece, row, concept, file)]
     for i in order:
-        source, role, dataset = pieces[i]
-        rows = []
-        for row, (digest, label) in enumerate(zip(column(dataset, "_hash"), column(dataset, "label"))):
-            owner = first.get(digest)
-            if owner is None:
-                first[digest] = (i, label)
-                rows.append(row)
-                continue
-            other_source, other_role, _ = pieces[owner[0]]
-            counts["within_source" if other_source is source else "across_sources"] += 1
-            counts["across_splits"] += other_role != role
-            counts["label_conflicts"] += owner[1] != label
-        kept[id(dataset)] = rows
+        dataset = pieces[i][2]
+        rows = zip(column(dataset, "_hash"), column(dataset, "label"), column(dataset, "_file"))
+        for row, (digest, label, name) in enumerate(rows):
+            copies[digest].append((i, row, label, name))
+    prefer = conflicts.split(":", 1)[1].strip() if conflicts.startswith("prefer:") else None
+    kept: dict[int, list[int]] = {id(piece[2]): [] for piece in pieces}
+    counts = Counter(within_source=0, across_sources=0, across_splits=0, label_conflicts=0, conflict_images_dropped=0)
+    unsettled = []
+    for group in copies.values():
+        if len({label for _, _, label, _ in group}) == 1:
+            chosen = group if not remove else group[:1]
+            for other in group[len(chosen) :]:
+                counts["within_source" if pieces[other[0]][0] is pieces[group[0][0]][0] else "across_sources"] += 1
+                counts["across_splits"] += pieces[other[0]][1] != pieces[group[0][0]][1]
+        else:
+            counts["label_conflicts"] += 1
+            chosen = [c for c in group if pieces[c[0]][0].name == prefer][:1] if prefer else []
+            if conflicts == "error" or (prefer and not chosen):
+                unsettled.append(group)
+            counts["conflict_images_dropped"] += len(group) - len(chosen)
+        for i, row, _, _ in chosen:
+            kept[id(pieces[i][2])].append(row)
+    if unsettled:
+        shown = "; ".join(
+            f"{group[0][3] or 'an image'} is "
+            + " and ".join(f"{names[c]} in '{pieces[i][0].name}'" for i, _, c, _ in group)
+            for group in unsettled[:3]
+        )
+        raise UserError(
+            f"label conflict: {len(unsettled)} image(s) carry different concepts in different places ({shown}); "
+            "set `on_label_conflict: drop` to leave them out, or `prefer:SOURCE` to trust one source"
+        )
+    for rows in kept.values():
+        rows.sort()
     counts["removed"] = counts["within_source"] + counts["across_sources"]
     return kept, dict(counts)
 
@@ -316,6 +399,7 @@ def build_report(
         "embedding_backend": backend.name if backend is not None else None,
         "embedding_threshold": data_args.embedding_threshold if backend is not None else None,
         "unmapped_labels": data_args.unmapped_labels,
+        "on_label_conflict": data_args.on_label_conflict,
         "on_bad_image": data_args.on_bad_image,
         "concepts": names,
         "languages": languages,
@@ -334,6 +418,7 @@ def build_report(
             for s in data_args.sources
         ],
         "duplicates": {
+            "conflict_images_dropped": 0,
             "removed": 0,
             "within_source": 0,
             "across_sources": 0,

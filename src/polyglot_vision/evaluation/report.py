@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..labels import LabelSpace, script_name
 from ..modeling import concept_ids
 from ..outputs import atomic_directory, check_output_dir, write_json, write_text
-from ..rendering import group_table, markdown_table, percent, pyplot
+from ..rendering import annotate, group_table, markdown_table, percent, pyplot, save_figure
 from .predict import metrics_from_probabilities, predict_proba_dataset
 
 PLOTS = {
@@ -44,23 +44,10 @@ def plot_confusion_matrix(matrix, labels: list[str], path: Path, title: str) -> 
     ax.set_xlabel("predicted concept")
     ax.set_ylabel("true concept")
     if len(labels) <= 30:
-        for i in range(len(labels)):
-            for j in range(len(labels)):
-                if matrix[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        int(matrix[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black",
-                    )
+        annotate(ax, np.where(matrix > 0, share, np.nan), lambda i, j: int(matrix[i, j]), dark_above=0.5)
     fig.colorbar(image, ax=ax, label="share of the true concept's images")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def language_concept_accuracy(predictions, references, languages, num_classes: int):
@@ -88,15 +75,10 @@ def plot_language_concept(names, table, labels: list[str], path: Path, title: st
     ax.set_xlabel("concept")
     ax.set_ylabel("language")
     if table.size <= 600:
-        for i in range(table.shape[0]):
-            for j in range(table.shape[1]):
-                if not np.isnan(table[i, j]):
-                    ax.text(j, i, f"{table[i, j]:.0%}", ha="center", va="center", fontsize=6)
+        annotate(ax, table, lambda i, j: f"{table[i, j]:.0%}", fontsize=6)
     fig.colorbar(image, ax=ax, label="accuracy")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_worst_errors(images, rows: list[dict], path: Path, title: str, columns: int = 6) -> None:
@@ -116,9 +98,7 @@ def plot_worst_errors(images, rows: list[dict], path: Path, title: str, columns:
             fontsize=7,
         )
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def reliability_bins(confidences, correct, n_bins: int = N_BINS):
@@ -167,9 +147,7 @@ def plot_reliability(confidences, correct, ece: float, path: Path, title: str, n
     ax_count.set_xlabel("confidence (top softmax probability)")
     ax_count.set_ylabel("images")
     ax_count.set_xlim(0, 1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def worst_errors(probabilities, references, dataset_columns: dict, labels: list[str], k: int = 24) -> list[dict]:

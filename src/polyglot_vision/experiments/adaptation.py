@@ -33,7 +33,7 @@ from ..errors import UserError
 from ..evaluation import evaluate_dataset
 from ..modeling import build_model
 from ..outputs import atomic_directory, write_json, write_text
-from ..rendering import markdown_table, pyplot
+from ..rendering import markdown_table, pyplot, save_figure
 from ..training import Recipe, build_trainer, load_data, load_recipe, read_recipe, recipe_from_file, train
 from .transfer import RUN_OVERRIDES, quiet
 
@@ -109,9 +109,7 @@ def plot_curve(result: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title(f"Adapting to an unseen script: {', '.join(result['new_scripts'])}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def render_markdown(result: dict) -> str:

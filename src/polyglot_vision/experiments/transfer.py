@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..evaluation import predict_proba_dataset
 from ..modeling import build_model
 from ..outputs import atomic_directory, write_json, write_text
-from ..rendering import markdown_table, pyplot
+from ..rendering import annotate, markdown_table, pyplot, save_figure
 from ..training import Recipe, build_trainer, joint_pairs, load_data, load_recipe
 
 logger = logging.getLogger(__name__)
@@ -76,22 +76,10 @@ def plot_matrix(matrix: np.ndarray, train_sets: list[str], test_languages: list[
     ax.set_yticks(range(len(train_sets)), train_sets)
     ax.set_xlabel("test language")
     ax.set_ylabel("trained on")
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            ax.text(
-                j,
-                i,
-                f"{matrix[i, j] * 100:.0f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="black" if matrix[i, j] > 0.6 else "white",
-            )
+    annotate(ax, 1 - matrix, lambda i, j: f"{matrix[i, j] * 100:.0f}", dark_above=0.4)
     fig.colorbar(image, ax=ax, label="test accuracy")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def render_markdown(result: dict) -> str:

@@ -261,41 +261,32 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
         f"image sets labelled in {len(languages)} languages. Columns: `image`, `label` (a `ClassLabel` of concept "
         "ids), `language` (BCP-47), `script` (ISO 15924), `source`.",
         "",
-        "## Images per language",
-        "",
-        "| language | " + " | ".join(splits) + " |",
-        "|---|" + "---:|" * len(splits),
     ]
-    for lang in languages:
-        lines.append(
-            f"| {lang} | " + " | ".join(str(report["splits"][s]["by_language"].get(lang, 0)) for s in splits) + " |"
+    counts = [("language", "by_language", languages), ("concept", "by_concept", report["concepts"])]
+    for column, key, values in counts:
+        rows = [(value, *(report["splits"][s][key].get(value, 0) for s in splits)) for value in values]
+        lines += [
+            f"## Images per {column}",
+            "",
+            *markdown_table([column, *splits], rows, range(1, len(splits) + 1)),
+            "",
+        ]
+    rows = [
+        (
+            s["name"],
+            s["path"],
+            s["language"],
+            s["script"],
+            s.get("license") or "not given",
+            report["sources"].get(s["name"], {}).get("kept", 0),
         )
-    lines += [
-        "",
-        "## Images per concept",
-        "",
-        "| concept | " + " | ".join(splits) + " |",
-        "|---|" + "---:|" * len(splits),
+        for s in report["source_info"]
     ]
-    for concept in report["concepts"]:
-        lines.append(
-            f"| {concept} | "
-            + " | ".join(str(report["splits"][s]["by_concept"].get(concept, 0)) for s in splits)
-            + " |"
-        )
     lines += [
-        "",
         "## Sources",
         "",
-        "| source | path | language | script | license | images kept |",
-        "|---|---|---|---|---|---:|",
+        *markdown_table(["source", "path", "language", "script", "license", "images kept"], rows, numeric=(5,)),
     ]
-    for source in report["source_info"]:
-        kept = report["sources"].get(source["name"], {}).get("kept", 0)
-        lines.append(
-            f"| {source['name']} | {source['path']} | {source['language']} | {source['script']} | "
-            f"{source.get('license') or 'not given'} | {kept} |"
-        )
     dup = report["duplicates"]
     bad = sum(row["bad_images"] for row in report["sources"].values())
     lines += [
@@ -307,24 +298,27 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
     # The dataset's own languages first, then the registry's others, as far as a table stays readable.
     shown = [lang for lang in languages if lang in label_space.languages]
     shown += [lang for lang in label_space.languages if lang not in shown][: max(0, 12 - len(shown))]
+    marks = {"machine": "\\*", "source": "†"}
+    rows = [
+        (
+            concept.id,
+            *(
+                concept.names[lang] + marks.get(concept.origins.get(lang, "human"), "")
+                if lang in concept.names
+                else ""
+                for lang in shown
+            ),
+        )
+        for concept in label_space.concepts
+    ]
     lines += [
         "",
         "## Label names",
         "",
         "Names per language (\\* machine translation, † taken from a source):",
         "",
-        "| concept | " + " | ".join(shown) + " |",
-        "|---|" + "---|" * len(shown),
+        *markdown_table(["concept", *shown], rows),
     ]
-    marks = {"machine": "\\*", "source": "†"}
-    for concept in label_space.concepts:
-        cells = [
-            concept.names.get(lang, "") + marks.get(concept.origins.get(lang, "human"), "")
-            if lang in concept.names
-            else ""
-            for lang in shown
-        ]
-        lines.append(f"| {concept.id} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## Load it",

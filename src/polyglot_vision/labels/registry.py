@@ -262,9 +262,11 @@ class LabelSpace:
             if found:
                 return Match(found, "normalised", 0.8)
 
-        value = _numeral_value(norm.replace(" ", ""))
-        if value is not None and str(value) in self._by_id:
-            return Match(str(value), "numeral", 1.0)
+        # The label as written first: normalisation turns some numerals into letters ("Ⅸ" -> "IX").
+        for text in (label.strip(), norm.replace(" ", "")):
+            value = _numeral_value(text)
+            if value is not None and str(value) in self._by_id:
+                return Match(str(value), "numeral", 1.0)
 
         return self._number_word(norm, language)
 

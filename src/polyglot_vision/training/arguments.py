@@ -10,11 +10,12 @@ classifier uses all of them in every forward pass).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from transformers import TrainingArguments
 
 from ..errors import UserError
+from ..options import option
 from .augment import parse_policy
 
 GRANULARITIES = ("concept", "concept_language")
@@ -22,54 +23,41 @@ GRANULARITIES = ("concept", "concept_language")
 
 @dataclass
 class PolyglotTrainingArguments(TrainingArguments):
-    remove_unused_columns: bool = field(
-        default=False, metadata={"help": "Keep the metadata columns (language, script, source) for the collator."}
+    remove_unused_columns: bool = option(
+        False, "Keep the metadata columns (language, script, source) for the collator."
     )
-    ddp_find_unused_parameters: bool | None = field(
-        default=False, metadata={"help": "Image classifiers use every parameter; set true for a model that does not."}
+    ddp_find_unused_parameters: bool | None = option(
+        False, "Image classifiers use every parameter; set true for a model that does not."
     )
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={"help": "Replace `output_dir` even when it holds files that polyglot-vision did not write."},
+    overwrite_output_dir: bool = option(
+        False, "Replace `output_dir` even when it holds files that polyglot-vision did not write."
     )
-    augmentation: str = field(
-        default="affine",
-        metadata={
-            "help": "Batch augmentation policy: `none` or ops joined by `+` from crop, affine, elastic, "
-            "blur, jitter, erase, flip (horizontal, opt-in), mixup, cutmix; e.g. `crop+affine+mixup`."
-        },
+    augmentation: str = option(
+        "affine",
+        "Batch augmentation policy: `none` or ops joined by `+` from crop, affine, elastic, "
+        "blur, jitter, erase, flip (horizontal, opt-in), mixup, cutmix; e.g. `crop+affine+mixup`.",
     )
-    label_granularity: str = field(
-        default="concept",
-        metadata={
-            "help": "`concept`: one class per concept; `concept_language`: one per (concept, language) "
-            "seen in the data, summed back to concepts for predictions and metrics."
-        },
+    label_granularity: str = option(
+        "concept",
+        "`concept`: one class per concept; `concept_language`: one per (concept, language) "
+        "seen in the data, summed back to concepts for predictions and metrics.",
     )
-    freeze_backbone: bool = field(
-        default=False,
-        metadata={
-            "help": "Train the classification head only (a linear probe); the backbone's weights and "
-            "normalisation statistics stay as loaded."
-        },
+    freeze_backbone: bool = option(
+        False,
+        "Train the classification head only (a linear probe); the backbone's weights and "
+        "normalisation statistics stay as loaded.",
     )
-    layer_decay: float | None = field(
-        default=None,
-        metadata={
-            "help": "Layer-wise learning-rate decay in (0, 1]: block i of L trains at "
-            "learning_rate * layer_decay^(L + 1 - i), the embeddings lowest, the head at learning_rate."
-        },
+    layer_decay: float | None = option(
+        None,
+        "Layer-wise learning-rate decay in (0, 1]: block i of L trains at "
+        "learning_rate * layer_decay^(L + 1 - i), the embeddings lowest, the head at learning_rate.",
     )
-    early_stopping_patience: int | None = field(
-        default=None,
-        metadata={
-            "help": "Stop after this many evaluations without improving `metric_for_best_model` "
-            "(needs `load_best_model_at_end: true` and an `eval_strategy`)."
-        },
+    early_stopping_patience: int | None = option(
+        None,
+        "Stop after this many evaluations without improving `metric_for_best_model` "
+        "(needs `load_best_model_at_end: true` and an `eval_strategy`).",
     )
-    early_stopping_threshold: float = field(
-        default=0.0, metadata={"help": "How much the metric must improve to count as an improvement."}
-    )
+    early_stopping_threshold: float = option(0.0, "How much the metric must improve to count as an improvement.")
 
     def __post_init__(self):
         self.check_values()

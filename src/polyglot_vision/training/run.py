@@ -19,15 +19,17 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 
 from ..data import (
     PixelBatches,
-    build_dataset,
     build_sampler,
     cache_pixels,
     collate,
     few_shot,
+    format_counts,
     split_counts,
     stream_pixels,
     streaming_splits,
+    unify,
 )
+from ..errors import UserError
 from ..evaluation import evaluate_dataset, format_table
 from ..export import push_model, write_model_card
 from ..labels import LabelSpace
@@ -73,7 +75,14 @@ def pixel_batches(part, config) -> PixelBatches:
 def resolve_checkpoint(args) -> str | None:
     """`resume_from_checkpoint: auto` -> the last checkpoint-N in output_dir, or None (start fresh)."""
     checkpoint = args.resume_from_checkpoint
-    if checkpoint is None or str(checkpoint).strip().lower() != "auto":
+    if checkpoint is None or checkpoint is False:
+        return None
+    if str(checkpoint).strip().lower() != "auto":
+        if not os.path.isfile(os.path.join(str(checkpoint), "trainer_state.json")):
+            raise UserError(
+                f"resume_from_checkpoint {checkpoint}: no complete checkpoint there "
+                "(a checkpoint-N folder with trainer_state.json), or use `auto`"
+            )
         return checkpoint
     last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
     if last is not None and not os.path.isfile(os.path.join(last, "trainer_state.json")):
@@ -104,7 +113,10 @@ def load_data(recipe: Recipe) -> tuple[LabelSpace, object, DatasetDict]:
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
     # Under several processes the main one fills the `datasets` cache first; the others read it.
     with args.main_process_first(desc="loading the sources"):
-        dataset = build_dataset(recipe.data, label_space)
+        unified = unify(recipe.data, label_space)
+    if args.process_index == 0:
+        print(format_counts(unified.report), flush=True)
+    dataset = unified.dataset
     if recipe.data.train_samples_per_class is not None:
         dataset["train"] = few_shot(dataset["train"], recipe.data.train_samples_per_class, recipe.data.split_seed)
     logger.info("images per split and source: %s", split_counts(dataset))
@@ -161,9 +173,7 @@ def train(recipe: Recipe) -> dict:
         sources=[source.path for source in recipe.data.sources],
         what="output_dir",
     )
-    if args.process_index == 0:
-        claim(output_dir)  # checkpoints written while training land in a folder marked as the tool's
-        remove_stale_siblings(output_dir)
+    checkpoint = resolve_checkpoint(args)
     set_seed(args.seed)
 
     # Load datasets, model and image processor
@@ -180,8 +190,11 @@ def train(recipe: Recipe) -> dict:
     logger.info("process %d of %d on %s", args.process_index, args.world_size, args.device)
 
     # Training loop
+    if args.process_index == 0:
+        claim(output_dir)  # checkpoints written while training land in a folder marked as the tool's
+        remove_stale_siblings(output_dir)
     trainer = build_trainer(recipe, model, processor, train_split, eval_split)
-    train_result = trainer.train(resume_from_checkpoint=resolve_checkpoint(args))
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.log_metrics("train", train_result.metrics)
 
     # Test, save the model and write its card
