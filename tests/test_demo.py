@@ -274,7 +274,7 @@ def test_the_demo_of_an_objects_model_looks_like_a_demo_of_objects(write_objects
     recipe = load_recipe(write_objects_recipe())
     model = build_model(recipe.model, LabelSpace.from_yaml(recipe.data.label_space))
     demo = build_demo(Predictor(model, build_image_processor(recipe.model), device="cpu"))
-    page = json.dumps(demo.config, ensure_ascii=False)
+    page = json.dumps(demo.config, ensure_ascii=False, default=str)
     assert "polyglot-vision · objects" in page and "cat" in page and "Fahrrad" not in page
     for word in ("numeral", "digit", "Devanagari", "13 "):
         assert word not in page, word

@@ -36,6 +36,7 @@ def _quiet_libraries() -> None:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     logging.getLogger("polyglot_vision").setLevel(logging.INFO)
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def cmd_polydigits(args, extra) -> int:

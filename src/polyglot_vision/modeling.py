@@ -238,6 +238,7 @@ def build_image_processor(model_args: ModelArguments):
         if model_args.image_size:
             processor.size = {"height": model_args.image_size, "width": model_args.image_size}
             processor.crop_size = dict(processor.size)
+        processor.do_convert_rgb = True  # grayscale scans and uploads become the three channels the model takes
         return processor
     size = model_args.image_size or model_args.model_config.get("image_size", 224)
     return ViTImageProcessorPil(
@@ -263,11 +264,13 @@ def build_model(model_args: ModelArguments, label_space: LabelSpace, joint_pairs
         model = AutoModelForImageClassification.from_config(config)
     else:
         try:
+            config = AutoConfig.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+            config.update(labels)  # our label maps replace the checkpoint's: a new head is drawn for them
             model = AutoModelForImageClassification.from_pretrained(
                 model_args.model_name_or_path,
+                config=config,
                 revision=model_args.model_revision,
                 ignore_mismatched_sizes=True,
-                **labels,
             )
         except (OSError, ValueError) as err:
             raise _hub_error(model_args.model_name_or_path, err) from None

@@ -15,6 +15,7 @@ import torch
 from datasets import Array3D, Dataset, DatasetDict, Features
 from torch import nn
 
+from ..images import load_image
 from .unify import GROUP_COLUMNS
 
 
@@ -30,7 +31,8 @@ def processor_input_size(processor) -> tuple[int, int]:
 
 def to_pixels(batch: dict, processor) -> dict:
     """A batch of images -> {"pixel_values": uint8 (n, 3, H, W)}: the processor's resize, not its normalisation."""
-    out = processor(batch["image"], do_rescale=False, do_normalize=False, return_tensors="np")
+    images = [load_image(image) for image in batch["image"]]  # upright RGB, as prediction reads them
+    out = processor(images, do_rescale=False, do_normalize=False, return_tensors="np")
     return {"pixel_values": np.clip(np.rint(out["pixel_values"]), 0, 255).astype(np.uint8)}
 
 

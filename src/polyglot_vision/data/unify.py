@@ -156,6 +156,7 @@ class Unified:
 
 def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
     """Load, align, check, de-duplicate, merge and split every source of a recipe; with the report."""
+    unread_by_source = {s.name: unread_files(s) for s in data_args.sources}  # folders checked before loading
     loaded = {source.name: source_parts(source) for source in data_args.sources}
     raw = {
         name: {role: source_labels(part, src) for role, part in parts.items()}
@@ -180,7 +181,7 @@ def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
             "kept": 0,
             "bad_examples": [],
         }
-        unread = unread_files(source)
+        unread = unread_by_source[source.name]
         if unread and data_args.on_bad_image == "error":
             raise UserError(
                 f"source '{source.name}': {len(unread)} file(s) without an image ending are not read "
