@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -231,55 +232,47 @@ def test_max_steps_from_the_command_line_must_be_whole(digits, capsys):
 # ---- images and labels that vanish: counted, or one clear line ---------------------------------------
 
 
-def test_a_folder_holding_a_manifest_and_images_is_not_read_as_either(polydigits_dir, tmp_path, capsys):
-    import shutil
+def folder_recipe(tmp_path: Path, folder: Path, *extra_sources: dict, **overrides) -> Path:
+    """A digits recipe over one image folder labelled in French (and any further sources)."""
+    sources = [{"name": "photos", "path": str(folder), "language": "fr"}, *extra_sources]
+    data = {
+        "model_config": dict(TINY_MODEL),
+        "label_space": str(LABELS / "digits.yaml"),
+        "output_dir": str(tmp_path / "m"),
+        "sources": sources,
+        **overrides,
+    }
+    return write_yaml(tmp_path / "r.yaml", data)
 
+
+def copied(source: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "photos"
-    shutil.copytree(polydigits_dir / "latin-fr", folder)
+    shutil.copytree(source, folder)
+    return folder
+
+
+def test_a_folder_holding_a_manifest_and_images_is_not_read_as_either(polydigits_dir, tmp_path, capsys):
+    folder = copied(polydigits_dir / "latin-fr", tmp_path)
     (folder / "notes.csv").write_text("file,label\nsept/00001.png,sept\n")
-    recipe = write_yaml(
-        tmp_path / "r.yaml",
-        {
-            "model_config": dict(TINY_MODEL),
-            "label_space": str(LABELS / "digits.yaml"),
-            "output_dir": str(tmp_path / "m"),
-            "sources": [{"name": "photos", "path": str(folder), "language": "fr"}],
-        },
-    )
-    fails(capsys, ["prepare", recipe], "photos", "notes.csv", "manifest")
+    fails(capsys, ["prepare", folder_recipe(tmp_path, folder)], "photos", "notes.csv", "manifest")
 
 
 def test_unlabelled_rows_and_files_without_an_image_ending_are_counted_on_the_console(
     polydigits_dir, tmp_path, capsys
 ):
-    import shutil
-
-    folder = tmp_path / "photos"
-    shutil.copytree(polydigits_dir / "latin-fr", folder)
+    folder = copied(polydigits_dir / "latin-fr", tmp_path)
     shutil.copy(next((folder / "sept").glob("*.png")), folder / "sept" / "scan-without-ending")
     files = sorted((polydigits_dir / "latin-de").rglob("*.png"))[:6]
     rows = ["file,digit"] + [f"{f},{i}" for i, f in enumerate(files[:4])] + [f"{files[4]},", f"{files[5]},nan"]
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
-    recipe = write_yaml(
-        tmp_path / "r.yaml",
-        {
-            "model_config": dict(TINY_MODEL),
-            "label_space": str(LABELS / "digits.yaml"),
-            "output_dir": str(tmp_path / "m"),
-            "validation_fraction": 0.0,
-            "test_fraction": 0.0,
-            "sources": [
-                {"name": "photos", "path": str(folder), "language": "fr"},
-                {
-                    "name": "csv",
-                    "path": str(tmp_path / "m.csv"),
-                    "language": "en",
-                    "image_column": "file",
-                    "label_column": "digit",
-                },
-            ],
-        },
-    )
+    csv = {
+        "name": "csv",
+        "path": str(tmp_path / "m.csv"),
+        "language": "en",
+        "image_column": "file",
+        "label_column": "digit",
+    }
+    recipe = folder_recipe(tmp_path, folder, csv, validation_fraction=0.0, test_fraction=0.0)
     assert main(["prepare", str(recipe), "--output", str(tmp_path / "ds")]) == 0
     printed = capsys.readouterr().out
     table = {
@@ -291,38 +284,14 @@ def test_unlabelled_rows_and_files_without_an_image_ending_are_counted_on_the_co
 
 
 def test_a_class_folder_named_like_a_split_is_named(polydigits_dir, tmp_path, capsys):
-    import shutil
-
-    folder = tmp_path / "photos"
-    shutil.copytree(polydigits_dir / "latin-fr", folder)
+    folder = copied(polydigits_dir / "latin-fr", tmp_path)
     (folder / "sept").rename(folder / "test")
-    recipe = write_yaml(
-        tmp_path / "r.yaml",
-        {
-            "model_config": dict(TINY_MODEL),
-            "label_space": str(LABELS / "digits.yaml"),
-            "output_dir": str(tmp_path / "m"),
-            "sources": [{"name": "photos", "path": str(folder), "language": "fr"}],
-        },
-    )
-    fails(capsys, ["prepare", recipe], "photos", "test", "named like splits")
+    fails(capsys, ["prepare", folder_recipe(tmp_path, folder)], "photos", "test", "named like splits")
 
 
 def test_a_folder_of_one_class_says_what_an_image_folder_needs(polydigits_dir, tmp_path, capsys):
-    import shutil
-
-    folder = tmp_path / "photos"
-    shutil.copytree(polydigits_dir / "latin-fr" / "sept", folder / "sept")
-    recipe = write_yaml(
-        tmp_path / "r.yaml",
-        {
-            "model_config": dict(TINY_MODEL),
-            "label_space": str(LABELS / "digits.yaml"),
-            "output_dir": str(tmp_path / "m"),
-            "sources": [{"name": "photos", "path": str(folder), "language": "fr"}],
-        },
-    )
-    fails(capsys, ["prepare", recipe], "photos", "two class sub-folders")
+    shutil.copytree(polydigits_dir / "latin-fr" / "sept", tmp_path / "photos" / "sept")
+    fails(capsys, ["prepare", folder_recipe(tmp_path, tmp_path / "photos")], "photos", "two class sub-folders")
 
 
 def test_an_unquoted_norwegian_language_is_named(digits, tmp_path, capsys):
