@@ -10,7 +10,7 @@ when the sources are unified, and the verdict travels with it:
 - convertible ones (CMYK, palette, 16-bit, alpha, EXIF-rotated) are converted to
   RGB or 8-bit grayscale (alpha over white: ink on paper) and saved as PNG;
 - missing, truncated or corrupt files and decompression bombs get a `problem`
-  string; `data.py` counts them and skips them or stops, as the recipe says.
+  string; `data/unify.py` counts them and skips them or stops, as the recipe says.
 
 The hash is taken over the encoded file, so an image copied into two sources (or
 twice into one) is recognised as one; the same picture re-encoded differently is not.
