@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
+from test_training_controls import joint_model as joint_model_fixture  # noqa: F401 - a fixture: a joint model
 
 from conftest import CLI, REPO
 
@@ -208,6 +209,37 @@ def test_a_malformed_call_or_a_bad_file_does_not_fail_its_batch_mates(app, predi
     assert not bad_file[1][1][0] and "not an image" in bad_file[1][1][1]
     assert odd_types[0] == 200 and odd_types[1][0] == "complete"
     assert odd_types[1][1][0]["confidences"]  # answered in the default language
+
+
+def test_one_batch_reads_each_request_with_its_own_language_and_hint_in_one_model_call(joint_model_fixture):  # noqa: F811
+    from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving.demo import MAX_BATCH_SIZE, TOP_K, build_demo
+
+    folder, image = joint_model_fixture
+    predictor = Predictor.from_pretrained(folder)
+    forward, calls = predictor.model.forward, []
+
+    def counted_forward(*args, **kwargs):
+        calls.append(kwargs["pixel_values"].shape[0])
+        return forward(*args, **kwargs)
+
+    predictor.model.forward = counted_forward
+    demo = build_demo(predictor)
+    [hint_control] = [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "pv-script"]
+    assert hint_control["props"]["visible"] is True  # a joint model takes a hint
+    assert ("ไทย", "th") in [tuple(choice) for choice in hint_control["props"]["choices"]]
+    [predict_fn] = [fn for fn in demo.fns.values() if fn.api_name == "predict"]
+    assert predict_fn.batch and predict_fn.max_batch_size == MAX_BATCH_SIZE
+
+    requests = [("fr", ""), ("en", "th"), ("th", "en"), ("fr", "de")]
+    labels, notes = predict_fn.fn([str(image)] * 4, [lang for lang, _ in requests], [hint for _, hint in requests])
+    assert calls == [4]  # one model call for the batch
+    for (language, hint), label in zip(requests[:3], labels):
+        [expected] = predictor.top_k([image], k=TOP_K, language=language, language_hint=hint or None)
+        assert list(label) == [f"{p.name} ({p.concept})" for p in expected]
+        assert list(label.values()) == pytest.approx([p.score for p in expected])
+    assert notes[:3] == ["", "Read as ไทย (th).", "Read as English (en)."]
+    assert labels[3] is None and "'de'" in notes[3]  # a hint the model does not know: that request only
 
 
 def test_a_burst_larger_than_the_queue_is_told_to_try_again_and_the_server_answers_afterwards(model_dir):
