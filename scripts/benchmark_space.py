@@ -281,6 +281,7 @@ async def measure(args, port: int, pid: int, images: list[tuple[str, bytes]]) ->
         if kind != "ok":
             raise SystemExit(f"warm-up request failed: {kind} {detail}")
     http.close()
+    await run_load("warm-burst", args, port, pid, images, [0.0] * args.warmup_burst)  # and a batch of many
     report = {"contract_check": await asyncio.to_thread(contract_check, url, args.images[0], args.language, args.api)}
     before = server_cpu_seconds(pid)
     await asyncio.sleep(2)
@@ -378,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", default="predict", help="api_name of the endpoint")
     parser.add_argument("--language", default="fr")
     parser.add_argument("--examples", default=str(REPO / "space" / "examples"), help="folder of PNG images to send")
-    parser.add_argument("--warmup", type=int, default=5, help="requests before measuring")
+    parser.add_argument("--warmup", type=int, default=5, help="requests one by one before measuring")
+    parser.add_argument("--warmup-burst", type=int, default=32, help="then requests at once, not measured")
     parser.add_argument("--timeout", type=float, default=30, help="seconds allowed per request")
     parser.add_argument("--deadline", type=float, default=600, help="seconds allowed per served app")
     parser.add_argument("--output", help="also write the JSON report here")
