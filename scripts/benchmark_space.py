@@ -287,8 +287,9 @@ async def measure(args, port: int, pid: int, images: list[tuple[str, bytes]]) ->
     await asyncio.sleep(2)
     report["server_idle_cpu_cores"] = round((server_cpu_seconds(pid) - before) / 2, 3)
     runs = {}
-    for n in args.burst:
-        runs[f"burst of {n}"] = await run_load(f"burst{n}", args, port, pid, images, [0.0] * n)
+    for i, n in enumerate(args.burst):
+        name = f"burst of {n}" + (f" ({args.burst[:i].count(n) + 1})" if args.burst.count(n) > 1 else "")
+        runs[name] = await run_load(f"burst{i}", args, port, pid, images, [0.0] * n)
     if args.rate:
         count = int(args.rate * args.duration)
         starts = [i / args.rate for i in range(count)]
@@ -399,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--examples {args.examples}: no PNG images")
 
     report = {"model": args.model, "app": args.app, "cpu_count": os.cpu_count()}
+    report["load_average_before"] = round(os.getloadavg()[0], 2)  # other work on the machine skews every number
     if args.changes:
         steps = []
         for change, kwargs, fast_http in CHANGES:
@@ -412,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         report.update(serve_and_measure(args, report["app_kwargs"], args.fast_http))
         print_runs(f"{args.app} {args.app_kwargs}", report["runs"])
 
+    report["load_average_after"] = round(os.getloadavg()[0], 2)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
     if args.output:

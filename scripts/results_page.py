@@ -118,7 +118,17 @@ def _space(r: dict) -> list[str]:
                 run.get("server_cpu_ms_per_request"),
             )
         )
-    lines = _table(
+    lines = []
+    if "load_average_before" in r:
+        lines += [
+            f"Model `{r.get('model')}`; the machine's 1-minute load average was {r['load_average_before']} "
+            f"before and {r.get('load_average_after')} after (with {r.get('cpu_count')} cores, anything above "
+            f"{r.get('cpu_count')} is other work competing with the server). Burst: all requests sent at once; "
+            "n/s: request i sent at i/n s; latency from upload to answer; server CPU from /proc, all threads of "
+            "the server process.",
+            "",
+        ]
+    lines += _table(
         ["load", "answered", "errors", "p50 s", "p95 s", "p99 s", "requests/s", "server CPU ms/request"], rows
     )
     changes = r.get("changes") or []
