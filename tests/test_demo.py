@@ -34,6 +34,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def torch_threads_restored():
+    """`launch` sets the process's torch threads for serving; the tests after these train with all of them."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def model_dir(trained_model) -> Path:
     return trained_model
