@@ -125,7 +125,8 @@ def _space(r: dict) -> list[str]:
             f"before and {r.get('load_average_after')} after (with {r.get('cpu_count')} cores, anything above "
             f"{r.get('cpu_count')} is other work competing with the server). Burst: all requests sent at once; "
             "n/s: request i sent at i/n s; latency from upload to answer; server CPU from /proc, all threads of "
-            "the server process.",
+            "the server process. One run per row: on a shared machine, differences of less than about a third "
+            "are within run-to-run noise.",
             "",
         ]
     lines += _table(

@@ -291,6 +291,26 @@ def test_a_burst_larger_than_the_queue_is_told_to_try_again_and_the_server_answe
         demo.close()
 
 
+def test_the_load_benchmark_serves_the_app_and_measures_a_small_crowd(model_dir, tmp_path):
+    import sys
+
+    report_file = tmp_path / "space.json"
+    command = [sys.executable, str(REPO / "scripts" / "benchmark_space.py"), str(model_dir), "--burst", "12"]
+    command += ["--rate", "10", "--duration", "1", "--warmup", "1", "--warmup-burst", "4"]
+    command += ["--output", str(report_file)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    assert report["contract_check"]["answer"]  # one gradio_client round trip
+    assert list(report["runs"]) == ["burst of 12", "10/s for 1 s"]
+    for load in report["runs"].values():
+        assert load["errors"] == 0 and load["ok"] == load["requests"]
+        assert set(load["latency_s"]) >= {"p50", "p95", "p99"} and load["latency_s"]["p95"] > 0
+        assert load["throughput_rps"] > 0 and load["server_cpu_ms_per_request"] > 0
+    assert report["afterwards"]["answer"] == "ok"
+    assert "burst of 12: 12/12 answered, 0 errors" in run.stderr
+
+
 def test_sketch_is_flattened_onto_white_paper():
     from polyglot_vision.serving.demo import flatten_sketch
 
