@@ -118,9 +118,36 @@ def _space(r: dict) -> list[str]:
                 run.get("server_cpu_ms_per_request"),
             )
         )
-    return _table(
+    lines = []
+    if "load_average_before" in r:
+        lines += [
+            f"Model `{r.get('model')}`; the machine's 1-minute load average was {r['load_average_before']} "
+            f"before and {r.get('load_average_after')} after (with {r.get('cpu_count')} cores, anything above "
+            f"{r.get('cpu_count')} is other work competing with the server). Burst: all requests sent at once; "
+            "n/s: request i sent at i/n s; latency from upload to answer; server CPU from /proc, all threads of "
+            "the server process. One run per row: on a shared machine, differences of less than about a third "
+            "are within run-to-run noise.",
+            "",
+        ]
+    lines += _table(
         ["load", "answered", "errors", "p50 s", "p95 s", "p99 s", "requests/s", "server CPU ms/request"], rows
     )
+    changes = r.get("changes") or []
+    if changes:
+        loads = list(changes[-1].get("runs", {}))
+        header = ["serving choices, added in turn"]
+        for load in loads:
+            header += [f"{load}: errors", "p95 s", "CPU ms/request"]
+        rows = []
+        for step in changes:
+            row = [step["change"]]
+            for load in loads:
+                run = step.get("runs", {}).get(load, {})
+                row += [run.get("errors"), run.get("latency_s", {}).get("p95"), run.get("server_cpu_ms_per_request")]
+            rows.append(row)
+        lines += ["", "What each serving choice bought (each step served and loaded on its own):", ""]
+        lines += _table(header, rows)
+    return lines
 
 
 def _markdown_file(r: dict) -> list[str]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from PIL import Image
+from test_training_controls import joint_model as joint_model_fixture  # noqa: F401 - a fixture: a joint model
 
 from conftest import CLI, REPO
 
@@ -28,6 +32,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def torch_threads_restored():
+    """`launch` sets the process's torch threads for serving; the tests after these train with all of them."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -114,26 +128,187 @@ def test_client_answers_in_hindi_and_arabic_and_says_a_concept_model_takes_no_hi
 
 
 def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(client, predictor, tmp_path):
-    from gradio_client.exceptions import AppError
-
     not_image = tmp_path / "notes.png"
     not_image.write_text("these are my notes, not a picture", encoding="utf-8")
-    with pytest.raises(AppError, match="not an image"):
-        predict(client, not_image, "fr")
+    label, note = predict(client, not_image, "fr")
+    assert not label and "not an image" in note  # an empty answer and the reason, not an error
 
     huge = tmp_path / "huge.png"
     Image.new("L", (10_000, 5_000), 255).save(huge)  # 50 megapixels, a few hundred KB on disk
     assert huge.stat().st_size < 2_000_000
-    with pytest.raises(AppError, match=r"10000×5000 pixels \(50 megapixels\); the limit is 40 megapixels"):
-        predict(client, huge, "fr")
+    label, note = predict(client, huge, "fr")
+    assert not label and "10000×5000 pixels (50 megapixels); the limit is 40 megapixels" in note
 
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes((EXAMPLES / "latn-7.png").read_bytes()[:200])
-    with pytest.raises(AppError, match="damaged|not an image"):
-        predict(client, truncated, "fr")
+    label, note = predict(client, truncated, "fr")
+    assert not label and ("damaged" in note or "not an image" in note)
 
     label, _ = predict(client, EXAMPLES / "thai-4.png", "th")
     assert [c["label"] for c in label["confidences"]] == expected_labels(predictor, EXAMPLES / "thai-4.png", "th")
+
+
+# --------------------------------------------------------------------------------------------------
+# A crowd: batches, malformed calls, a full queue (Gradio's plain HTTP API, as the load benchmark uses it)
+# --------------------------------------------------------------------------------------------------
+
+
+async def upload(http, path: Path, tag: str) -> dict:
+    """POST /gradio_api/upload a distinct copy of `path` (bytes after a PNG's end are ignored) -> FileData."""
+    files = {"files": (path.name, path.read_bytes() + tag.encode(), "image/png")}
+    response = await http.post("/gradio_api/upload", files=files)
+    response.raise_for_status()
+    return {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}}
+
+
+async def call(http, data: list) -> tuple[int, object]:
+    """POST /gradio_api/call/predict, then read its event stream: (status, outputs | error | refusal detail)."""
+    response = await http.post("/gradio_api/call/predict", json={"data": data})
+    if response.status_code != 200:
+        return response.status_code, response.json().get("detail")
+    stream = await http.get(f"/gradio_api/call/predict/{response.json()['event_id']}")
+    event, payload = None, None
+    for line in stream.text.splitlines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:") and event in ("complete", "error"):
+            payload = (event, json.loads(line[5:]))
+    return 200, payload
+
+
+def crowd(url: str, requests) -> list:
+    """Run `requests(http)` (coroutines) at once against the app at `url`; their results in order."""
+    import httpx
+
+    async def main():
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+            return await asyncio.gather(*await requests(http))
+
+    return asyncio.run(main())
+
+
+def test_a_malformed_call_or_a_bad_file_does_not_fail_its_batch_mates(app, predictor, tmp_path):
+    seven, not_image = EXAMPLES / "latn-7.png", tmp_path / "notes.png"
+    not_image.write_text("not a picture", encoding="utf-8")
+
+    async def requests(http):
+        good = [await upload(http, seven, f"good-{i}") for i in range(16)]
+        bad_file = await upload(http, not_image, "bad")
+        calls = [call(http, [file, "fr", ""]) for file in good[:8]]
+        calls += [
+            call(http, [None]),  # too few inputs: Gradio would cut every request of its batch short
+            call(http, [123, "fr", ""]),  # not a file
+            call(http, [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}, "fr", ""]),  # not uploaded
+            call(http, [bad_file, "fr", ""]),  # uploaded, but not an image
+            call(http, [good[0], 5, ["x"]]),  # wrong types for the language and the hint
+        ]
+        return calls + [call(http, [file, "fr", ""]) for file in good[8:]]
+
+    results = crowd(app.local_url, requests)
+    good = results[:8] + results[-8:]
+    expected = expected_labels(predictor, seven, "fr")
+    for status, (event, outputs) in good:
+        assert status == 200 and event == "complete"
+        assert [c["label"] for c in outputs[0]["confidences"]] == expected
+    too_few, not_a_file, not_uploaded, bad_file, odd_types = results[8:13]
+    assert too_few == (422, 'This endpoint takes 3 inputs in "data".')
+    assert not_a_file[0] == 422 and "file input must be" in not_a_file[1]
+    assert not_uploaded[0] == 422 and "not uploaded to this server" in not_uploaded[1]
+    assert bad_file[0] == 200 and bad_file[1][0] == "complete"
+    assert not bad_file[1][1][0] and "not an image" in bad_file[1][1][1]
+    assert odd_types[0] == 200 and odd_types[1][0] == "complete"
+    assert odd_types[1][1][0]["confidences"]  # answered in the default language
+
+
+def test_one_batch_reads_each_request_with_its_own_language_and_hint_in_one_model_call(joint_model_fixture):  # noqa: F811
+    from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving.demo import MAX_BATCH_SIZE, TOP_K, build_demo
+
+    folder, image = joint_model_fixture
+    predictor = Predictor.from_pretrained(folder)
+    forward, calls = predictor.model.forward, []
+
+    def counted_forward(*args, **kwargs):
+        calls.append(kwargs["pixel_values"].shape[0])
+        return forward(*args, **kwargs)
+
+    predictor.model.forward = counted_forward
+    demo = build_demo(predictor)
+    [hint_control] = [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "pv-script"]
+    assert hint_control["props"]["visible"] is True  # a joint model takes a hint
+    assert ("ไทย", "th") in [tuple(choice) for choice in hint_control["props"]["choices"]]
+    [predict_fn] = [fn for fn in demo.fns.values() if fn.api_name == "predict"]
+    assert predict_fn.batch and predict_fn.max_batch_size == MAX_BATCH_SIZE
+
+    requests = [("fr", ""), ("en", "th"), ("th", "en"), ("fr", "de")]
+    labels, notes = predict_fn.fn([str(image)] * 4, [lang for lang, _ in requests], [hint for _, hint in requests])
+    assert calls == [4]  # one model call for the batch
+    for (language, hint), label in zip(requests[:3], labels):
+        [expected] = predictor.top_k([image], k=TOP_K, language=language, language_hint=hint or None)
+        assert list(label) == [f"{p.name} ({p.concept})" for p in expected]
+        assert list(label.values()) == pytest.approx([p.score for p in expected])
+    assert notes[:3] == ["", "Read as ไทย (th).", "Read as English (en)."]
+    assert labels[3] is None and "'de'" in notes[3]  # a hint the model does not know: that request only
+
+
+def test_a_burst_larger_than_the_queue_is_told_to_try_again_and_the_server_answers_afterwards(model_dir):
+    from gradio_client import Client
+
+    from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving.demo import BUSY_MESSAGE, launch
+
+    slow = Predictor.from_pretrained(model_dir)
+    fast = slow.class_probabilities
+
+    def slow_probabilities(images):  # a model slow enough that the burst arrives while it works
+        time.sleep(0.3)
+        return fast(images)
+
+    slow.class_probabilities = slow_probabilities
+    demo = launch(slow, port=free_port(), block=False, quiet=True, max_queue=4, max_batch_size=2)
+    seven = EXAMPLES / "latn-7.png"
+    try:
+
+        async def requests(http):
+            files = [await upload(http, seven, f"burst-{i}") for i in range(40)]
+            return [call(http, [file, "fr", ""]) for file in files]
+
+        started = time.perf_counter()
+        results = crowd(demo.local_url, requests)
+        assert time.perf_counter() - started < 30  # no hang
+        answered = [r for r in results if r[0] == 200]
+        refused = [r for r in results if r[0] != 200]
+        assert refused and all(r == (503, BUSY_MESSAGE) for r in refused)
+        assert "busy" in BUSY_MESSAGE and "try again" in BUSY_MESSAGE
+        assert 5 <= len(answered) < 40
+        for _, (event, outputs) in answered:
+            assert event == "complete" and outputs[0]["label"]
+
+        label, _ = predict(Client(demo.local_url, verbose=False), seven, "fr")  # served normally afterwards
+        assert label["label"] == expected_labels(slow, seven, "fr")[0]
+    finally:
+        demo.close()
+
+
+def test_the_load_benchmark_serves_the_app_and_measures_a_small_crowd(model_dir, tmp_path):
+    import sys
+
+    report_file = tmp_path / "space.json"
+    command = [sys.executable, str(REPO / "scripts" / "benchmark_space.py"), str(model_dir), "--burst", "12"]
+    command += ["--rate", "10", "--duration", "1", "--warmup", "1", "--warmup-burst", "4"]
+    command += ["--output", str(report_file)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    assert report["contract_check"]["answer"]  # one gradio_client round trip
+    assert list(report["runs"]) == ["burst of 12", "10/s for 1 s"]
+    for load in report["runs"].values():
+        assert load["errors"] == 0 and load["ok"] == load["requests"]
+        assert set(load["latency_s"]) >= {"p50", "p95", "p99"} and load["latency_s"]["p95"] > 0
+        assert load["throughput_rps"] > 0 and load["server_cpu_ms_per_request"] > 0
+    assert report["afterwards"]["answer"] == "ok"
+    assert "burst of 12: 12/12 answered, 0 errors" in run.stderr
 
 
 def test_sketch_is_flattened_onto_white_paper():
@@ -244,6 +419,7 @@ def test_browser_upload_then_switch_language(app, predictor):
                 expect(result).to_contain_text(text, timeout=20_000)
             for text in set(english) - set(french):
                 expect(result).not_to_contain_text(text)
+            page.wait_for_timeout(500)  # let the closing option list fade out
             shot = SCREENSHOTS / "demo.png"
             page.screenshot(path=str(shot), full_page=True)
             print(f"screenshot: {shot}")

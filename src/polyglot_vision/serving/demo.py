@@ -3,11 +3,18 @@
     polyglot-vision demo outputs/polydigits/quickstart --examples space/examples   # local, on 127.0.0.1
     MODEL_ID=polyglot-vision/polydigits-quickstart python space/app.py
 
-One inference path: every answer comes from `Predictor.top_k`; changing the language only renames the
-last answer (`Predictor.display_name`), it does not run the model again. The page takes its title,
-languages and hints from the model's config, so a model of objects gets a demo of objects. Uploads
-are checked before they are decoded (file size by Gradio, pixel count here), and a file that is not
-an image gets a message, not a crash.
+One inference path: every answer comes from `Predictor.class_probabilities` and `Predictor.rank` (what
+`Predictor.top_k` does); changing the language only renames the answer shown (`Predictor.display_name`),
+it does not run the model again. The page takes its title, languages and hints from the model's config,
+so a model of objects gets a demo of objects. Uploads are checked before they are decoded (file size by
+Gradio, pixel count here), and a file that is not an image gets a message, not a crash.
+
+A crowd is served in batches: Gradio hands `predict` every upload waiting in the queue (up to
+`MAX_BATCH_SIZE`) as lists, one per input; the images are decoded and checked one by one, preprocessed
+and classified together (one model call per batch), and ranked per request with that request's language
+and hint. A bad upload in a batch gets its own message in the note and an empty answer; it never fails
+its batch-mates (`admission` refuses malformed calls before they join a batch). Beyond `MAX_QUEUE`
+waiting requests a user is told the demo is busy and to try again.
 """
 
 from __future__ import annotations
@@ -22,20 +29,29 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+import torch  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
 from ..images import load_image  # noqa: E402
 from ..labels import language_name  # noqa: E402
-from .predictor import Predictor  # noqa: E402
+from .admission import BUSY_MESSAGE, admission_middleware  # noqa: E402
+from .predictor import Prediction, Predictor  # noqa: E402
 
-__all__ = ["build_demo", "launch", "language_choices", "read_upload", "flatten_sketch", "MAX_PIXELS"]
+__all__ = ["build_demo", "launch", "language_choices", "read_upload", "flatten_sketch", "MAX_PIXELS", "BUSY_MESSAGE"]
 
 TOP_K = 5
 MAX_PIXELS = 40_000_000  # larger images are refused before they are decoded
 MAX_FILE_SIZE = "10mb"  # Gradio refuses larger uploads
-CONCURRENCY_LIMIT = 2  # model calls at once (a free CPU Space has 2 cores)
-MAX_QUEUE = 256  # waiting requests beyond this are refused with "queue full"
+MAX_BATCH_SIZE = 64  # uploads answered by one model call
+CONCURRENCY_LIMIT = 1  # batches at once: one batch keeps a 2-core Space busy, a second only contends with it
+MAX_QUEUE = 256  # waiting requests; beyond this a user is told the demo is busy
+TORCH_THREADS = 1  # intra-op threads: on a few shared cores more threads spin-wait rather than compute
+# Gradio summarises its last GRADIO_ANALYTICS_MAX_EVENTS events with pandas after every
+# GRADIO_ANALYTICS_CACHE_FREQUENCY events, only for its /monitoring page; by default that is after every
+# request, over up to 10,000 events. These make it rare and small (the environment can still set them).
+QUEUE_ANALYTICS_ENV = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000", "GRADIO_ANALYTICS_MAX_EVENTS": "1000"}
+UNREADABLE_MESSAGE = "This file is not an image that can be read. Upload a PNG, JPEG or WebP picture."
 HINT_HELP = "Optional: the writing the image shows. This model keeps one class per language, so a hint narrows it."
 
 # Names in right-to-left scripts are laid out by their own direction (like dir="auto").
@@ -92,7 +108,7 @@ def read_upload(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Ima
     except Image.DecompressionBombError:
         raise gr.Error(f"This image has too many pixels; the limit is {max_pixels / 1e6:.0f} megapixels.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise gr.Error("This file is not an image that can be read. Upload a PNG, JPEG or WebP picture.") from None
+        raise gr.Error(UNREADABLE_MESSAGE) from None
     if width * height > max_pixels:
         raise gr.Error(
             f"This image is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels); "
@@ -143,11 +159,22 @@ def _file_source(payload: Any) -> str | bytes | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _labels(predictor: Predictor, result: list[list[Any]] | None, language: str | None) -> dict[str, float] | None:
-    """{"localized name (concept id)": score} for gr.Label, from a stored [[concept, score], …]."""
-    if not result:
+def _labels(predictions: list[Prediction]) -> dict[str, float]:
+    """{"localized name (concept id)": score} for gr.Label."""
+    return {f"{p.name} ({p.concept})": p.score for p in predictions}
+
+
+def _shown_concepts(shown: Any) -> list[tuple[str, float]] | None:
+    """[(concept id, score)] read back from a gr.Label value {"name (concept)": score}, or None."""
+    if not isinstance(shown, dict) or not shown:
         return None
-    return {f"{predictor.display_name(concept, language)} ({concept})": float(score) for concept, score in result}
+    pairs = []
+    for text, score in shown.items():
+        name, _, rest = str(text).rpartition(" (")
+        if not name or not rest.endswith(")") or not isinstance(score, (int, float)):
+            return None
+        pairs.append((rest[:-1], float(score)))
+    return pairs
 
 
 def _description(predictor: Predictor) -> str:
@@ -170,7 +197,11 @@ def _hint_note(predictor: Predictor | None, hint: str | None) -> str:
 
 
 def build_demo(
-    predictor: Predictor | None, examples_dir: str | Path | None = None, *, notice: str | None = None
+    predictor: Predictor | None,
+    examples_dir: str | Path | None = None,
+    *,
+    notice: str | None = None,
+    max_batch_size: int = MAX_BATCH_SIZE,
 ) -> gr.Blocks:
     """The Blocks app; `predictor=None` gives a page that explains how to set MODEL_ID (`notice`: why)."""
     example_files = sorted(Path(examples_dir).glob("*.png")) if examples_dir and Path(examples_dir).is_dir() else []
@@ -181,34 +212,70 @@ def build_demo(
     if predictor and default_language not in languages and languages:
         default_language = languages[0]
 
-    def answer(image: Image.Image | None, language: str | None, hint: str | None):
+    def answer_batch(images: list[Image.Image], languages_: list[str | None], hints_: list[str | None]):
+        """(predictions or None, note) per image: one model call for all, ranked with each one's language and hint."""
+        probabilities = predictor.class_probabilities(images)
+        answers: list[tuple[list[Prediction] | None, str]] = []
+        for row, (language_, hint) in enumerate(zip(languages_, hints_)):
+            language_hint = (hint or None) if hints else None  # a concept model's note says the hint is not used
+            try:
+                [predictions] = predictor.rank(probabilities[row : row + 1], TOP_K, language_ or None, language_hint)
+            except UserError as err:  # a hint this model does not know
+                answers.append((None, f"⚠️ {err}"))
+                continue
+            answers.append((predictions, _hint_note(predictor, hint)))
+        return answers
+
+    def predict(image: list[Any], language: list[Any], hint: list[Any]):
+        """Top-k concepts of a batch of uploaded images, named in each one's `language` (lists in, lists out).
+
+        The parameters keep the names of one request: /gradio_api/info and gradio_client keywords use them.
+        """
         if predictor is None:
             raise gr.Error("No model is loaded: set MODEL_ID to a Hub model id or a model folder and restart.")
-        if image is None:
-            return None, None, ""
-        try:
-            [predictions] = predictor.top_k(
-                [image], k=TOP_K, language=language or None, language_hint=(hint or None) if hints else None
-            )
-        except UserError as err:
-            raise gr.Error(str(err)) from None
-        result = [[p.concept, p.score] for p in predictions]
-        return _labels(predictor, result, language), result, _hint_note(predictor, hint)
-
-    def predict(image, language, hint):
-        """Top-k concepts of an uploaded image, named in `language`."""
-        source = _file_source(image)
-        return answer(read_upload(source) if source is not None else None, language, hint)
+        n = len(image)
+        labels: list[dict[str, float] | None] = [None] * n
+        notes = [""] * n
+        # Whatever is wrong with one request (an API caller's wrong types, a bad file) stays its own problem.
+        languages_ = [value if isinstance(value, str) else None for value in language]
+        hints_ = [value if isinstance(value, str) else None for value in hint]
+        decoded, rows = [], []
+        for row, payload in enumerate(image):
+            try:
+                source = _file_source(payload)
+                if source is not None:
+                    decoded.append(read_upload(source))
+                    rows.append(row)
+            except gr.Error as err:
+                notes[row] = f"⚠️ {err.message}"
+            except Exception:  # noqa: BLE001 - never a stack trace, never the batch-mates' failure
+                notes[row] = f"⚠️ {UNREADABLE_MESSAGE}"
+        if decoded:
+            answers = answer_batch(decoded, [languages_[r] for r in rows], [hints_[r] for r in rows])
+            for row, (predictions, note) in zip(rows, answers):
+                labels[row] = _labels(predictions) if predictions else None
+                notes[row] = note
+        return [labels, notes]
 
     def predict_sketch(sketch, language, hint):
         """Top-k concepts of a drawing on the sketchpad (ink on white)."""
+        if predictor is None:
+            raise gr.Error("No model is loaded: set MODEL_ID to a Hub model id or a model folder and restart.")
         composite = _file_source((sketch or {}).get("composite")) if isinstance(sketch, dict) else None
         image = flatten_sketch(read_upload(composite)) if composite is not None else None
-        return answer(image, language, hint)
+        if image is None:
+            return None, ""
+        [(predictions, note)] = answer_batch([image], [language], [hint])
+        if predictions is None:
+            raise gr.Error(note.removeprefix("⚠️ "))
+        return _labels(predictions), note
 
-    def relabel(result, language):
-        """The last answer, renamed in another language (the model does not run again)."""
-        return _labels(predictor, result, language) if predictor else None
+    def relabel(shown, language):
+        """The answer shown, renamed in another language from the concept ids in its labels (no model call)."""
+        pairs = _shown_concepts(shown) if predictor else None
+        if pairs is None:
+            return gr.skip()
+        return {f"{predictor.display_name(concept, language)} ({concept})": score for concept, score in pairs}
 
     def pick_language(request: gr.Request):
         header = request.headers.get("accept-language", "") if request is not None else ""
@@ -218,7 +285,6 @@ def build_demo(
         gr.Markdown(f"# polyglot-vision · {title}\n" + (_description(predictor) if predictor else ""))
         if predictor is None:
             gr.Markdown((f"**{notice}**\n\n" if notice else "") + NO_MODEL_MESSAGE, elem_id="pv-no-model")
-        result_state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Tabs():
@@ -272,10 +338,20 @@ def build_demo(
                 label = gr.Label(num_top_classes=TOP_K, label="Top answers", elem_id="pv-result")
                 note = gr.Markdown("", elem_id="pv-note", elem_classes=["pv-auto-dir"])
 
-        outputs = [label, result_state, note]
+        # No gr.State output: in a batch Gradio writes output states into the first request's session only,
+        # so the language switch reads the concept ids back from the label shown.
+        outputs = [label, note]
         # preprocess=False: the handlers get the uploaded file's path and decode it themselves, after
         # checking its pixel count, so that a bad upload gets a message rather than a server error.
-        image.change(predict, [image, language, script], outputs, api_name="predict", preprocess=False)
+        image.change(
+            predict,
+            [image, language, script],
+            outputs,
+            api_name="predict",
+            preprocess=False,
+            batch=True,
+            max_batch_size=max_batch_size,
+        )
         sketch.change(
             predict_sketch,
             [sketch, language, script],
@@ -285,7 +361,7 @@ def build_demo(
             trigger_mode="always_last",
             show_progress="hidden",
         )
-        language.change(relabel, [result_state, language], [label], api_visibility="private", queue=False)
+        language.change(relabel, [label, language], [label], api_visibility="private", queue=False)
         if predictor is not None and languages:
             demo.load(pick_language, None, [language], api_visibility="private", queue=False)
     return demo
@@ -300,6 +376,9 @@ def launch(
     max_file_size: str | int = MAX_FILE_SIZE,
     concurrency_limit: int = CONCURRENCY_LIMIT,
     max_queue: int = MAX_QUEUE,
+    max_batch_size: int = MAX_BATCH_SIZE,
+    torch_threads: int | None = TORCH_THREADS,
+    cheap_queue_analytics: bool = True,
     block: bool = True,
     quiet: bool = False,
     notice: str | None = None,
@@ -309,9 +388,16 @@ def launch(
     model: a Predictor, a model folder or Hub id, or None (a page that explains how to set MODEL_ID).
     host=None lets Gradio choose (GRADIO_SERVER_NAME, else 127.0.0.1), as a Space needs.
     block=False returns at once with the server running; `demo.local_url` is its address.
+    max_batch_size=1, torch_threads=None (torch's default) and cheap_queue_analytics=False undo this
+    module's serving choices one by one, for `scripts/benchmark_space.py --changes`.
     """
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
     predictor = model if isinstance(model, Predictor) or model is None else Predictor.from_pretrained(model)
-    demo = build_demo(predictor, examples_dir=examples_dir, notice=notice)
+    demo = build_demo(predictor, examples_dir=examples_dir, notice=notice, max_batch_size=max_batch_size)
+    if cheap_queue_analytics:  # read when the queue is made, in demo.queue()
+        for key, value in QUEUE_ANALYTICS_ENV.items():
+            os.environ.setdefault(key, value)
     demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_queue)
     demo.launch(
         server_name=host,
@@ -324,6 +410,7 @@ def launch(
         footer_links=["api"],
         css=CSS,
         ssr_mode=False,
+        app_kwargs={"middleware": admission_middleware(demo)},
     )
     return demo
 

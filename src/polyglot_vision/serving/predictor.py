@@ -101,13 +101,38 @@ class Predictor:
         return probabilities if self.fold is None else probabilities @ self.fold
 
     @torch.inference_mode()
+    def class_probabilities(self, images: list[Image.Image]) -> torch.Tensor:
+        """The model's own class probabilities (images, classes): one processor call and one forward for the batch."""
+        inputs = self.processor([load_image(image) for image in images], return_tensors="pt")
+        logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
+        return logits.float().softmax(dim=-1).cpu()
+
     def probabilities(self, images: list[Image.Image], language_hint: str | None = None) -> torch.Tensor:
         """Concept probabilities (images, concepts)."""
         if language_hint:
             self.hint_mask(language_hint)  # a bad hint fails before the model runs
-        inputs = self.processor([load_image(image) for image in images], return_tensors="pt")
-        logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
-        return self.concept_probabilities(logits.float().softmax(dim=-1).cpu(), language_hint)
+        return self.concept_probabilities(self.class_probabilities(images), language_hint)
+
+    def rank(
+        self,
+        class_probabilities: torch.Tensor,
+        k: int = 3,
+        language: str | None = None,
+        language_hint: str | None = None,
+    ) -> list[list[Prediction]]:
+        """Top-k concepts per row of `class_probabilities` (from `class_probabilities`), named in `language`.
+
+        The model does not run here, so the rows of one batch can be ranked with different hints and languages.
+        """
+        k = max(1, min(k, len(self.concepts)))
+        scores, indices = self.concept_probabilities(class_probabilities, language_hint).topk(k, dim=-1)
+        return [
+            [
+                Prediction(self.concepts[i], self.display_name(self.concepts[i], language), float(s))
+                for s, i in zip(row_scores.tolist(), row_indices.tolist())
+            ]
+            for row_scores, row_indices in zip(scores, indices)
+        ]
 
     def top_k(
         self, images, k: int = 3, language: str | None = None, language_hint: str | None = None
@@ -121,12 +146,6 @@ class Predictor:
         images = [load_image(image) for image in images]
         if not images:
             return []
-        k = max(1, min(k, len(self.concepts)))
-        scores, indices = self.probabilities(images, language_hint).topk(k, dim=-1)
-        return [
-            [
-                Prediction(self.concepts[i], self.display_name(self.concepts[i], language), float(s))
-                for s, i in zip(row_scores.tolist(), row_indices.tolist())
-            ]
-            for row_scores, row_indices in zip(scores, indices)
-        ]
+        if language_hint:
+            self.hint_mask(language_hint)  # a bad hint fails before the model runs
+        return self.rank(self.class_probabilities(images), k, language, language_hint)
