@@ -3,9 +3,9 @@
 `vote_by_images` trains a small convolutional network, for a few seconds on a CPU,
 on the images of labels already aligned with confidence (in any source), then lets
 every image of an uncertain label vote for the concept the network sees in it. An
-image's vote is its probability per concept, cast only when its features lie as
-close to the class it resembles most as that class's own training images lie to
-their centre (the 95th percentile, with some slack); other images abstain, so a label whose concept no
+image votes for the concept it most probably shows, but only when its features
+lie about as close to the class it resembles most as that class's own training
+images lie to their centre (twice their 95th percentile); other images abstain, so a label whose concept no
 aligned source shows gets no strong vote for a wrong one. The share of a label's
 images voting for each concept is its image evidence; alignment.py combines it
 with the text evidence. The hook `unify(image_votes=…)` lets a stronger model
@@ -26,7 +26,7 @@ from ..images import to_rgb_or_gray
 logger = logging.getLogger(__name__)
 
 SIZE = 24
-SLACK = 1.5  # times the concept's 95th-percentile distance to its centre
+SLACK = 2.0  # times the concept's 95th-percentile distance to its centre
 EPOCHS = 20
 MIN_STEPS = 150
 MAX_PER_LABEL = 50
@@ -116,7 +116,8 @@ def vote_by_images(train: dict[str, list[list[bytes]]], queries: dict, seed: int
             np.add.at(probs.T, owner, by_class.T)
             best_class = by_class.argmax(axis=1)
             near = np.linalg.norm(feats.numpy() - centres[best_class], axis=1) <= radius[best_class]
-            # An image's vote is its probability per concept; far from every class it abstains.
-            votes = (probs * near[:, None]).mean(axis=0)
-            result[key] = {names[i]: round(float(v), 4) for i, v in enumerate(votes) if v >= 0.005}
+            # An image votes for the concept it most probably shows, unless it lies far from that class.
+            best = probs.argmax(axis=1)[near]
+            votes = np.bincount(best, minlength=len(names)) / len(images)
+            result[key] = {names[i]: round(float(v), 4) for i, v in enumerate(votes) if v}
     return result
