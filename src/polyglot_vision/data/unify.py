@@ -182,7 +182,7 @@ def _image_voter(loaded: dict, raw: dict, data_args: DataArguments, vote):
         return found
 
     def voter(train: dict, queries: list) -> dict:
-        images = {concept: [images_of(*key) for key in keys] for concept, keys in train.items()}
+        images = {key: (concept, images_of(*key)) for concept, keys in train.items() for key in keys}
         return vote(images, {key: images_of(*key) for key in queries})
 
     return voter
@@ -208,8 +208,8 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
     """Load, align, check, de-duplicate, merge and split every source of a recipe; with the report.
 
     `image_votes(train, queries)` replaces the built-in image evidence (data/votes.py): `train`
-    is {concept: [images of one accepted label, …]}, `queries` {key: images}; it returns
-    {key: {concept: vote share}}.
+    is {(source, label): (concept, images)} for accepted labels, `queries` {(source, label): images};
+    it returns {(source, label): {concept: vote share}}.
     """
     loaded, raw, alignments = load_and_align(data_args, label_space, image_votes)
     index = {cid: i for i, cid in enumerate(label_space.ids)}

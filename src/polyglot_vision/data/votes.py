@@ -1,15 +1,24 @@
 """Image evidence for alignment: the images of a label whose text is uncertain vote for a concept.
 
-`vote_by_images` trains a small convolutional network, for a few seconds on a CPU,
-on the images of labels already aligned with confidence (in any source), then lets
-every image of an uncertain label vote for the concept the network sees in it. An
-image votes for the concept it most probably shows, but only when its features
-lie about as close to the class it resembles most as that class's own training
-images lie to their centre (twice their 95th percentile); other images abstain, so a label whose concept no
-aligned source shows gets no strong vote for a wrong one. The share of a label's
-images voting for each concept is its image evidence; alignment.py combines it
-with the text evidence. The hook `unify(image_votes=…)` lets a stronger model
-take this one's place.
+`vote_by_images` compares the images of each uncertain label with the images of
+labels already accepted, one accepted source at a time: every image votes for the
+concept of its nearest neighbours in that source (k = 5, majority), unless it lies
+farther from them than that concept's own images lie from one another (twice
+their 95th-percentile nearest-neighbour distance), in which case it abstains. So
+a label whose concept no accepted source shows gets no strong vote for a wrong one.
+
+Sources are weighed by how well they explain the uncertain source as a whole: the
+best one-to-one assignment of its labels onto the accepted source's concepts
+(Persian numerals look like Arabic-Indic ones, not like Latin or Devanagari ones,
+though all of them are digits). The share of a label's images voting for each
+concept, over the sources so weighed, is its image evidence; alignment.py combines
+it with the text evidence.
+
+Features are deliberately plain, so that voting costs seconds on a CPU: gradient
+orientation histograms of the grey image cropped to its ink (shape, whatever the
+font size), a small grey thumbnail, and a 4 × 4 colour thumbnail, each block
+weighted by how well it separates the accepted source's own concepts. The hook
+`unify(image_votes=…)` lets a stronger model take this one's place.
 """
 
 from __future__ import annotations
@@ -18,106 +27,147 @@ import io
 import logging
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..images import to_rgb_or_gray
 
 logger = logging.getLogger(__name__)
 
-SIZE = 24
-SLACK = 2.0  # times the concept's 95th-percentile distance to its centre
-EPOCHS = 20
-MIN_STEPS = 150
-MAX_PER_LABEL = 50
+K = 5
+SLACK = 2.0  # times a concept's 95th-percentile nearest-neighbour distance among its own images
+SOURCE_TEMPERATURE = 0.02  # how sharply the best-fitting accepted source outweighs the others
+SIZE, CELLS, BINS = 32, 4, 8
 
 
-def image_tensor(data: bytes) -> np.ndarray:
-    """4 × SIZE × SIZE: the grey image standardised (shape, whatever the ink and paper) and the colours."""
-    image = to_rgb_or_gray(Image.open(io.BytesIO(data))).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)
-    rgb = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    grey = rgb.mean(axis=0, keepdims=True)
-    grey = (grey - grey.mean()) / (grey.std() + 1e-3)
-    return np.concatenate([grey, rgb - 0.5])
+def image_features(data: bytes) -> np.ndarray:
+    image = to_rgb_or_gray(Image.open(io.BytesIO(data))).convert("RGB")
+    colour = np.asarray(image.resize((4, 4), Image.BILINEAR), dtype=np.float32).ravel() / 255.0
+    grey = image.convert("L")
+    pixels = np.asarray(grey, dtype=np.float32)
+    ink = np.abs(pixels - np.median(pixels)) > 0.5 * pixels.std() + 1e-3
+    ys, xs = np.nonzero(ink)
+    if len(ys) > 3:  # crop to the ink, squared, so a glyph's shape counts, not its size or place
+        side = max(ys.max() - ys.min(), xs.max() - xs.min()) + 2
+        cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+        box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+        grey = grey.crop(tuple(int(round(v)) for v in box))
+    pixels = np.asarray(grey.resize((SIZE, SIZE), Image.BILINEAR), dtype=np.float32)
+    pixels = (pixels - pixels.mean()) / (pixels.std() + 1e-3)
+    gy, gx = np.gradient(pixels)
+    magnitude = np.hypot(gx, gy)
+    angle = np.minimum(((np.arctan2(gy, gx) % np.pi) / np.pi * BINS).astype(int), BINS - 1)
+    cell = SIZE // CELLS
+    hist = np.zeros((CELLS, CELLS, BINS))
+    for i in range(CELLS):
+        for j in range(CELLS):
+            window = (slice(i * cell, (i + 1) * cell), slice(j * cell, (j + 1) * cell))
+            hist[i, j] = np.bincount(angle[window].ravel(), magnitude[window].ravel(), minlength=BINS)
+    thumb = np.asarray(Image.fromarray(pixels).resize((8, 8), Image.BILINEAR), dtype=np.float32).ravel()
+
+    def unit(v):
+        v = v.ravel()
+        return v / (np.linalg.norm(v) + 1e-6)
+
+    return np.concatenate([unit(hist), unit(thumb), colour])
 
 
-class _Net(torch.nn.Module):
-    def __init__(self, classes: int):
-        super().__init__()
-        layers, width = [], 4
-        for out in (16, 32, 64):
-            layers += [torch.nn.Conv2d(width, out, 3, padding=1), torch.nn.BatchNorm2d(out), torch.nn.ReLU()]
-            layers += [torch.nn.MaxPool2d(2)] if out != 64 else []
-            width = out
-        self.features = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-        self.head = torch.nn.Linear(width, classes)
-
-    def forward(self, x):
-        features = self.features(x)
-        return self.head(features), features
+# The feature blocks: orientation histograms, grey thumbnail, colour thumbnail.
+BLOCKS = (slice(0, CELLS * CELLS * BINS), slice(CELLS * CELLS * BINS, CELLS * CELLS * BINS + 64), slice(-48, None))
 
 
-def vote_by_images(train: dict[str, list[list[bytes]]], queries: dict, seed: int = 0) -> dict:
-    """{query key: {concept: share of its images voting for it}} from `train` {concept: [images of one label]}.
+def block_scales(feats: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """A weight per feature: each block scaled by how well it separates the concepts (between / within spread).
 
-    The network learns each aligned label as its own class (Arabic ١ and Devanagari १ are
-    one concept but two shapes, and १ looks like a Latin 9); a class's vote goes to its concept.
-    Shares need not sum to 1: the rest of a label's images abstained.
+    Colour tells tinted textures apart and says nothing about a glyph's shape; orientation
+    histograms are the reverse: the accepted images show which blocks to trust.
     """
-    groups = [(c, images) for c, per_label in train.items() for images in per_label if images]
-    concepts = [c for c, _ in groups]
-    if len(set(concepts)) < 2 or not queries:
+    scales = np.ones(feats.shape[1])
+    concepts = np.unique(owners)
+    for block in BLOCKS:
+        part = feats[:, block]
+        centres = np.stack([part[owners == c].mean(axis=0) for c in concepts])
+        within = np.mean([((part[owners == c] - centres[i]) ** 2).sum(axis=1).mean() for i, c in enumerate(concepts)])
+        between = ((centres - centres.mean(axis=0)) ** 2).sum(axis=1).mean()
+        scales[block] = np.sqrt(between / max(within, 1e-9) / max(within, 1e-9))
+    return scales
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0.0))
+
+
+def vote_by_images(train: dict, queries: dict) -> dict:
+    """{query key: {concept: share of its images voting for it}}.
+
+    `train` is {(source, label): (concept, images)} for accepted labels, `queries`
+    {(source, label): images} for uncertain ones. Shares need not sum to 1: the rest
+    of a label's images abstained.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    sources: dict[str, tuple[list, list]] = {}
+    for (source, _), (concept, images) in train.items():
+        feats, owners = sources.setdefault(source, ([], []))
+        for data in images:
+            feats.append(image_features(data))
+            owners.append(concept)
+    if len({c for _, owners in sources.values() for c in owners}) < 2 or not queries:
         return {}
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for index, (_, images) in enumerate(groups):
-        chosen = rng.permutation(len(images))[:MAX_PER_LABEL]
-        xs += [image_tensor(images[i]) for i in chosen]
-        ys += [index] * len(chosen)
-    x, y = torch.from_numpy(np.stack(xs)), torch.tensor(ys)
-    torch.manual_seed(seed)
-    net = _Net(len(concepts))
-    optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    batches = max(1, (len(x) + 127) // 128)
-    epochs = max(EPOCHS, -(-MIN_STEPS // batches))
-    steps = epochs * batches
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
-    net.train()
-    for _ in range(epochs):
-        for batch in torch.randperm(len(x)).split(128):
-            shift = [int(s) for s in rng.integers(-2, 3, size=2)]
-            inputs = torch.roll(x[batch], shifts=shift, dims=(2, 3))
-            loss = torch.nn.functional.cross_entropy(net(inputs)[0], y[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-    net.eval()
-    with torch.no_grad():
-        train_accuracy = float((torch.cat([net(chunk)[0] for chunk in x.split(512)]).argmax(1) == y).float().mean())
-        logger.info("image votes: a network of %d classes, training accuracy %.2f", len(groups), train_accuracy)
-        features = torch.cat([net(chunk)[1] for chunk in x.split(512)]).numpy()
-        centres = np.stack([features[(y == i).numpy()].mean(axis=0) for i in range(len(concepts))])
-        radius = np.array(
-            [
-                np.percentile(np.linalg.norm(features[(y == i).numpy()] - centres[i], axis=1), 95) * SLACK
-                for i in range(len(concepts))
-            ]
-        )
-        owner = np.array([sorted(set(concepts)).index(c) for c in concepts])
-        names = sorted(set(concepts))
-        result = {}
-        for key, images in queries.items():
-            if not images:
+    references = []
+    for source, (feats, owners) in sources.items():
+        feats, owners = np.stack(feats), np.asarray(owners)
+        concepts = sorted(set(owners.tolist()))
+        scales = block_scales(feats, owners) if len(concepts) > 1 else np.ones(feats.shape[1])
+        feats = feats * scales
+        near = _distances(feats, feats)
+        np.fill_diagonal(near, np.inf)
+        radius = {}
+        for concept in concepts:
+            mine = owners == concept
+            within = near[np.ix_(mine, mine)].min(axis=1) if mine.sum() > 1 else near[mine].min(axis=1)
+            radius[concept] = float(np.percentile(within, 95)) * SLACK
+        references.append((source, feats, owners, concepts, radius, scales))
+
+    result = {}
+    by_source: dict[str, list] = {}
+    for key in queries:
+        by_source.setdefault(key[0], []).append(key)
+    for query_source, keys in by_source.items():
+        keys = [key for key in keys if queries[key]]
+        features = {key: np.stack([image_features(data) for data in queries[key]]) for key in keys}
+        shares, fits = [], []
+        for source, feats, owners, concepts, radius, scales in references:
+            if source == query_source:
                 continue
-            logits, feats = net(torch.from_numpy(np.stack([image_tensor(data) for data in images])))
-            by_class = torch.softmax(logits, dim=1).numpy()
-            probs = np.zeros((len(images), len(names)))
-            np.add.at(probs.T, owner, by_class.T)
-            best_class = by_class.argmax(axis=1)
-            near = np.linalg.norm(feats.numpy() - centres[best_class], axis=1) <= radius[best_class]
-            # An image votes for the concept it most probably shows, unless it lies far from that class.
-            best = probs.argmax(axis=1)[near]
-            votes = np.bincount(best, minlength=len(names)) / len(images)
-            result[key] = {names[i]: round(float(v), 4) for i, v in enumerate(votes) if v}
+            matrix = np.zeros((len(keys), len(concepts)))
+            for row, key in enumerate(keys):
+                dist = _distances(features[key] * scales, feats)
+                for image_row, neighbours in enumerate(np.argsort(dist, axis=1)[:, :K]):
+                    values, counts = np.unique(owners[neighbours], return_counts=True)
+                    best = values[counts.argmax()]
+                    closest = dist[image_row, neighbours[owners[neighbours] == best]].min()
+                    if counts.max() > K // 2 and closest <= radius[best]:
+                        matrix[row, concepts.index(best)] += 1.0 / len(features[key])
+            rows, cols = linear_sum_assignment(matrix, maximize=True)
+            fits.append(matrix[rows, cols].sum() / max(len(keys), 1))
+            shares.append((concepts, matrix))
+        if not fits:
+            continue
+        weights = np.exp((np.asarray(fits) - max(fits)) / SOURCE_TEMPERATURE)
+        logger.info(
+            "image votes for source %s: best matched by %s",
+            query_source,
+            ", ".join(
+                f"{references_name} {w:.2f}"
+                for references_name, w in sorted(
+                    zip([r[0] for r in references if r[0] != query_source], weights), key=lambda x: -x[1]
+                )[:3]
+            ),
+        )
+        for row, key in enumerate(keys):
+            total: dict[str, float] = {}
+            for weight, (concepts, matrix) in zip(weights, shares):
+                for j, concept in enumerate(concepts):
+                    total[concept] = total.get(concept, 0.0) + weight * matrix[row, j]
+            result[key] = {c: round(v / weights.sum(), 4) for c, v in total.items() if v > 0}
     return result
