@@ -105,10 +105,13 @@ def vote_by_images(train: dict, queries: dict) -> dict:
     """
     from scipy.optimize import linear_sum_assignment
 
+    # As many images of every accepted label, so that no source wins by its size alone.
+    sizes = [len(images) for _, images in train.values() if images]
+    cap = max(3, int(np.median(sizes))) if sizes else 0
     sources: dict[str, tuple[list, list]] = {}
     for (source, _), (concept, images) in train.items():
         feats, owners = sources.setdefault(source, ([], []))
-        for data in images:
+        for data in images[:cap]:
             feats.append(image_features(data))
             owners.append(concept)
     if len({c for _, owners in sources.values() for c in owners}) < 2 or not queries:
