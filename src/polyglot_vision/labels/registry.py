@@ -243,7 +243,7 @@ class LabelSpace:
                 return Match(self._checked_target(label, target), "explicit", 1.0)
 
         as_id = _label_id(label)
-        if as_id is not None and as_id in self._by_id:
+        if as_id is not None and as_id in self._by_id and self._id_speaks(as_id, language):
             return Match(as_id, "id", 1.0)
         if not isinstance(label, str):
             return None
@@ -271,6 +271,14 @@ class LabelSpace:
 
         return self._number_word(norm, language)
 
+    def _id_speaks(self, concept_id: str, language: str | None) -> bool:
+        """Whether an id equal to a label counts as a match: ids without letters ("7") always; ids that
+        are words ("beer") only in the registry's default language, which they are written in
+        (Dutch "beer" is a bear)."""
+        if language is None or not any(ch.isalpha() for ch in concept_id):
+            return True
+        return language_candidates(self.default_language)[-1] in language_candidates(language)
+
     def other_language_names(self, label: Any, language: str | None) -> list[tuple[str, str]]:
         """(concept id, language) of every registry name or alias equal to `label` (normalised) in a
         language other than `language`: "chat" in an English source -> [("cat", "fr")]."""
@@ -283,6 +291,9 @@ class LabelSpace:
             for lang, word in _words(concept):
                 if language_key(lang) not in own and normalise(word) == norm:
                     found.append((concept.id, lang))
+        text = label.strip()
+        if text in self._by_id and not self._id_speaks(text, language) and text not in {c for c, _ in found}:
+            found.append((text, "id"))
         return list(dict.fromkeys(found))
 
     def align(self, labels: Iterable, language: str | None = None, label_map: Mapping | None = None) -> dict:
