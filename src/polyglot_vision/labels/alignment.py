@@ -48,6 +48,8 @@ IMAGE_WEIGHT = 0.6
 IMAGE_ACCEPT = 0.5  # least share of a label's images voting for the concept
 IMAGE_MARGIN = 0.2  # least lead of the combined score over the runner-up concept and competing labels
 TOP_K = 3
+# Share of a label's abstaining images counted, in ranking only, for the concepts no accepted source shows.
+UNSEEN_PRIOR = 0.5
 
 
 @dataclass
@@ -117,9 +119,8 @@ def align_sources(
         result[source.name] = SourceAlignment(source, {}, counts, decisions)
 
     queries = [(name, label) for name, rows in uncertain.items() for label in rows["labels"]]
-    votes = {}
+    votes, train = {}, {}
     if image_votes is not None and queries:
-        train: dict[str, list] = {}
         for name, alignment in result.items():
             for label, decision in alignment.decisions.items():
                 if decision.status == "accepted" and decision.match is not None:
@@ -127,7 +128,8 @@ def align_sources(
         if len(train) >= 2:
             votes = image_votes(train, queries)
     for name, rows in uncertain.items():
-        _final_round(rows, votes, name, label_space, result[name].decisions, text is not None)
+        covered = set(train) if votes else set()
+        _final_round(rows, votes, name, covered, result[name].decisions, text is not None)
 
     for alignment in result.values():
         alignment.decisions = {label: alignment.decisions[label] for label in sorted(alignment.counts, key=str)}
@@ -194,8 +196,12 @@ def _text_round(labels, source, label_space, text, taken, data_args, decisions) 
     return rows
 
 
-def _final_round(rows, votes, name, label_space, decisions, has_text) -> None:
-    """Image evidence combined with text for the labels still open: accept, propose or leave unmapped."""
+def _final_round(rows, votes, name, covered, decisions, has_text) -> None:
+    """Image evidence combined with text for the labels still open: accept, propose or leave unmapped.
+
+    Images that resemble no accepted concept are evidence too: such a label more likely names a
+    concept that no accepted source shows (not in `covered`), so its proposals rank those first.
+    """
     labels, concepts = rows["labels"], rows["concepts"]
     if not labels:
         return
@@ -211,24 +217,27 @@ def _final_round(rows, votes, name, label_space, decisions, has_text) -> None:
             for j, cid in enumerate(concepts):
                 image[i, j] = shares.get(cid, 0.0)
     combined = np.where(voted[:, None], IMAGE_WEIGHT * image + (1 - IMAGE_WEIGHT) * text, text)
+    unseen = np.array([c not in covered for c in concepts], dtype=float)
+    abstained = np.clip(1.0 - image.sum(axis=1), 0.0, 1.0) * voted
+    ranking = combined + IMAGE_WEIGHT * UNSEEN_PRIOR * abstained[:, None] * unseen[None, :]
     first = {}
     if concepts:
         from scipy.optimize import linear_sum_assignment
 
-        assigned_rows, assigned_cols = linear_sum_assignment(combined, maximize=True)
+        assigned_rows, assigned_cols = linear_sum_assignment(ranking, maximize=True)
         first = dict(zip(assigned_rows.tolist(), assigned_cols.tolist()))
     for i, label in enumerate(labels):
-        row = combined[i]
-        order = [int(j) for j in np.argsort(-row, kind="stable")]
-        if i in first and row[first[i]] > 0:
+        row, ranked = combined[i], ranking[i]
+        order = [int(j) for j in np.argsort(-ranked, kind="stable")]
+        if i in first and ranked[first[i]] > 0:
             order = [first[i], *(j for j in order if j != first[i])]
-        order = [j for j in order if row[j] > 0 or text[i, j] > 0 or image[i, j] > 0][:TOP_K]
+        order = [j for j in order if ranked[j] > 0 or text[i, j] > 0 or image[i, j] > 0][:TOP_K]
         other_names = rows["names"][label]
 
         def candidate(j: int, i: int = i, scores=rows["text"][label]) -> Candidate:
             text_score = round(float(scores[j]), 4) if scores is not None else None
             shown_image = round(float(image[i, j]), 4) if voted[i] else None
-            return Candidate(concepts[j], text_score, shown_image, float(combined[i, j]))
+            return Candidate(concepts[j], text_score, shown_image, float(ranking[i, j]))
 
         candidates = [candidate(j) for j in order]
         if voted[i] and concepts:
