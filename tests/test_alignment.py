@@ -141,6 +141,8 @@ def test_align_writes_a_review_file_that_prepare_honours(objects_dir, tmp_path, 
     report = (tmp_path / "ds" / "alignment_report.md").read_text(encoding="utf-8")
     assert "| objects-de | de | Katze | accepted | cat | reviewed |" in report
     assert "| objects-de | de | Pferd | unmapped | – | dropped |" in report
+    card = (tmp_path / "ds" / "README.md").read_text(encoding="utf-8")
+    assert "## Label alignment" in card and "| objects-de | Katze | accepted | cat | reviewed |" in card
 
 
 @pytest.mark.parametrize(
