@@ -61,7 +61,7 @@ def test_english_folders_named_like_foreign_words_are_proposals_and_stop_the_run
     assert main(["prepare", str(path), "--output", str(tmp_path / "ds")]) == 2
     line = _one_error_line(capsys.readouterr().err)
     for word, concept in (("boot", "boat"), ("cane", "dog"), ("chat", "cat")):
-        assert f"'{word}' (source 'english', proposed: '{concept}'" in line, line
+        assert f"'{word}' (source 'english', proposed: '{concept}' its name in " in line, line
     snippet = line.split("sources 'english': label_map: ", 1)[1].split("; or set", 1)[0]
     assert yaml.safe_load(snippet) == {"boot": "?", "cane": "?", "chat": "?"}  # no guess to paste unread
     assert not (tmp_path / "ds").exists()

@@ -8,9 +8,9 @@ their 95th-percentile nearest-neighbour distance), in which case it abstains. So
 a label whose concept no accepted source shows gets no strong vote for a wrong one.
 
 Sources are weighed by how well they explain the uncertain source as a whole: the
-best one-to-one assignment of its labels onto the accepted source's concepts
-(Persian numerals look like Arabic-Indic ones, not like Latin or Devanagari ones,
-though all of them are digits). The share of a label's images voting for each
+best one-to-one assignment of its labels onto the accepted source's concepts (a
+source written in one script resembles the source written in a kindred script far
+more than the others, though all show the same concepts). The share of a label's images voting for each
 concept, over the sources so weighed, is its image evidence; alignment.py combines
 it with the text evidence.
 

@@ -58,9 +58,11 @@ class Candidate:
     text: float | None  # text score (embedding, or 1.0 for a registry name in another language)
     images: float | None  # share of the label's images voting for the concept
     score: float  # what the one-to-one assignment compared
+    name_in: str | None = None  # the language whose registry name the label is, when it is one
 
     def to_dict(self) -> dict:
-        return {"concept": self.concept, "text": self.text, "images": self.images, "score": round(self.score, 4)}
+        row = {"concept": self.concept, "text": self.text, "images": self.images, "score": round(self.score, 4)}
+        return {**row, "name_in": self.name_in} if self.name_in else row
 
 
 @dataclass
@@ -234,10 +236,11 @@ def _final_round(rows, votes, name, covered, decisions, has_text) -> None:
         order = [j for j in order if ranked[j] > 0 or text[i, j] > 0 or image[i, j] > 0][:TOP_K]
         other_names = rows["names"][label]
 
-        def candidate(j: int, i: int = i, scores=rows["text"][label]) -> Candidate:
+        def candidate(j: int, i: int = i, scores=rows["text"][label], names=rows["names"][label]) -> Candidate:
             text_score = round(float(scores[j]), 4) if scores is not None else None
             shown_image = round(float(image[i, j]), 4) if voted[i] else None
-            return Candidate(concepts[j], text_score, shown_image, float(ranking[i, j]))
+            name_in = next((lang for cid, lang in names if cid == concepts[j]), None)
+            return Candidate(concepts[j], text_score, shown_image, float(ranking[i, j]), name_in)
 
         candidates = [candidate(j) for j in order]
         if voted[i] and concepts:
@@ -319,7 +322,10 @@ def unmapped_message(undecided: list, data_args) -> str:
 
 
 def _candidate_text(candidate: Candidate) -> str:
-    evidence = [f"text {candidate.text:.2f}"] if candidate.text is not None else []
+    if candidate.name_in:
+        evidence = [f"its name in {candidate.name_in}" if candidate.name_in != "id" else "its id"]
+    else:
+        evidence = [f"text {candidate.text:.2f}"] if candidate.text is not None else []
     evidence += [f"images {candidate.images:.0%}"] if candidate.images is not None else []
     return f"{candidate.concept!r} " + " ".join(evidence) if evidence else repr(candidate.concept)
 
