@@ -748,9 +748,13 @@ def cmd_align(args) -> dict:
         for votes in (False, True):
             start = time.perf_counter()
             alignments = _align(sources, english_registry(ids), args.embeddings, votes)
-            key = f"{title}; {'text and images' if votes else 'text only'}"
-            scenarios[key] = {**_score(alignments, truth), "seconds": round(time.perf_counter() - start, 1)}
-            print(key, scenarios[key], file=sys.stderr)
+            seconds = round(time.perf_counter() - start, 1)
+            parts = {"words": {k: v for k, v in truth.items() if k != "codes"}, "codes": {"codes": truth.get("codes")}}
+            for part, subset in parts.items():
+                if all(subset.values()):
+                    key = f"{title}; {part}; {'text and images' if votes else 'text only'}"
+                    scenarios[key] = {**_score(alignments, subset), "seconds": seconds}
+                    print(key, scenarios[key], file=sys.stderr)
 
     # Opaque codes on PolyDigits: the Persian source's numerals replaced by codes, every other source as is.
     pd = Path(args.polydigits)
