@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "recipes" / "polydigits" / "results"
 PAGE = REPO / "recipes" / "polydigits" / "README.md"
-ORDER = ("quickstart", "generalization", "transfer", "adaptation", "train", "prepare", "space")
+ORDER = ("quickstart", "generalization", "transfer", "adaptation", "train", "prepare", "align", "space")
 
 
 def record(kind: str, result: dict, command: list[str] | None = None, page: Path = PAGE) -> Path:
@@ -161,6 +161,7 @@ RENDER = {
     "adaptation": ("Few-shot adaptation to an unseen script", _markdown_file),
     "train": ("Training throughput", _train),
     "prepare": ("Unifying sources (`prepare`)", _prepare),
+    "align": ("Label alignment: the labelled vocabulary benchmark", _markdown_file),
     "space": ("The Space under load", _space),
 }
 

@@ -110,21 +110,40 @@ def test_ints_and_strings_map_by_id(digits: LabelSpace) -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "concept"),
+    ("label", "language", "concept"),
     [
-        ("ZERO", "0"),
-        ("zero", "0"),
-        ("Zéro", "0"),
-        ("sieben ", "7"),
-        ("Fünf", "5"),
-        ("EEN", "1"),
-        ("sevens", "7"),
-        ("سَبْعَة", "7"),
+        ("ZERO", "en", "0"),
+        ("zero", "en", "0"),
+        ("Zéro", "fr", "0"),
+        ("sieben ", "de", "7"),
+        ("Fünf", "de", "5"),
+        ("EEN", "nl", "1"),
+        ("sevens", "en", "7"),
+        ("سَبْعَة", "ar", "7"),
     ],
 )
-def test_normalisation(digits: LabelSpace, label: str, concept: str) -> None:
-    match = digits.resolve(label, language="en")
+def test_normalisation(digits: LabelSpace, label: str, language: str, concept: str) -> None:
+    match = digits.resolve(label, language=language)
     assert match is not None and match.concept == concept, label
+
+
+def test_a_name_is_matched_in_the_source_language_only() -> None:
+    # "chat" is French for cat and "cane" Italian for dog: in an English source they are neither.
+    space = LabelSpace.from_dict(
+        {
+            "concepts": [
+                {"id": "cat", "names": {"en": "cat", "fr": "chat"}},
+                {"id": "dog", "names": {"en": "dog", "it": "cane"}},
+                {"id": "boat", "names": {"en": "boat", "de": "Boot"}},
+            ]
+        }
+    )
+    assert space.resolve("chat", language="en") is None
+    assert space.resolve("cane", language="en") is None
+    assert space.resolve("chat", language="fr").concept == "cat"
+    assert space.resolve("Boot", language="de-AT").concept == "boat"  # the base language counts as its own
+    assert space.other_language_names("chat", "en") == [("cat", "fr")]
+    assert space.other_language_names("boot", "en") == [("boat", "de")]
 
 
 def test_normalise_keeps_non_latin_marks() -> None:

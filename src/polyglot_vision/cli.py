@@ -15,15 +15,17 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from .builtin_data import generate_polydigits
-from .data import format_counts, save_dataset, split_counts, unify
+from .data import format_counts, load_and_align, save_dataset, split_counts, unify
 from .errors import UserError
 from .evaluation import evaluate_model, format_table
 from .experiments import adaptation_curve, transfer_matrix
 from .export import check_repo_id, dataset_upload_plan, files_to_upload, push_dataset, push_model, write_dataset_card
 from .images import load_image
 from .labels import LabelSpace, is_valid_language
-from .labels.alignment import REPORT_MD, write_report
-from .outputs import check_output_dir, write_json
+from .labels.alignment import REPORT_MD, review_document, write_report
+from .labels.embeddings import describe as describe_text_evidence
+from .labels.embeddings import load_backend
+from .outputs import check_output_dir, write_json, write_text
 from .paths import is_hub_id
 from .serving import Predictor
 from .training import end_distributed, load_recipe, parse_overrides, train
@@ -86,6 +88,31 @@ def cmd_prepare(args, extra) -> int:
             )
         else:
             print(f"Pushed to {push_dataset(out, args.push_to_hub, private=args.private or None)}")
+    return 0
+
+
+def cmd_align(args, extra) -> int:
+    recipe = load_recipe(args.recipe, extra)
+    out = Path(args.output) if args.output else Path(args.recipe).with_name("alignment.yaml")
+    carried = recipe.data.alignment_file and Path(recipe.data.alignment_file).resolve() == out.resolve()
+    if out.is_dir():
+        raise UserError(f"--output {out}: is a folder; give a file name such as alignment.yaml")
+    if out.exists() and not carried and not args.overwrite:
+        raise UserError(
+            f"{out} exists and the recipe does not read it (`alignment_file:`), so its edits would be lost; "
+            "name it in the recipe, choose another --output, or pass --overwrite"
+        )
+    label_space = LabelSpace.from_yaml(recipe.data.label_space)
+    _, _, alignments = load_and_align(recipe.data, label_space, policy=False)
+    backend = load_backend(recipe.data.label_embeddings)
+    text = describe_text_evidence(backend) if backend is not None else None
+    write_text(out, review_document(alignments, recipe.data, label_space, out, text))
+    for name, alignment in alignments.items():
+        counts = {status: 0 for status in ("accepted", "proposed", "unmapped")}
+        for decision in alignment.decisions.values():
+            counts[decision.status] += 1
+        print(f"{name:<16} " + "  ".join(f"{status} {n}" for status, n in counts.items()))
+    print(f"Alignment written to {out}; review it, then set `alignment_file: {out}` in the recipe")
     return 0
 
 
@@ -233,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser(
+        "align", help="write alignment.yaml: every source label, its candidate concepts, evidence and decision"
+    )
+    p.add_argument("recipe", help=recipe_help)
+    p.add_argument("--output", help="where to write it (default: alignment.yaml beside the recipe)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output even if the recipe does not read it")
+    p.set_defaults(func=cmd_align)
+
     p = sub.add_parser("train", help="prepare, fine-tune, test and export a model")
     p.add_argument("recipe", help=recipe_help)
     p.set_defaults(func=cmd_train)
@@ -307,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("prepare", "train", "evaluate", "transfer", "adapt"):
+    if extra and args.command not in ("align", "prepare", "train", "evaluate", "transfer", "adapt"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _quiet_libraries()
     try:

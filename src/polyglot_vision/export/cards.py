@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -295,6 +296,41 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
         f"{bad} unreadable images were left out. See `alignment_report.md` for every source label, the "
         "method that mapped it and its score.",
     ]
+    # Labels not settled by the registry in their own language: what the alignment rests on.
+    weighed = [
+        row
+        for row in report["alignment"]
+        if row.get("decision") != "accepted" or row["method"] in ("embedding", "images", "reviewed", "new")
+    ]
+    if weighed:
+        counts = Counter(row.get("decision", "accepted") for row in report["alignment"])
+        lines += [
+            "",
+            "## Label alignment",
+            "",
+            f"{counts['accepted']} source labels accepted, {counts['proposed']} proposed and {counts['unmapped']} "
+            f"unmapped (not merged: `unmapped_labels: {report.get('unmapped_labels')}`). Text evidence: "
+            f"{report.get('embedding_backend') or 'none'}; "
+            f"image votes: {'on' if report.get('image_votes') else 'off'}. "
+            "The labels whose alignment was weighed rather than looked up:",
+            "",
+            *markdown_table(
+                ["source", "label", "decision", "concept", "method", "evidence", "images"],
+                [
+                    (
+                        row["source"],
+                        row["label"],
+                        row.get("decision", ""),
+                        row["concept"] or "–",
+                        row["method"],
+                        row.get("evidence", ""),
+                        row["images"],
+                    )
+                    for row in weighed[:200]
+                ],
+                numeric=(6,),
+            ),
+        ]
     # The dataset's own languages first, then the registry's others, as far as a table stays readable.
     shown = [lang for lang in languages if lang in label_space.languages]
     shown += [lang for lang in label_space.languages if lang not in shown][: max(0, 12 - len(shown))]

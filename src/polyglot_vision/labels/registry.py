@@ -8,10 +8,13 @@ concept ids. It knows nothing about images or datasets; the data module calls
 
 Resolution order, first hit wins (``Match.method``):
 ``explicit`` label_map → ``id`` → exact ``name``/alias → ``normalised`` name/alias
-→ Unicode ``numeral`` → ``number_word`` (num2words, when installed) → ``embedding``
-(one-to-one assignment of the labels left over, when a backend is given; see
-embeddings.py). A label that two concepts could claim resolves to nothing
-rather than to a guess.
+→ Unicode ``numeral`` → ``number_word`` (num2words, when installed). Names are
+looked up in the source's own language (and its base language) only: "chat" in
+an English source is not the French word for cat. A name found only in another
+language is evidence for a proposal (:meth:`LabelSpace.other_language_names`),
+never a match; alignment.py weighs it with the embedding and image evidence.
+Without a language (``language=None``) every language is searched. A label that
+two concepts could claim resolves to nothing rather than to a guess.
 
 Each name records where it came from (``human``, ``machine`` translation or
 ``source``): a registry entry is either a plain name or ``{name: …, origin: …}``.
@@ -19,7 +22,6 @@ Each name records where it came from (``human``, ``machine`` translation or
 
 from __future__ import annotations
 
-import difflib
 import numbers
 import re
 import unicodedata
@@ -29,7 +31,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import numpy as np
 import yaml
 from num2words import num2words
 
@@ -43,7 +44,7 @@ _ACCENTED_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
 # Arabic short-vowel marks and tatweel are optional in writing: "سَبْعَة" is "سبعة".
 _ARABIC_OPTIONAL = {chr(c) for c in range(0x064B, 0x0653)} | {"\u0640"}
 
-METHODS = ("explicit", "id", "name", "normalised", "numeral", "number_word", "embedding", "new")
+METHODS = ("explicit", "reviewed", "id", "name", "normalised", "numeral", "number_word", "embedding", "images", "new")
 ORIGINS = ("human", "machine", "source")
 
 
@@ -242,12 +243,12 @@ class LabelSpace:
                 return Match(self._checked_target(label, target), "explicit", 1.0)
 
         as_id = _label_id(label)
-        if as_id is not None and as_id in self._by_id:
+        if as_id is not None and as_id in self._by_id and self._id_speaks(as_id, language):
             return Match(as_id, "id", 1.0)
         if not isinstance(label, str):
             return None
 
-        langs = [*language_candidates(language), "*"]
+        langs = language_candidates(language) or ["*"]
         text = label.strip()
         found = _lookup(self._exact, langs, text)
         if found:
@@ -270,6 +271,31 @@ class LabelSpace:
 
         return self._number_word(norm, language)
 
+    def _id_speaks(self, concept_id: str, language: str | None) -> bool:
+        """Whether an id equal to a label counts as a match: ids without letters ("7") always; ids that
+        are words ("beer") only in the registry's default language, which they are written in
+        (Dutch "beer" is a bear)."""
+        if language is None or not any(ch.isalpha() for ch in concept_id):
+            return True
+        return language_candidates(self.default_language)[-1] in language_candidates(language)
+
+    def other_language_names(self, label: Any, language: str | None) -> list[tuple[str, str]]:
+        """(concept id, language) of every registry name or alias equal to `label` (normalised) in a
+        language other than `language`: "chat" in an English source -> [("cat", "fr")]."""
+        if not isinstance(label, str) or not label.strip():
+            return []
+        own = set(language_candidates(language))
+        norm = normalise(label)
+        found = []
+        for concept in self.concepts:
+            for lang, word in _words(concept):
+                if language_key(lang) not in own and normalise(word) == norm:
+                    found.append((concept.id, lang))
+        text = label.strip()
+        if text in self._by_id and not self._id_speaks(text, language) and text not in {c for c, _ in found}:
+            found.append((text, "id"))
+        return list(dict.fromkeys(found))
+
     def align(self, labels: Iterable, language: str | None = None, label_map: Mapping | None = None) -> dict:
         """{label: Match | None} for each distinct label of a source."""
         if label_map:
@@ -289,59 +315,9 @@ class LabelSpace:
             index["*"][key].add(concept_id)
         return concept
 
-    def concept_texts(self) -> list[tuple[str, str]]:
-        """(concept id, text) for every id, name and alias: what a label embedding is compared with."""
-        texts = []
-        for concept in self.concepts:
-            words = dict.fromkeys([concept.id, *(word for _, word in _words(concept))])
-            texts.extend((concept.id, word) for word in words)
-        return texts
-
-    def assign_by_embedding(self, labels: list[str], backend, threshold: float, exclude: Iterable[str] = ()) -> dict:
-        """One-to-one assignment of `labels` to concepts by embedding similarity (Hungarian algorithm).
-
-        A concept scores as its closest id, name or alias. Concepts in `exclude` (already
-        claimed by the source's other labels) take no part, so no two labels of a source
-        share a concept; pairs below `threshold` stay unmapped. Returns {label: Match | None}.
-        """
-        from scipy.optimize import linear_sum_assignment
-
-        scores, concept_ids = self.similarity(labels, backend, exclude)
-        result: dict[str, Match | None] = {label: None for label in labels}
-        if not labels or not concept_ids:
-            return result
-        rows, cols = linear_sum_assignment(scores, maximize=True)
-        for row, col in zip(rows, cols):
-            if scores[row, col] >= threshold:
-                result[labels[row]] = Match(concept_ids[col], "embedding", round(float(scores[row, col]), 4))
-        return result
-
-    def similarity(self, labels: list[str], backend, exclude: Iterable[str] = ()):
-        """(labels × concepts cosine similarities, concept ids), a concept scoring as its closest text."""
-        excluded = set(exclude)
-        pairs = [(cid, text) for cid, text in self.concept_texts() if cid not in excluded]
-        concept_ids = list(dict.fromkeys(cid for cid, _ in pairs))
-        if not labels or not pairs:
-            return np.zeros((len(labels), len(concept_ids))), concept_ids
-        text_scores = backend.embed([str(label) for label in labels]) @ backend.embed([t for _, t in pairs]).T
-        column = {cid: i for i, cid in enumerate(concept_ids)}
-        scores = np.full((len(labels), len(concept_ids)), -1.0)
-        for j, (cid, _) in enumerate(pairs):
-            scores[:, column[cid]] = np.maximum(scores[:, column[cid]], text_scores[:, j])
-        return scores, concept_ids
-
-    def suggest(self, label: Any, k: int = 3, backend=None) -> list[tuple[str, float]]:
-        """The `k` concepts closest to `label`: by embedding when a backend is given, else by spelling."""
-        if backend is not None:
-            scores, concept_ids = self.similarity([str(label)], backend)
-            order = scores[0].argsort()[::-1][:k]
-            return [(concept_ids[i], round(float(scores[0, i]), 2)) for i in order]
-        target = normalise(label)
-        best: dict[str, float] = {}
-        for cid, text in self.concept_texts():
-            ratio = difflib.SequenceMatcher(None, target, normalise(text)).ratio()
-            best[cid] = max(best.get(cid, 0.0), ratio)
-        return [(cid, round(score, 2)) for cid, score in sorted(best.items(), key=lambda kv: -kv[1])[:k]]
+    def named_texts(self) -> list[tuple[str, str, str]]:
+        """(concept id, language, text) for every name and alias: what a label's text is compared with."""
+        return [(concept.id, lang, word) for concept in self.concepts for lang, word in dict.fromkeys(_words(concept))]
 
     def origin(self, concept_id: str, language: str) -> str:
         """Where the concept's name in `language` came from: human, machine or source."""

