@@ -6,9 +6,15 @@ Hub widget show them; `label_display_names` ({language: {id: name}}) and
 
 A model with `label_granularity: concept_language` has one class per (concept,
 language), named `concept@language` in `id2label`; its config also holds
-`concepts` (the concept ids in order) and, per joint label, `joint_label_concept`
-and `joint_label_language`, which is all a reader needs to sum its
-probabilities back to concepts, over every language or over a hinted one.
+`concepts` (the concept ids in order) and, per joint label, `joint_label_concept`,
+`joint_label_language` and `joint_label_script` (ISO 15924, from the data's
+`script` column), which is all a reader needs to sum its probabilities back to
+concepts, over every class or over those of a hinted language or script.
+
+`softmax_temperature` in the config records the softmax temperature fitted on the
+validation split at export; it is already folded into the classifier head
+(`fold_temperature`), so `pipeline()` and `Predictor` give the same,
+calibrated scores and no reader has to apply it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from transformers import (
 )
 
 from .errors import UserError, first_line
-from .labels import LabelSpace
+from .labels import LabelSpace, infer_script
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +114,14 @@ def joint_label(concept: str, language: str) -> str:
     return f"{concept}@{language}"
 
 
-def label_config(label_space: LabelSpace, joint_pairs: list[tuple[str, str]] | None = None) -> dict:
-    """Config fields for the label maps; `joint_pairs` ((concept, language), …) makes joint classes."""
+def label_config(
+    label_space: LabelSpace, joint_pairs: list[tuple[str, str]] | None = None, scripts: dict | None = None
+) -> dict:
+    """Config fields for the label maps; `joint_pairs` ((concept, language), …) makes joint classes.
+
+    `scripts` ({language: ISO 15924 script}) names the script of each joint class; a language missing
+    from it gets its usual script.
+    """
     shared = {
         "label_display_names": label_space.names_by_language(),
         "default_language": label_space.default_language,
@@ -132,6 +144,9 @@ def label_config(label_space: LabelSpace, joint_pairs: list[tuple[str, str]] | N
         "concepts": list(label_space.ids),
         "joint_label_concept": {name: c for name, (c, _) in zip(joint, joint_pairs)},
         "joint_label_language": {name: lang for name, (_, lang) in zip(joint, joint_pairs)},
+        "joint_label_script": {
+            name: (scripts or {}).get(lang) or infer_script(lang) for name, (_, lang) in zip(joint, joint_pairs)
+        },
         **shared,
     }
 
@@ -158,6 +173,56 @@ def label_languages(config) -> list[str | None]:
     """The language of each class of a joint model (None for a concept model's classes)."""
     languages = getattr(config, "joint_label_language", None) or {}
     return [languages.get(config.id2label[i]) for i in range(config.num_labels)]
+
+
+def label_scripts(config) -> list[str | None]:
+    """The script of each class of a joint model (its language's usual one for a model that did not store it)."""
+    languages = label_languages(config)
+    scripts = getattr(config, "joint_label_script", None) or {}
+    return [
+        scripts.get(config.id2label[i]) or (infer_script(lang) if lang else None) for i, lang in enumerate(languages)
+    ]
+
+
+def classifier_head(model: PreTrainedModel) -> torch.nn.Linear:
+    """The final linear layer that maps features to class logits (ResNet, ConvNeXt, ViT, Swin, …)."""
+    head = getattr(model, "classifier", None)
+    if isinstance(head, torch.nn.Sequential):
+        head = head[-1]
+    if not isinstance(head, torch.nn.Linear):
+        raise UserError(f"model type {model.config.model_type}: no linear classification head to calibrate")
+    return head
+
+
+@torch.no_grad()
+def fold_temperature(model: PreTrainedModel, temperature: float) -> None:
+    """Divide the head's weight and bias by `temperature`: softmax(logits / T) from the model itself.
+
+    The config keeps the product of every temperature folded in (`softmax_temperature`), for the record.
+    """
+    head = classifier_head(model)
+    head.weight.div_(temperature)
+    if head.bias is not None:
+        head.bias.div_(temperature)
+    model.config.softmax_temperature = float(getattr(model.config, "softmax_temperature", 1.0) or 1.0) * float(
+        temperature
+    )
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 200) -> float:
+    """The temperature T that minimises the negative log-likelihood of softmax(logits / T) (Guo et al., 2017)."""
+    logits, labels = logits.detach().float(), labels.detach().long()
+    log_t = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimizer.zero_grad()
+        value = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
 def freeze_backbone(model: PreTrainedModel) -> None:
@@ -256,9 +321,11 @@ def build_image_processor(model_args: ModelArguments):
     )
 
 
-def build_model(model_args: ModelArguments, label_space: LabelSpace, joint_pairs=None) -> PreTrainedModel:
+def build_model(
+    model_args: ModelArguments, label_space: LabelSpace, joint_pairs=None, scripts=None
+) -> PreTrainedModel:
     """A fresh model from `model_config`, or a checkpoint with a new head for our concepts (or joint classes)."""
-    labels = label_config(label_space, joint_pairs)
+    labels = label_config(label_space, joint_pairs, scripts)
     if model_args.model_config is not None:
         settings = dict(model_args.model_config)
         model_type = settings.pop("model_type")

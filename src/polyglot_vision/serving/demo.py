@@ -188,7 +188,7 @@ def build_demo(
             return None, None, ""
         try:
             [predictions] = predictor.top_k(
-                [image], k=TOP_K, language=language or None, language_hint=(hint or None) if hints else None
+                [image], k=TOP_K, language=language or None, hint=(hint or None) if hints else None
             )
         except UserError as err:
             raise gr.Error(str(err)) from None

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 import torch.distributed as dist
 from datasets import Dataset, DatasetDict, IterableDataset
 from transformers import EarlyStoppingCallback, set_seed
@@ -28,10 +29,17 @@ from ..data import (
     stream_pixels,
     streaming_splits,
 )
-from ..evaluation import evaluate_dataset, format_table
+from ..evaluation import evaluate_dataset, format_table, predict_logits_dataset
 from ..export import push_model, write_model_card
 from ..labels import LabelSpace
-from ..modeling import build_image_processor, build_model, concept_fold, freeze_backbone
+from ..modeling import (
+    build_image_processor,
+    build_model,
+    concept_fold,
+    fit_temperature,
+    fold_temperature,
+    freeze_backbone,
+)
 from ..outputs import check_output_dir, claim, publish, remove_stale_siblings, write_json
 from .augment import BatchPreprocessor
 from .recipe import Recipe
@@ -52,6 +60,30 @@ def joint_pairs(dataset, label_space: LabelSpace) -> list[tuple[str, str]]:
         plain = part.with_format(None)
         seen.update(zip(plain["label"], plain["language"]))
     return [(label_space.ids[c], language) for language, c in sorted((lang, c) for c, lang in seen)]
+
+
+def language_scripts(dataset) -> dict[str, str]:
+    """{language: the script most of its images are tagged with}: the script a joint class names."""
+    counts: dict[str, dict[str, int]] = {}
+    for part in dataset.values():
+        plain = part.with_format(None)
+        for language, script in zip(plain["language"], plain["script"]):
+            by_script = counts.setdefault(language, {})
+            by_script[script] = by_script.get(script, 0) + 1
+    return {language: max(by_script, key=by_script.get) for language, by_script in counts.items()}
+
+
+def calibrate(model, preprocessor, split, batch_size: int) -> float | None:
+    """Fit the softmax temperature on `split` (the validation split) and fold it into the head; returns T."""
+    if split is None or not len(split):
+        return None
+    joint = getattr(model.config, "label_granularity", "concept") == "concept_language"
+    labels = joint_label_ids(split, model.config) if joint else np.asarray(split.with_format(None)["label"])
+    logits = predict_logits_dataset(model, preprocessor, split, batch_size)
+    temperature = fit_temperature(logits, torch.as_tensor(labels))
+    fold_temperature(model, temperature)
+    logger.info("temperature fitted on %d validation images: %.3f (folded into the head)", len(split), temperature)
+    return temperature
 
 
 def joint_label_ids(part, config) -> np.ndarray:
@@ -175,8 +207,9 @@ def train(recipe: Recipe) -> dict:
         label_space, processor, cached = load_data(recipe)
         train_split, eval_split, test_split = cached["train"], cached["validation"], cached["test"]
     # A joint model's classes are the (concept, language) pairs of the data (refused with streaming).
-    pairs = joint_pairs(cached, label_space) if args.label_granularity == "concept_language" else None
-    model = build_model(recipe.model, label_space, pairs)
+    joint = args.label_granularity == "concept_language"
+    pairs = joint_pairs(cached, label_space) if joint else None
+    model = build_model(recipe.model, label_space, pairs, language_scripts(cached) if joint else None)
     logger.info("process %d of %d on %s", args.process_index, args.world_size, args.device)
 
     # Training loop
@@ -185,7 +218,7 @@ def train(recipe: Recipe) -> dict:
     trainer.log_metrics("train", train_result.metrics)
 
     # Test, save the model and write its card
-    return export(trainer, recipe, label_space, test_split, train_result.metrics)
+    return export(trainer, recipe, label_space, test_split, train_result.metrics, calibration_split=eval_split)
 
 
 def stream_data(recipe: Recipe) -> tuple[LabelSpace, object, dict]:
@@ -209,8 +242,13 @@ def export(
     label_space: LabelSpace,
     test_split=None,
     train_metrics: dict | None = None,
+    calibration_split=None,
 ) -> dict:
-    """Test the model and publish its folder whole: weights, processor, metrics, card (and push when asked).
+    """Calibrate and test the model, and publish its folder whole: weights, processor, metrics, card, push.
+
+    The softmax temperature is fitted on `calibration_split` (the validation split) and folded into
+    the classifier head before anything is saved, so the scores of the saved model are calibrated
+    wherever it is loaded.
 
     Everything is written into a staging sibling of `output_dir` that replaces it at the
     end, so a run killed while exporting leaves the previous model or the new one, never
@@ -219,6 +257,7 @@ def export(
     args = recipe.training
     output_dir = Path(args.output_dir)
     staging = output_dir.parent / f".{output_dir.name}.tmp-export"
+    calibrate(trainer.model, trainer.preprocessor, calibration_split, args.per_device_eval_batch_size)
     trainer.save_model(str(staging))  # on every process: sharded set-ups gather the weights here
     metrics = {}
     if trainer.is_world_process_zero():
@@ -229,6 +268,7 @@ def export(
         results = {**(train_metrics or {})}
         if metrics:
             results.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
+            metrics["softmax_temperature"] = float(getattr(trainer.model.config, "softmax_temperature", 1.0) or 1.0)
         write_json(staging / "train_results.json", train_metrics or {})
         write_json(staging / "all_results.json", results)
         write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
