@@ -291,14 +291,14 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     spec = _choose_font(rng, fonts)
     files = font_files(spec)
     path = str(files[int(rng.integers(len(files)))])
-    frac = rng.uniform(0.45, 0.9)  # height of the font's digits relative to the canvas
+    frac = rng.uniform(0.3, 0.9)  # height of the font's digits relative to the canvas
     ref = _ref_height(path, spec.index, numerals)
     # one font size per font (loading a face is slow); the affine map below scales to frac
     size = int(round(0.9 * S * _REF_SIZE / ref))
     zoom = frac / 0.9
     axes = _axes_of(path, spec.index)
     values = []
-    for ax in axes:  # variation: weight thin..black (9 steps), width (4 steps) where the font has them
+    for ax in axes:  # every axis a font has: weight thin..black (9 steps, never the default), width, slant, size
         name = ax.get("name", b"")
         name = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
         lo, hi, default = ax["minimum"], ax["maximum"], ax["default"]
@@ -308,7 +308,9 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
             lo = max(lo, 75)
             values.append(lo + (hi - lo) * int(rng.integers(4)) / 3)
         elif name.startswith("slant"):
-            values.append(lo if rng.random() < 0.3 else default)
+            values.append(lo + (hi - lo) * int(rng.integers(3)) / 2 if rng.random() < 0.3 else default)
+        elif name.startswith("optical"):
+            values.append(lo + (hi - lo) * int(rng.integers(4)) / 3)
         else:
             values.append(default)
     glyph, bbox = _glyph(path, spec.index, size, tuple(values), ch)
@@ -326,11 +328,28 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     A = zoom * np.array([[c, -s], [s, c]]) @ np.array([[1, shear], [0, 1]]) @ np.diag([sx, sy])
     corners = np.array([[x0 - cx, y0 - cy], [x1 - cx, y0 - cy], [x0 - cx, y1 - cy], [x1 - cx, y1 - cy]]) @ A.T
     extent = corners.max(axis=0) - corners.min(axis=0)
-    fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
-    A = A * fit
-    extent = extent * fit
-    room = np.maximum((0.94 * S - extent) / 2, 0)
-    jitter = rng.uniform(-1, 1, size=2) * np.minimum(room, 0.08 * S)
+    # Framing. A quarter of the glyphs fill the frame, as size-normalised scans do (8 x 8 UCI digits, MNIST
+    # crops), some also stretched towards it; a glyph much smaller than its font's digits (an Arabic
+    # zero, a dot) keeps its size. The others sit with margins, some anywhere off centre.
+    if rng.random() < 0.25 and max(x1 - x0, y1 - y0) >= 0.45 * S:
+        target = rng.uniform(0.86, 1.0) * S
+        fit = target / max(extent.max(), 1.0)
+        A, extent = A * fit, extent * fit
+        narrow = int(np.argmin(extent))
+        if rng.random() < 0.5 and extent[narrow] > 0.3 * extent.max():
+            stretch = min(rng.uniform(0.7, 1.0) * target / extent[narrow], 2.0)
+            if stretch > 1:
+                D = np.eye(2)
+                D[narrow, narrow] = stretch
+                A, extent[narrow] = D @ A, extent[narrow] * stretch
+        room = np.maximum((S - extent) / 2, 0)
+        jitter = rng.uniform(-1, 1, size=2) * room
+    else:
+        fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
+        A = A * fit
+        extent = extent * fit
+        room = np.maximum((0.94 * S - extent) / 2, 0)
+        jitter = rng.uniform(-1, 1, size=2) * (room if rng.random() < 0.25 else np.minimum(room, 0.08 * S))
     tx, ty = S / 2 + jitter[0], S / 2 + jitter[1]
     # PIL wants the inverse map: output (u, v) -> input (x, y)
     inv = np.linalg.inv(A)
@@ -344,10 +363,10 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
 
     # Stroke width (at high resolution)
     r = rng.random()
-    if r < 0.2:
-        mask = mask.filter(ImageFilter.MaxFilter(3 if rng.random() < 0.8 else 5))
-    elif r < 0.35:
-        thin = mask.filter(ImageFilter.MinFilter(3))
+    if r < 0.25:
+        mask = mask.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5, 7], p=[0.55, 0.3, 0.15]))))
+    elif r < 0.4:
+        thin = mask.filter(ImageFilter.MinFilter(3 if rng.random() < 0.7 else 5))
         if np.asarray(thin).sum() > 0.5 * np.asarray(mask).sum():  # never erase a thin glyph
             mask = thin
 
@@ -542,9 +561,10 @@ def _readme(
         "",
         "## Augmentation",
         "",
-        "Random font, face and variable-font weight/width; glyph height 45-90% of the canvas measured on the "
-        "font's own digits (so Arabic ٠ stays a dot and 一 a thin stroke); rotation ±15°, shear, aspect "
-        "squeeze 0.8-1.2, centring on the ink box with jitter, elastic distortion, stroke thickening or "
+        "Random font, face and variable-font weight/width; glyph height 30-90% of the canvas measured on the "
+        "font's own digits (so Arabic ٠ stays a dot and 一 a thin stroke), or (a quarter) the ink box filling "
+        "the frame, sometimes stretched to it; rotation ±15°, shear, aspect squeeze 0.8-1.2, placed near "
+        "the centre or anywhere; elastic distortion, stroke thickening or "
         "thinning, paper tone and texture, lighting gradient, ink tone, blur, noise and JPEG artefacts. "
         "Rendered at 2× and downsampled. No flips.",
         "",
