@@ -299,3 +299,22 @@ def test_held_out_families_never_train(tmp_path):
     (tmp_path / "fonts.yaml").write_text(text.replace(split, "- name: Roboto Slab\n  family: Noto Serif"))
     with pytest.raises(ValueError, match="Noto Serif on both sides"):
         load_font_table(tmp_path / "fonts.yaml")
+
+
+def test_handwriting_comes_in_five_framings():
+    """The same 1,797 UCI digits: filling the frame, with margins, thin, thick, and light on dark."""
+    from polyglot_vision.builtin_data import FRAMINGS, handwriting_framings
+
+    sets = handwriting_framings(size=48)
+    assert list(sets) == list(FRAMINGS) == ["tight", "margin", "thin", "thick", "light-on-dark"]
+    for images, labels in sets.values():
+        assert len(images) == len(labels) == 1797 and set(labels) == {str(d) for d in range(10)}
+        assert images[0].size == (48, 48) and images[0].mode == "RGB"
+
+    def gray(framing, i=0):
+        return np.asarray(sets[framing][0][i].convert("L"), dtype=np.float32)
+
+    ink = {f: float(np.mean([(gray(f, i) < 128).mean() for i in range(50)])) for f in FRAMINGS}
+    assert ink["thin"] < ink["margin"] < ink["thick"] < ink["tight"]
+    edge = lambda a: np.concatenate([a[:3].ravel(), a[-3:].ravel()]).mean()  # noqa: E731
+    assert edge(gray("margin")) > 240 and edge(gray("light-on-dark")) < 15

@@ -135,6 +135,24 @@ def test_mixup_with_label_smoothing_trains_a_joint_model_with_layer_decay(polydi
     assert sum(p.score for p in answer) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_a_concept_script_model_has_one_class_per_digit_and_script_and_takes_either_hint(polydigits_dir, tmp_path):
+    from polyglot_vision.serving import Predictor
+
+    recipe, metrics = run_recipe(polydigits_dir, tmp_path / "model", label_granularity="concept_script")
+    config = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
+    scripts = sorted({s.script for s in recipe.data.sources})
+    assert config["label_granularity"] == "concept_script" and len(config["id2label"]) == 10 * len(scripts)
+    assert config["joint_label_concept"]["7@Thai"] == "7" and config["joint_label_script"]["7@Thai"] == "Thai"
+    assert config["language_scripts"]["th"] == "Thai" and config["language_scripts"]["fa"] == "Arab"
+    assert metrics["labels"] == config["concepts"]
+    predictor = Predictor.from_pretrained(tmp_path / "model")
+    seven = sorted((polydigits_dir / "latin-fr" / "sept").glob("*.png"))[0]
+    (by_script,) = predictor.top_k([seven], k=10, hint="Thai")
+    (by_language,) = predictor.top_k([seven], k=10, hint="th")
+    assert [(p.concept, p.score) for p in by_script] == [(p.concept, p.score) for p in by_language]
+    assert {p.script for p in by_script} == {"Thai"}
+
+
 def test_frozen_backbone_changes_only_the_head(polydigits_dir, tmp_path):
     from transformers import set_seed
 

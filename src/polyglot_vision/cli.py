@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SCRIPT|LANG",
         help="script (ISO 15924, e.g. Deva) or language (e.g. hi) the images are written in "
-        "(models with label_granularity concept_language)",
+        "(models with label_granularity concept_script or concept_language)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_predict)

@@ -50,6 +50,9 @@ class Predictor:
         self.class_languages = label_languages(config)
         self.class_scripts = label_scripts(config)
         self.scripts = sorted({script for script in self.class_scripts if script})
+        self.language_scripts = {
+            language_key(lang): script for lang, script in (getattr(config, "language_scripts", None) or {}).items()
+        }
         self.default_language: str = getattr(config, "default_language", None) or "en"
         self.label_space = LabelSpace.from_names(
             self.concepts,
@@ -81,15 +84,17 @@ class Predictor:
 
     @property
     def hint_languages(self) -> list[str]:
-        """The languages a hint can name (those of a joint model's classes; none for a concept model)."""
-        return sorted({lang for lang in self.class_languages if lang})
+        """The languages a hint can name (those of a joint model's data; none for a concept model)."""
+        if self.fold is None:
+            return []
+        return sorted({lang for lang in self.class_languages if lang} | set(self.language_scripts))
 
     def hint_mask(self, hint: str) -> torch.Tensor:
         """1 for the classes of the hinted script (`Deva`, any case) or language (`hi`, `th-TH` -> `th`), else 0."""
         if self.fold is None:
             raise UserError(
                 f"hint {hint!r}: this model has one class per concept; "
-                "hints need a model trained with `label_granularity: concept_language`"
+                "hints need a model trained with `label_granularity: concept_script` or `concept_language`"
             )
         code = hint.strip()[:1].upper() + hint.strip()[1:].lower()
         if is_script_code(code) and code in self.scripts:
@@ -98,6 +103,9 @@ class Predictor:
             mask = torch.tensor([float(c is not None and language_key(c) == lang) for c in self.class_languages])
             if mask.any():
                 return mask
+            script = self.language_scripts.get(lang)  # a (concept, script) model reads a language by its script
+            if script and not any(self.class_languages):
+                return torch.tensor([float(s == script) for s in self.class_scripts])
         raise UserError(
             f"hint {hint!r}: not a script ({', '.join(self.scripts)}) "
             f"nor a language ({', '.join(self.hint_languages)}) of this model"

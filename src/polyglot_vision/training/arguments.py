@@ -17,7 +17,7 @@ from transformers import TrainingArguments
 from ..errors import UserError
 from .augment import parse_policy
 
-GRANULARITIES = ("concept", "concept_language")
+GRANULARITIES = ("concept", "concept_language", "concept_script")
 
 
 @dataclass
@@ -42,8 +42,9 @@ class PolyglotTrainingArguments(TrainingArguments):
     label_granularity: str = field(
         default="concept",
         metadata={
-            "help": "`concept`: one class per concept; `concept_language`: one per (concept, language) "
-            "seen in the data, summed back to concepts for predictions and metrics."
+            "help": "`concept`: one class per concept; `concept_language`: one per (concept, language), "
+            "`concept_script`: one per (concept, script) seen in the data, summed back to concepts for "
+            "predictions and metrics; a hint (script or language) restricts the sum."
         },
     )
     freeze_backbone: bool = field(

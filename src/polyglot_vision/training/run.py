@@ -39,6 +39,7 @@ from ..modeling import (
     fit_temperature,
     fold_temperature,
     freeze_backbone,
+    is_joint,
 )
 from ..outputs import check_output_dir, claim, publish, remove_stale_siblings, write_json
 from .augment import BatchPreprocessor
@@ -53,13 +54,18 @@ CARRIED_ON_EXPORT = (f"{PREFIX_CHECKPOINT_DIR}-*", "runs")
 STREAMING_TEST_IMAGES = 10_000
 
 
-def joint_pairs(dataset, label_space: LabelSpace) -> list[tuple[str, str]]:
-    """The (concept, language) pairs present in any split, by language then concept: a joint model's classes."""
+def joint_column(granularity: str) -> str:
+    """The data column that splits a concept into joint classes: `language` or `script`."""
+    return "script" if granularity == "concept_script" else "language"
+
+
+def joint_pairs(dataset, label_space: LabelSpace, column: str = "language") -> list[tuple[str, str]]:
+    """The (concept, language or script) pairs present in any split, by tag then concept: the joint classes."""
     seen = set()
     for part in dataset.values():
         plain = part.with_format(None)
-        seen.update(zip(plain["label"], plain["language"]))
-    return [(label_space.ids[c], language) for language, c in sorted((lang, c) for c, lang in seen)]
+        seen.update(zip(plain["label"], plain[column]))
+    return [(label_space.ids[c], tag) for tag, c in sorted((tag, c) for c, tag in seen)]
 
 
 def language_scripts(dataset) -> dict[str, str]:
@@ -77,8 +83,11 @@ def calibrate(model, preprocessor, split, batch_size: int) -> float | None:
     """Fit the softmax temperature on `split` (the validation split) and fold it into the head; returns T."""
     if split is None or not len(split):
         return None
-    joint = getattr(model.config, "label_granularity", "concept") == "concept_language"
-    labels = joint_label_ids(split, model.config) if joint else np.asarray(split.with_format(None)["label"])
+    labels = (
+        joint_label_ids(split, model.config)
+        if is_joint(model.config)
+        else np.asarray(split.with_format(None)["label"])
+    )
     logits = predict_logits_dataset(model, preprocessor, split, batch_size)
     temperature = fit_temperature(logits, torch.as_tensor(labels))
     fold_temperature(model, temperature)
@@ -87,19 +96,19 @@ def calibrate(model, preprocessor, split, batch_size: int) -> float | None:
 
 
 def joint_label_ids(part, config) -> np.ndarray:
-    """Each image's joint class id of a `concept_language` model, from its concept and language."""
+    """Each image's joint class id, from its concept and its language (or script, for `concept_script`)."""
+    column = joint_column(config.label_granularity)
+    tags = config.joint_label_script if column == "script" else config.joint_label_language
     index = {
-        (config.concepts.index(config.joint_label_concept[name]), config.joint_label_language[name]): i
-        for i, name in config.id2label.items()
+        (config.concepts.index(config.joint_label_concept[name]), tags[name]): i for i, name in config.id2label.items()
     }
     plain = part.with_format(None)
-    return np.asarray([index[key] for key in zip(plain["label"], plain["language"])], dtype=np.int64)
+    return np.asarray([index[key] for key in zip(plain["label"], plain[column])], dtype=np.int64)
 
 
 def pixel_batches(part, config) -> PixelBatches:
     """A cached split as whole-batch reads, labelled with the model's classes (joint ones too)."""
-    joint = getattr(config, "label_granularity", "concept") == "concept_language"
-    return PixelBatches(part, joint_label_ids(part, config) if joint else None)
+    return PixelBatches(part, joint_label_ids(part, config) if is_joint(config) else None)
 
 
 def resolve_checkpoint(args) -> str | None:
@@ -207,9 +216,11 @@ def train(recipe: Recipe) -> dict:
         label_space, processor, cached = load_data(recipe)
         train_split, eval_split, test_split = cached["train"], cached["validation"], cached["test"]
     # A joint model's classes are the (concept, language) pairs of the data (refused with streaming).
-    joint = args.label_granularity == "concept_language"
-    pairs = joint_pairs(cached, label_space) if joint else None
-    model = build_model(recipe.model, label_space, pairs, language_scripts(cached) if joint else None)
+    granularity = args.label_granularity
+    joint = granularity != "concept"
+    pairs = joint_pairs(cached, label_space, joint_column(granularity)) if joint else None
+    scripts = language_scripts(cached) if joint else None
+    model = build_model(recipe.model, label_space, pairs, scripts, granularity)
     logger.info("process %d of %d on %s", args.process_index, args.world_size, args.device)
 
     # Training loop
