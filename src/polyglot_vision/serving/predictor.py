@@ -31,7 +31,7 @@ class Prediction:
     name: str  # display name in the requested language, e.g. "sept"
     score: float
     script: str | None = None  # ISO 15924 code of the script read (joint models), e.g. "Deva"
-    script_name: str | None = None  # its English name, e.g. "Devanagari"
+    script_name: str | None = None  # its English name, e.g. "Thai"
 
     def to_dict(self) -> dict:
         return asdict(self)
