@@ -97,8 +97,11 @@ def _accuracy(predictor, images, labels, hint=None) -> tuple[float, dict]:
     for truth, guess in zip(labels, predictions):
         if truth != guess:
             confusions[f"{truth}->{guess}"] += 1
-    worst = dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:3])
-    return float(np.mean(np.asarray(predictions) == np.asarray(labels))), worst
+    return float(np.mean(np.asarray(predictions) == np.asarray(labels))), dict(confusions)
+
+
+def _top3(confusions: dict) -> dict:
+    return dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:3])
 
 
 def cmd_generalization(args) -> dict:
@@ -120,9 +123,12 @@ def cmd_generalization(args) -> dict:
         row["n"] += len(labels)
         row["_c"][0] += accuracy * len(labels)
         row["_c"][1] += (hinted or 0.0) * len(labels)
-        row.setdefault("top_confusions", {}).update(confusions)
+        counts = row.setdefault("top_confusions", {})
+        for pair, n in confusions.items():
+            counts[pair] = counts.get(pair, 0) + n
         n_images += 2 * len(labels) if hints else len(labels)
     for row in by_system.values():
+        row["top_confusions"] = _top3(row["top_confusions"])
         correct, correct_hinted = row.pop("_c")
         row["accuracy"] = correct / row["n"]
         row["accuracy_script_hint"] = correct_hinted / row["n"] if hints else None
@@ -134,7 +140,7 @@ def cmd_generalization(args) -> dict:
             "accuracy": accuracy,
             "accuracy_script_hint": hinted,
             "n": len(labels),
-            "top_confusions": confusions,
+            "top_confusions": _top3(confusions),
         }
         n_images += 2 * len(labels) if hints else len(labels)
     elapsed = time.perf_counter() - start
