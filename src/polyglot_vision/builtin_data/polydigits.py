@@ -2,12 +2,13 @@
 
 Every source is written where `datasets` loads it offline (an image folder or one parquet file) and is
 labelled the way its own community writes it ("sept", "fünf", "سبعة", "७", "七").  Rendered sources
-use fonts that PyPI wheels ship (never system fonts) and strong augmentation (font, weight, width,
-scale, rotation, shear, squeeze, elastic distortion, stroke width, blur, noise, paper, JPEG) so that a
-model learns digit shapes rather than one typeface's pixels.
+use the fonts of the font table (fonts.yaml: PyPI wheels only, never system fonts) and strong
+augmentation (font, every variable axis, framing from tight to small and off centre, rotation, shear,
+squeeze, elastic distortion, stroke width, blur, noise, paper, JPEG) so that a model learns digit
+shapes rather than one typeface's pixels or one way of framing them.
 
     generate_polydigits("data/polydigits")              # the training data
-    generate_polydigits("data/polydigits-holdout", holdout_fonts=True)   # typefaces never trained on
+    generate_polydigits("data/polydigits-holdout", holdout_fonts=True)   # type families never trained on
 
 Generation is deterministic: every image is drawn from its own random generator seeded by
 (seed, source, index, holdout), so the same arguments give byte-identical images whatever the number of
