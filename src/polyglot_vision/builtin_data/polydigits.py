@@ -368,7 +368,9 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
         mask = mask.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5, 7], p=[0.55, 0.3, 0.15]))))
     elif r < 0.4:
         thin = mask.filter(ImageFilter.MinFilter(3 if rng.random() < 0.7 else 5))
-        if np.asarray(thin).sum() > 0.5 * np.asarray(mask).sum():  # never erase a thin glyph
+        # never erase a thin glyph, nor thin strokes that are already hairlines (they would come out faint)
+        thinner = thin.filter(ImageFilter.MinFilter(3))
+        if np.asarray(thinner).sum() > 0.4 * np.asarray(mask).sum():
             mask = thin
 
     # Elastic distortion (smooth random displacement field)
@@ -386,6 +388,9 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
         (image_size, image_size), Image.Resampling.LANCZOS
     )
     a = np.asarray(small, dtype=np.float32) / 255.0
+    peak = float(a.max())
+    if 0 < peak < 0.8:  # hairlines of a small or thinned glyph: ink where the pen went, not a faint trace
+        a = np.clip(a * (0.8 / peak), 0.0, 1.0)
     paper = rng.uniform(185, 255)
     bg = np.full((image_size, image_size), paper, dtype=np.float32)
     if rng.random() < 0.5:  # paper texture / uneven lighting
