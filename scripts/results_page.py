@@ -74,18 +74,36 @@ def _quickstart(r: dict) -> list[str]:
 def _generalization(r: dict) -> list[str]:
     lines = []
     for key, value in r.items():
-        if key.endswith("accuracy") and isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and "accuracy" in key:
             lines.append(f"- {key.replace('_', ' ')}: **{_pct(value)}**")
-    rows = [
+        elif isinstance(value, str) and key.endswith(("system", "framing", "hint")) and key != "model":
+            lines.append(f"- {key.replace('_', ' ')}: {value}")
+
+    def confused(row):
+        return ", ".join(f"{k} ×{v}" for k, v in row.get("top_confusions", {}).items())
+
+    systems = [
         (
             name,
+            row["script"],
+            "yes" if row["held_out_families"] else "no (one family)",
             _pct(row["accuracy"]),
+            _pct(row.get("accuracy_script_hint")),
             row["n"],
-            ", ".join(f"{k} ×{v}" for k, v in row.get("top_confusions", {}).items()),
+            confused(row),
         )
-        for name, row in r.get("per_set", {}).items()
+        for name, row in r.get("per_system", {}).items()
     ]
-    return lines + ["", *_table(["set", "accuracy", "images", "most confused (true→predicted)"], rows)]
+    framings = [
+        (name, _pct(row["accuracy"]), _pct(row.get("accuracy_script_hint")), row["n"], confused(row))
+        for name, row in r.get("handwriting_per_framing", {}).items()
+    ]
+    header = ["accuracy", "with script hint", "images", "most confused (true→predicted)"]
+    return (
+        lines
+        + ["", *_table(["system", "script", "held-out families", *header], systems)]
+        + ["", *_table(["handwriting framing", *header], framings)]
+    )
 
 
 def _train(r: dict) -> list[str]:

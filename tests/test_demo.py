@@ -245,7 +245,7 @@ def test_one_batch_reads_each_request_with_its_own_language_and_hint_in_one_mode
     labels, notes = predict_fn.fn([str(image)] * 4, [lang for lang, _ in requests], [hint for _, hint in requests])
     assert calls == [4]  # one model call for the batch
     for (language, hint), label in zip(requests[:3], labels):
-        [expected] = predictor.top_k([image], k=TOP_K, language=language, language_hint=hint or None)
+        [expected] = predictor.top_k([image], k=TOP_K, language=language, hint=hint or None)
         assert list(label) == [f"{p.name} ({p.concept})" for p in expected]
         assert list(label.values()) == pytest.approx([p.score for p in expected])
     assert notes[:3] == ["", "Read as ไทย (th).", "Read as English (en)."]

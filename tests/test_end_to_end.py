@@ -47,6 +47,24 @@ def test_pipeline_loads_the_model_offline(trained_model, seven):
     assert abs(sum(r["score"] for r in classify(Image.open(seven), top_k=10)) - 1.0) < 1e-4
 
 
+def test_exported_scores_are_calibrated_and_the_same_through_pipeline_and_predictor(trained_model, seven):
+    """The temperature fitted on the validation split is in the head: no reader has to apply it."""
+    from transformers import pipeline
+
+    from polyglot_vision.serving import Predictor
+
+    config = json.loads((trained_model / "config.json").read_text(encoding="utf-8"))
+    metrics = json.loads((trained_model / "metrics.json").read_text(encoding="utf-8"))["test"]
+    assert config["softmax_temperature"] > 0 and config["softmax_temperature"] != 1.0
+    assert metrics["softmax_temperature"] == pytest.approx(config["softmax_temperature"])
+    theirs = {
+        r["label"]: r["score"]
+        for r in pipeline("image-classification", model=str(trained_model))(Image.open(seven), top_k=10)
+    }
+    (ours,) = Predictor.from_pretrained(trained_model).top_k([seven], k=10)
+    assert {p.concept: p.score for p in ours} == pytest.approx(theirs, abs=1e-5)
+
+
 def test_predict_answers_in_the_chosen_language(trained_model, seven):
     run = subprocess.run(
         [*CLI, "predict", str(trained_model), str(seven), "--lang", "fr", "--top-k", "10", "--json"],

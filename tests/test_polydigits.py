@@ -142,7 +142,8 @@ def test_images_are_dark_ink_on_light_paper(generated):
             inner = a[2:-2, 2:-2]
             assert border.mean() > 150, e["name"]  # light paper
             assert inner.min() < border.mean() - 60, e["name"]  # dark ink inside
-            assert inner.mean() < border.mean(), e["name"]
+            dark = border.mean() - 60  # ink sits inside, not at the edge (a dot of an Arabic zero counts too)
+            assert (inner < dark).mean() > (border < dark).mean(), e["name"]
 
 
 def test_images_vary(generated):
@@ -233,32 +234,87 @@ def test_png_round_trip_is_grayscale(generated):
     assert img.mode == "L" and img.size == (SIZE, SIZE)
 
 
-def test_every_font_file_draws_its_scripts_digits():
-    """Each face file of each font used for a numeral system has all ten digits in its cmap, and
-    non-Latin digits are not drawn as Latin ones (as Hind, Rajdhani, Teko and Poppins do for Devanagari)."""
+def test_every_font_of_the_table_draws_the_digits_of_its_scripts():
+    """Each file of each table entry, for every numeral system the entry names: all ten digits in the cmap,
+    ten ink boxes, ten distinct glyphs, and non-Latin digits not drawn as Latin ones (as Hind, Rajdhani,
+    Teko and Poppins do for Devanagari)."""
     from fontTools.ttLib import TTFont
     from PIL import ImageFont
 
-    from polyglot_vision.builtin_data.polydigits import DIGITS, FONTS, SCRIPT_FONTS, _font_files, _render_mask
+    from polyglot_vision.builtin_data.fonts import FONTS, NUMERALS, font_files, render_mask
 
     def ink(font, ch):
-        img, bbox = _render_mask(font, ch)
+        img, bbox = render_mask(font, ch)
         assert bbox, ch
         return np.asarray(img.crop(bbox).resize((24, 24))) > 127
 
-    for key, (train, held) in SCRIPT_FONTS.items():
-        for name in train + held:
-            spec = FONTS[name]
-            for path in _font_files(spec):
-                cmap = TTFont(str(path), fontNumber=spec.index, lazy=True).getBestCmap()
-                missing = [c for c in DIGITS[key] if ord(c) not in cmap]
-                assert not missing, (key, name, path.name, missing)
+    def square_ink(font, ch):  # the ink box padded to a square: a dot and a bar stay apart
+        img, (x0, y0, x1, y1) = render_mask(font, ch)
+        side = max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        box = (cx - side // 2 - 1, cy - side // 2 - 1, cx + side // 2 + 1, cy + side // 2 + 1)
+        return np.asarray(img.crop(box).resize((32, 32))) > 127
+
+    assert len(FONTS) >= 70
+    for spec in FONTS.values():
+        for path in font_files(spec):
+            cmap = TTFont(str(path), fontNumber=spec.index, lazy=True).getBestCmap()
+            font = ImageFont.truetype(str(path), 64, index=spec.index, layout_engine=ImageFont.Layout.RAQM)
+            for key in spec.scripts:
+                missing = [c for c in NUMERALS[key] if ord(c) not in cmap]
+                assert not missing, (key, spec.name, path.name, missing)
+                glyphs = [square_ink(font, c) for c in NUMERALS[key]]
+                iou = [[(g & h).sum() / max((g | h).sum(), 1) for h in glyphs] for g in glyphs]
+                same = [(a, b) for a in range(10) for b in range(a) if iou[a][b] >= 0.95]
+                assert not same, (key, spec.name, path.name, same)
                 if key in ("latn", "hani"):
                     continue
-                font = ImageFont.truetype(str(path), 64, index=spec.index, layout_engine=ImageFont.Layout.RAQM)
-                pairs = [(a, b) for a, b in zip(DIGITS[key], DIGITS["latn"]) if ord(b) in cmap]
+                pairs = [(a, b) for a, b in zip(NUMERALS[key], NUMERALS["latn"]) if ord(b) in cmap]
                 if not pairs:  # a font without Latin digits cannot draw them instead
                     continue
                 # pixel agreement with the Latin digit: ~0.95 for a Latin look-alike, ~0.65 for real forms
                 agree = float(np.mean([(ink(font, a) == ink(font, b)).mean() for a, b in pairs]))
-                assert agree < 0.85, (key, name, path.name, agree)
+                assert agree < 0.85, (key, spec.name, path.name, agree)
+
+
+def test_held_out_families_never_train(tmp_path):
+    """The held-out split is by family (and design lineage): no weight, italic or variant on both sides, and
+    every system with two or more families holds one out; a table that splits a family is refused."""
+    from polyglot_vision.builtin_data.fonts import FONTS, SCRIPT_FONTS, TABLE, load_font_table
+
+    sides = {}
+    for spec in FONTS.values():
+        for key in (spec.family, spec.group):
+            if key:
+                sides.setdefault(key, set()).add(spec.holdout)
+    assert all(len(held) == 1 for held in sides.values())
+    for key, (train, held) in SCRIPT_FONTS.items():
+        assert train, key
+        assert not {FONTS[n].family for n in train} & {FONTS[n].family for n in held}, key
+        if len({FONTS[n].family for n in train + held}) >= 2:
+            assert held, key
+    text = TABLE.read_text(encoding="utf-8")
+    split = "- name: Roboto Slab\n  family: Roboto Slab"
+    assert split in text
+    (tmp_path / "fonts.yaml").write_text(text.replace(split, "- name: Roboto Slab\n  family: Noto Serif"))
+    with pytest.raises(ValueError, match="Noto Serif on both sides"):
+        load_font_table(tmp_path / "fonts.yaml")
+
+
+def test_handwriting_comes_in_five_framings():
+    """The same 1,797 UCI digits: filling the frame, with margins, thin, thick, and light on dark."""
+    from polyglot_vision.builtin_data import FRAMINGS, handwriting_framings
+
+    sets = handwriting_framings(size=48)
+    assert list(sets) == list(FRAMINGS) == ["tight", "margin", "thin", "thick", "light-on-dark"]
+    for images, labels in sets.values():
+        assert len(images) == len(labels) == 1797 and set(labels) == {str(d) for d in range(10)}
+        assert images[0].size == (48, 48) and images[0].mode == "RGB"
+
+    def gray(framing, i=0):
+        return np.asarray(sets[framing][0][i].convert("L"), dtype=np.float32)
+
+    ink = {f: float(np.mean([(gray(f, i) < 128).mean() for i in range(50)])) for f in FRAMINGS}
+    assert ink["thin"] < ink["margin"] < ink["thick"] < ink["tight"]
+    edge = lambda a: np.concatenate([a[:3].ravel(), a[-3:].ravel()]).mean()  # noqa: E731
+    assert edge(gray("margin")) > 240 and edge(gray("light-on-dark")) < 15

@@ -135,6 +135,24 @@ def test_mixup_with_label_smoothing_trains_a_joint_model_with_layer_decay(polydi
     assert sum(p.score for p in answer) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_a_concept_script_model_has_one_class_per_digit_and_script_and_takes_either_hint(polydigits_dir, tmp_path):
+    from polyglot_vision.serving import Predictor
+
+    recipe, metrics = run_recipe(polydigits_dir, tmp_path / "model", label_granularity="concept_script")
+    config = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
+    scripts = sorted({s.script for s in recipe.data.sources})
+    assert config["label_granularity"] == "concept_script" and len(config["id2label"]) == 10 * len(scripts)
+    assert config["joint_label_concept"]["7@Thai"] == "7" and config["joint_label_script"]["7@Thai"] == "Thai"
+    assert config["language_scripts"]["th"] == "Thai" and config["language_scripts"]["fa"] == "Arab"
+    assert metrics["labels"] == config["concepts"]
+    predictor = Predictor.from_pretrained(tmp_path / "model")
+    seven = sorted((polydigits_dir / "latin-fr" / "sept").glob("*.png"))[0]
+    (by_script,) = predictor.top_k([seven], k=10, hint="Thai")
+    (by_language,) = predictor.top_k([seven], k=10, hint="th")
+    assert [(p.concept, p.score) for p in by_script] == [(p.concept, p.score) for p in by_language]
+    assert {p.script for p in by_script} == {"Thai"}
+
+
 def test_frozen_backbone_changes_only_the_head(polydigits_dir, tmp_path):
     from transformers import set_seed
 
@@ -277,18 +295,108 @@ def test_a_language_hint_changes_the_answer_for_a_shared_shape(joint_model, caps
     (plain,) = predictor.top_k([image], k=2, language="fr")
     assert [(p.concept, p.name) for p in plain] == [("7", "sept"), ("1", "un")]
     assert [p.score for p in plain] == pytest.approx([0.65, 0.35], abs=1e-4)  # summed over languages
-    (thai,) = predictor.top_k([image], k=2, language_hint="th")
+    (thai,) = predictor.top_k([image], k=2, hint="th")
     assert [p.concept for p in thai] == ["1", "7"]
     assert [p.score for p in thai] == pytest.approx([2 / 3, 1 / 3], abs=1e-4)
-    (english,) = predictor.top_k([image], k=1, language_hint="en-GB")
+    (english,) = predictor.top_k([image], k=1, hint="en-GB")
     assert english[0].concept == "7"
     with pytest.raises(UserError, match="'de'"):
-        predictor.top_k([image], language_hint="de")
+        predictor.top_k([image], hint="de")
 
     assert main(["predict", str(folder), str(image), "--hint", "th", "--top-k", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["predictions"][0]["concept"] == "1"
     assert main(["predict", str(folder), str(image), "--hint", "xx"]) == 2
     assert "'xx'" in capsys.readouterr().err
+
+
+def test_a_script_hint_works_like_a_language_hint_and_the_answer_names_the_script(joint_model, capsys):
+    from polyglot_vision.cli import main
+    from polyglot_vision.serving import Predictor
+
+    folder, image = joint_model
+    predictor = Predictor.from_pretrained(folder)
+    assert predictor.scripts == ["Latn", "Thai"]
+    (plain,) = predictor.top_k([image], k=2)
+    # '7' is likeliest in Latin (0.50 of 0.65), '1' in Thai (0.30 of 0.35)
+    assert [(p.concept, p.script, p.script_name) for p in plain] == [("7", "Latn", "Latin"), ("1", "Thai", "Thai")]
+    for hint in ("Thai", "thai", "THAI"):
+        (thai,) = predictor.top_k([image], k=2, hint=hint)
+        assert [(p.concept, p.script) for p in thai] == [("1", "Thai"), ("7", "Thai")]
+        assert [p.score for p in thai] == pytest.approx([2 / 3, 1 / 3], abs=1e-4)
+
+    assert main(["predict", str(folder), str(image), "--hint", "Thai", "--top-k", "1", "--lang", "fr"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == f"{image}: un (1) · Thai 66.7%"
+    assert main(["predict", str(folder), str(image), "--top-k", "1", "--json"]) == 0
+    (top,) = json.loads(capsys.readouterr().out)[0]["predictions"]
+    assert (top["concept"], top["script"], top["script_name"]) == ("7", "Latn", "Latin")
+    assert main(["predict", str(folder), str(image), "--hint", "Deva"]) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert (
+        line == "polyglot-vision: error: hint 'Deva': not a script (Latn, Thai) nor a language (en, th) of this model"
+    )
+
+
+def test_a_concept_model_refuses_a_hint_in_one_line(tmp_path, capsys):
+    from transformers import AutoConfig, AutoModelForImageClassification, ViTImageProcessorPil
+
+    from polyglot_vision.cli import main
+    from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.modeling import label_config
+
+    config = AutoConfig.for_model(
+        "resnet", embedding_size=4, hidden_sizes=[4], depths=[1], **label_config(LabelSpace.from_yaml(DIGITS))
+    )
+    AutoModelForImageClassification.from_config(config).save_pretrained(tmp_path / "m")
+    ViTImageProcessorPil(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "m")
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), "white").save(tmp_path / "x.png")
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "x.png"), "--top-k", "1"]) == 0
+    assert "·" not in capsys.readouterr().out  # a concept model does not claim a script
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "x.png"), "--hint", "Deva"]) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert line.startswith("polyglot-vision: error: hint 'Deva': this model has one class per concept")
+
+
+def test_the_fitted_temperature_is_folded_into_the_head_so_pipeline_gives_the_predictor_scores(tmp_path):
+    from PIL import Image
+    from transformers import AutoConfig, AutoModelForImageClassification, ViTImageProcessorPil, pipeline
+
+    from polyglot_vision.labels import LabelSpace
+    from polyglot_vision.modeling import fit_temperature, fold_temperature, label_config
+    from polyglot_vision.serving import Predictor
+
+    # NLL-optimal temperature: logits that are 3 x too confident come back to their own distribution.
+    torch.manual_seed(0)
+    true_logits = torch.randn(4000, 10)
+    labels = torch.distributions.Categorical(logits=true_logits).sample()
+    assert fit_temperature(3.0 * true_logits, labels) == pytest.approx(3.0, rel=0.1)
+
+    config = AutoConfig.for_model(
+        "resnet", embedding_size=8, hidden_sizes=[8], depths=[1], **label_config(LabelSpace.from_yaml(DIGITS))
+    )
+    model = AutoModelForImageClassification.from_config(config).eval()
+    processor = ViTImageProcessorPil(size={"height": 16, "width": 16})
+    images = [
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16, 3), dtype=np.uint8)) for i in range(3)
+    ]
+    pixels = processor(images, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        before = model(pixel_values=pixels).logits
+        fold_temperature(model, 2.5)
+        after = model(pixel_values=pixels).logits
+    assert torch.allclose(after, before / 2.5, atol=1e-5)
+    assert model.config.softmax_temperature == pytest.approx(2.5)
+    model.save_pretrained(tmp_path / "m")
+    processor.save_pretrained(tmp_path / "m")
+    assert AutoConfig.from_pretrained(tmp_path / "m").softmax_temperature == pytest.approx(2.5)
+
+    classify = pipeline("image-classification", model=str(tmp_path / "m"))
+    predictor = Predictor.from_pretrained(tmp_path / "m")
+    for image, ours in zip(images, predictor.top_k(images, k=10)):
+        theirs = {row["label"]: row["score"] for row in classify(image, top_k=10)}
+        assert {p.concept: p.score for p in ours} == pytest.approx(theirs, abs=1e-5)
 
 
 def test_pixel_batches_read_what_the_dataset_holds(tmp_path):

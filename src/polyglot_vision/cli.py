@@ -181,7 +181,7 @@ def cmd_predict(args, extra) -> int:
             f"answering in {predictor.default_language!r}",
             file=sys.stderr,
         )
-    results = predictor.top_k(images, k=args.top_k, language=args.lang, language_hint=args.hint)
+    results = predictor.top_k(images, k=args.top_k, language=args.lang, hint=args.hint)
     if args.json:
         payload = [
             {"image": path, "predictions": [p.to_dict() for p in preds]} for path, preds in zip(args.images, results)
@@ -189,7 +189,9 @@ def cmd_predict(args, extra) -> int:
         print(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         for path, preds in zip(args.images, results):
-            answer = "   ".join(f"{p.name} ({p.concept}) {p.score:.1%}" for p in preds)
+            answer = "   ".join(
+                f"{p.name} ({p.concept}){f' · {p.script_name}' if p.script_name else ''} {p.score:.1%}" for p in preds
+            )
             print(f"{path}: {answer}")
     return 0
 
@@ -314,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--hint",
         default=None,
-        metavar="LANG",
-        help="language the images are written in, e.g. th (models with label_granularity concept_language)",
+        metavar="SCRIPT|LANG",
+        help="script (ISO 15924, e.g. Deva) or language (e.g. hi) the images are written in "
+        "(models with label_granularity concept_script or concept_language)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_predict)

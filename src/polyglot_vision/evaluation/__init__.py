@@ -1,7 +1,7 @@
 """Evaluation: metrics per language, script and source, predictions on a split, reports with plots."""
 
 from .metrics import classification_metrics, format_table, grouped_metrics, load_metric, metric_path
-from .predict import evaluate_dataset, metrics_from_probabilities, predict_proba_dataset
+from .predict import evaluate_dataset, metrics_from_probabilities, predict_logits_dataset, predict_proba_dataset
 from .report import evaluate_model, write_report
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "load_metric",
     "metric_path",
     "metrics_from_probabilities",
+    "predict_logits_dataset",
     "predict_proba_dataset",
     "write_report",
 ]

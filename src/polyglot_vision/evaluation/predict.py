@@ -12,26 +12,29 @@ from .metrics import confusion, grouped_metrics, top_confusions
 
 
 @torch.inference_mode()
+def predict_logits_dataset(model, preprocessor: PixelNormalizer, dataset, batch_size: int = 256) -> torch.Tensor:
+    """The model's class logits (N, classes) for a pixel-cached split (see `data.cache_pixels`)."""
+    model.eval()
+    device = next(model.parameters()).device
+    preprocessor = preprocessor.to(device)
+    logits = [
+        model(pixel_values=preprocessor(batch["pixel_values"].to(device))).logits.float().cpu()
+        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    ]
+    return torch.cat(logits) if logits else torch.zeros(0, model.config.num_labels)
+
+
 def predict_proba_dataset(model, preprocessor: PixelNormalizer, dataset, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities (N, concepts) for a pixel-cached split (see `data.cache_pixels`).
+    """Softmax probabilities (N, concepts) for a pixel-cached split.
 
     A joint (concept, language) model's probabilities are summed over languages,
     so every metric is at concept level whatever the label granularity.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    preprocessor = preprocessor.to(device)
+    probabilities = predict_logits_dataset(model, preprocessor, dataset, batch_size).softmax(dim=-1)
     fold = concept_fold(model.config)
-    probabilities = []
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
-        logits = model(pixel_values=preprocessor(batch["pixel_values"].to(device))).logits
-        batch_probabilities = logits.float().softmax(dim=-1).cpu()
-        if fold is not None:
-            batch_probabilities = batch_probabilities @ fold
-        probabilities.append(batch_probabilities.numpy())
-    if not probabilities:
-        return np.zeros((0, len(concept_ids(model.config))), dtype=np.float32)
-    return np.concatenate(probabilities)
+    if fold is not None:
+        probabilities = probabilities @ fold
+    return probabilities.numpy()
 
 
 def metrics_from_probabilities(probabilities: np.ndarray, dataset, labels: list[str]) -> dict:

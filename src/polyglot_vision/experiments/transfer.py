@@ -25,7 +25,7 @@ from ..evaluation import predict_proba_dataset
 from ..modeling import build_model
 from ..outputs import atomic_directory, write_json, write_text
 from ..rendering import annotate, markdown_table, pyplot, save_figure
-from ..training import Recipe, build_trainer, joint_pairs, load_data, load_recipe
+from ..training import Recipe, build_trainer, joint_column, joint_pairs, language_scripts, load_data, load_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,10 @@ def transfer_matrix(
     set_seed(recipe.training.seed)
     label_space, processor, cached = load_data(recipe)
     train_split, test_split = cached["train"], cached["test"]
-    pairs = joint_pairs(cached, label_space) if recipe.training.label_granularity == "concept_language" else None
+    granularity = recipe.training.label_granularity
+    joint = granularity != "concept"
+    pairs = joint_pairs(cached, label_space, joint_column(granularity)) if joint else None
+    scripts = language_scripts(cached) if joint else None
     languages = sorted(set(train_split.with_format(None)["language"]))
     test_languages = sorted(set(test_split.with_format(None)["language"]))
     runs = [(lang, {lang}) for lang in languages]
@@ -148,7 +151,7 @@ def transfer_matrix(
             logger.info("transfer run %d/%d: training on %s", i, len(runs), name)
             run = run_recipe(recipe_path, overrides, Path(scratch) / f"run-{i}", steps)
             set_seed(run.training.seed)
-            model = build_model(run.model, label_space, pairs)
+            model = build_model(run.model, label_space, pairs, scripts, granularity)
             subset = train_split.select(rows_of(train_split, "language", train_languages))
             trainer = quiet(build_trainer(run, model, processor, subset))
             trainer.train()

@@ -3,8 +3,10 @@
 The model folder is a standard one (`pipeline()` loads it too); the display
 names per language come from `label_display_names` in its config. A joint
 (concept, language) model answers in concepts too: the probabilities of a
-concept's classes are summed over languages, or, given a language hint, over
-that language's classes only (some shapes mean different things in different scripts).
+concept's classes are summed over languages, or, given a hint, over the classes
+of the hinted script (ISO 15924, `Deva`) or language (`hi`) only: some shapes
+mean different things in different scripts. Its answers also name the script
+the image most likely shows (the likeliest script among the concept's classes).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 from ..errors import UserError, first_line
 from ..images import load_image
 from ..labels import LabelSpace
-from ..labels.languages import language_candidates, language_key
-from ..modeling import concept_fold, concept_ids, label_languages
+from ..labels.languages import is_script_code, language_candidates, language_key, script_name
+from ..modeling import concept_fold, concept_ids, label_languages, label_scripts
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Prediction:
     concept: str  # concept id, e.g. "7"
     name: str  # display name in the requested language, e.g. "sept"
     score: float
+    script: str | None = None  # ISO 15924 code of the script read (joint models), e.g. "Deva"
+    script_name: str | None = None  # its English name, e.g. "Thai"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,6 +48,11 @@ class Predictor:
         self.concepts = concept_ids(config)
         self.fold = concept_fold(config)  # None for a concept-level model
         self.class_languages = label_languages(config)
+        self.class_scripts = label_scripts(config)
+        self.scripts = sorted({script for script in self.class_scripts if script})
+        self.language_scripts = {
+            language_key(lang): script for lang, script in (getattr(config, "language_scripts", None) or {}).items()
+        }
         self.default_language: str = getattr(config, "default_language", None) or "en"
         self.label_space = LabelSpace.from_names(
             self.concepts,
@@ -75,77 +84,106 @@ class Predictor:
 
     @property
     def hint_languages(self) -> list[str]:
-        """The languages a hint can name (those of a joint model's classes; none for a concept model)."""
-        return sorted({lang for lang in self.class_languages if lang})
+        """The languages a hint can name (those of a joint model's data; none for a concept model)."""
+        if self.fold is None:
+            return []
+        return sorted({lang for lang in self.class_languages if lang} | set(self.language_scripts))
 
-    def hint_mask(self, language_hint: str) -> torch.Tensor:
-        """1 for the classes of the hinted language (or its base language, `th-TH` -> `th`), else 0."""
+    def hint_mask(self, hint: str) -> torch.Tensor:
+        """1 for the classes of the hinted script (`Deva`, any case) or language (`hi`, `th-TH` -> `th`), else 0."""
         if self.fold is None:
             raise UserError(
-                f"language hint {language_hint!r}: this model has one class per concept; "
-                "hints need a model trained with `label_granularity: concept_language`"
+                f"hint {hint!r}: this model has one class per concept; "
+                "hints need a model trained with `label_granularity: concept_script` or `concept_language`"
             )
-        for lang in language_candidates(language_hint):
+        code = hint.strip()[:1].upper() + hint.strip()[1:].lower()
+        if is_script_code(code) and code in self.scripts:
+            return torch.tensor([float(s == code) for s in self.class_scripts])
+        for lang in language_candidates(hint):
             mask = torch.tensor([float(c is not None and language_key(c) == lang) for c in self.class_languages])
             if mask.any():
                 return mask
+            script = self.language_scripts.get(lang)  # a (concept, script) model reads a language by its script
+            if script and not any(self.class_languages):
+                return torch.tensor([float(s == script) for s in self.class_scripts])
         raise UserError(
-            f"language hint {language_hint!r}: not a language of this model ({', '.join(self.hint_languages)})"
+            f"hint {hint!r}: not a script ({', '.join(self.scripts)}) "
+            f"nor a language ({', '.join(self.hint_languages)}) of this model"
         )
 
-    def concept_probabilities(self, probabilities: torch.Tensor, language_hint: str | None = None) -> torch.Tensor:
-        """Class probabilities -> concept probabilities (summed over languages, or within the hinted one)."""
-        if language_hint:
-            probabilities = probabilities * self.hint_mask(language_hint)
+    def concept_probabilities(self, probabilities: torch.Tensor, hint: str | None = None) -> torch.Tensor:
+        """Class probabilities -> concept probabilities (summed over every class, or within the hinted ones)."""
+        if hint:
+            probabilities = probabilities * self.hint_mask(hint)
             probabilities = probabilities / probabilities.sum(dim=-1, keepdim=True).clamp_min(1e-12)
         return probabilities if self.fold is None else probabilities @ self.fold
 
+    def concept_scripts(self, probabilities: torch.Tensor, hint: str | None = None) -> list[list[str | None]]:
+        """For each image and concept, the likeliest script among the concept's classes (None: concept model)."""
+        if self.fold is None:
+            return [[None] * len(self.concepts) for _ in range(len(probabilities))]
+        if hint:
+            probabilities = probabilities * self.hint_mask(hint)
+        per_script = torch.stack(
+            [
+                (probabilities * torch.tensor([float(s == script) for s in self.class_scripts])) @ self.fold
+                for script in self.scripts
+            ],
+            dim=-1,
+        )  # (images, concepts, scripts)
+        best = per_script.argmax(dim=-1)
+        return [[self.scripts[j] for j in row] for row in best.tolist()]
+
     @torch.inference_mode()
     def class_probabilities(self, images: list[Image.Image]) -> torch.Tensor:
-        """The model's own class probabilities (images, classes): one processor call and one forward for the batch."""
+        """The model's own class probabilities (images, classes), as `pipeline()` gives them: one processor call
+        and one forward for the batch."""
         inputs = self.processor([load_image(image) for image in images], return_tensors="pt")
         logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
         return logits.float().softmax(dim=-1).cpu()
 
-    def probabilities(self, images: list[Image.Image], language_hint: str | None = None) -> torch.Tensor:
+    def probabilities(self, images: list[Image.Image], hint: str | None = None) -> torch.Tensor:
         """Concept probabilities (images, concepts)."""
-        if language_hint:
-            self.hint_mask(language_hint)  # a bad hint fails before the model runs
-        return self.concept_probabilities(self.class_probabilities(images), language_hint)
+        if hint:
+            self.hint_mask(hint)  # a bad hint fails before the model runs
+        return self.concept_probabilities(self.class_probabilities(images), hint)
 
     def rank(
-        self,
-        class_probabilities: torch.Tensor,
-        k: int = 3,
-        language: str | None = None,
-        language_hint: str | None = None,
+        self, class_probabilities: torch.Tensor, k: int = 3, language: str | None = None, hint: str | None = None
     ) -> list[list[Prediction]]:
         """Top-k concepts per row of `class_probabilities` (from `class_probabilities`), named in `language`.
 
         The model does not run here, so the rows of one batch can be ranked with different hints and languages.
         """
         k = max(1, min(k, len(self.concepts)))
-        scores, indices = self.concept_probabilities(class_probabilities, language_hint).topk(k, dim=-1)
+        scores, indices = self.concept_probabilities(class_probabilities, hint).topk(k, dim=-1)
+        scripts = self.concept_scripts(class_probabilities, hint)
         return [
             [
-                Prediction(self.concepts[i], self.display_name(self.concepts[i], language), float(s))
+                Prediction(
+                    self.concepts[i],
+                    self.display_name(self.concepts[i], language),
+                    float(s),
+                    script_row[i],
+                    script_name(script_row[i]) if script_row[i] else None,
+                )
                 for s, i in zip(row_scores.tolist(), row_indices.tolist())
             ]
-            for row_scores, row_indices in zip(scores, indices)
+            for row_scores, row_indices, script_row in zip(scores, indices, scripts)
         ]
 
     def top_k(
-        self, images, k: int = 3, language: str | None = None, language_hint: str | None = None
+        self, images, k: int = 3, language: str | None = None, hint: str | None = None
     ) -> list[list[Prediction]]:
         """Top-k concepts per image, named in `language` (falling back to the default language).
 
-        `language_hint` (a joint model only) says which language's writing the images show.
+        `hint` (a joint model only) says which script (`Deva`) or language (`hi`) the images are written in.
         """
         if isinstance(images, Image.Image):
             images = [images]
         images = [load_image(image) for image in images]
         if not images:
             return []
-        if language_hint:
-            self.hint_mask(language_hint)  # a bad hint fails before the model runs
-        return self.rank(self.class_probabilities(images), k, language, language_hint)
+        if hint:
+            self.hint_mask(hint)  # a bad hint fails before the model runs
+        return self.rank(self.class_probabilities(images), k, language, hint)

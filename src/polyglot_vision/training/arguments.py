@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..options import option
 from .augment import parse_policy
 
-GRANULARITIES = ("concept", "concept_language")
+GRANULARITIES = ("concept", "concept_language", "concept_script")
 
 
 @dataclass
@@ -39,8 +39,9 @@ class PolyglotTrainingArguments(TrainingArguments):
     )
     label_granularity: str = option(
         "concept",
-        "`concept`: one class per concept; `concept_language`: one per (concept, language) "
-        "seen in the data, summed back to concepts for predictions and metrics.",
+        "`concept`: one class per concept; `concept_language`: one per (concept, language), "
+        "`concept_script`: one per (concept, script) seen in the data, summed back to concepts for "
+        "predictions and metrics; a hint (script or language) restricts the sum.",
     )
     freeze_backbone: bool = option(
         False,

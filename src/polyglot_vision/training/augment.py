@@ -6,7 +6,7 @@ with the processor's mean and std, so training sees exactly what `pipeline()`
 sees at inference, plus augmentation. A policy is a string of named ops joined
 by `+` (`crop+affine+mixup`), so a recipe states it in one value. Horizontal
 flip is opt-in (`flip`): writing, and most images that bear it, are not
-symmetric. `mixup` and `cutmix` also mix the labels, so a batch they touch
+symmetric; so is `invert` (light on dark). `mixup` and `cutmix` also mix the labels, so a batch they touch
 has soft targets (rows of class probabilities) instead of class ids.
 """
 
@@ -87,6 +87,8 @@ def _ops(size: tuple[int, int]) -> dict[str, callable]:
         "jitter": lambda: K.ColorJitter(brightness=0.15, contrast=0.3, p=0.5),
         "erase": lambda: K.RandomErasing(scale=(0.01, 0.06), ratio=(0.3, 3.3), value=1.0, p=0.2),
         "flip": lambda: K.RandomHorizontalFlip(p=0.5),
+        # Light writing on a dark ground (chalk, dark-mode screens) for data that is all dark on light.
+        "invert": lambda: K.RandomInvert(max_val=torch.tensor(1.0), p=0.15),
     }
 
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 import torch.distributed as dist
 from datasets import Dataset, DatasetDict, IterableDataset
 from transformers import EarlyStoppingCallback, set_seed
@@ -30,10 +31,18 @@ from ..data import (
     unify,
 )
 from ..errors import UserError
-from ..evaluation import evaluate_dataset, format_table
+from ..evaluation import evaluate_dataset, format_table, predict_logits_dataset
 from ..export import push_model, write_model_card
 from ..labels import LabelSpace
-from ..modeling import build_image_processor, build_model, concept_fold, freeze_backbone
+from ..modeling import (
+    build_image_processor,
+    build_model,
+    concept_fold,
+    fit_temperature,
+    fold_temperature,
+    freeze_backbone,
+    is_joint,
+)
 from ..outputs import check_output_dir, claim, publish, remove_stale_siblings, write_json
 from .augment import BatchPreprocessor
 from .recipe import Recipe
@@ -47,29 +56,61 @@ CARRIED_ON_EXPORT = (f"{PREFIX_CHECKPOINT_DIR}-*", "runs")
 STREAMING_TEST_IMAGES = 10_000
 
 
-def joint_pairs(dataset, label_space: LabelSpace) -> list[tuple[str, str]]:
-    """The (concept, language) pairs present in any split, by language then concept: a joint model's classes."""
+def joint_column(granularity: str) -> str:
+    """The data column that splits a concept into joint classes: `language` or `script`."""
+    return "script" if granularity == "concept_script" else "language"
+
+
+def joint_pairs(dataset, label_space: LabelSpace, column: str = "language") -> list[tuple[str, str]]:
+    """The (concept, language or script) pairs present in any split, by tag then concept: the joint classes."""
     seen = set()
     for part in dataset.values():
         plain = part.with_format(None)
-        seen.update(zip(plain["label"], plain["language"]))
-    return [(label_space.ids[c], language) for language, c in sorted((lang, c) for c, lang in seen)]
+        seen.update(zip(plain["label"], plain[column]))
+    return [(label_space.ids[c], tag) for tag, c in sorted((tag, c) for c, tag in seen)]
+
+
+def language_scripts(dataset) -> dict[str, str]:
+    """{language: the script most of its images are tagged with}: the script a joint class names."""
+    counts: dict[str, dict[str, int]] = {}
+    for part in dataset.values():
+        plain = part.with_format(None)
+        for language, script in zip(plain["language"], plain["script"]):
+            by_script = counts.setdefault(language, {})
+            by_script[script] = by_script.get(script, 0) + 1
+    return {language: max(by_script, key=by_script.get) for language, by_script in counts.items()}
+
+
+def calibrate(model, preprocessor, split, batch_size: int) -> float | None:
+    """Fit the softmax temperature on `split` (the validation split) and fold it into the head; returns T."""
+    if split is None or not len(split):
+        return None
+    labels = (
+        joint_label_ids(split, model.config)
+        if is_joint(model.config)
+        else np.asarray(split.with_format(None)["label"])
+    )
+    logits = predict_logits_dataset(model, preprocessor, split, batch_size)
+    temperature = fit_temperature(logits, torch.as_tensor(labels))
+    fold_temperature(model, temperature)
+    logger.info("temperature fitted on %d validation images: %.3f (folded into the head)", len(split), temperature)
+    return temperature
 
 
 def joint_label_ids(part, config) -> np.ndarray:
-    """Each image's joint class id of a `concept_language` model, from its concept and language."""
+    """Each image's joint class id, from its concept and its language (or script, for `concept_script`)."""
+    column = joint_column(config.label_granularity)
+    tags = config.joint_label_script if column == "script" else config.joint_label_language
     index = {
-        (config.concepts.index(config.joint_label_concept[name]), config.joint_label_language[name]): i
-        for i, name in config.id2label.items()
+        (config.concepts.index(config.joint_label_concept[name]), tags[name]): i for i, name in config.id2label.items()
     }
     plain = part.with_format(None)
-    return np.asarray([index[key] for key in zip(plain["label"], plain["language"])], dtype=np.int64)
+    return np.asarray([index[key] for key in zip(plain["label"], plain[column])], dtype=np.int64)
 
 
 def pixel_batches(part, config) -> PixelBatches:
     """A cached split as whole-batch reads, labelled with the model's classes (joint ones too)."""
-    joint = getattr(config, "label_granularity", "concept") == "concept_language"
-    return PixelBatches(part, joint_label_ids(part, config) if joint else None)
+    return PixelBatches(part, joint_label_ids(part, config) if is_joint(config) else None)
 
 
 def resolve_checkpoint(args) -> str | None:
@@ -185,8 +226,11 @@ def train(recipe: Recipe) -> dict:
         label_space, processor, cached = load_data(recipe)
         train_split, eval_split, test_split = cached["train"], cached["validation"], cached["test"]
     # A joint model's classes are the (concept, language) pairs of the data (refused with streaming).
-    pairs = joint_pairs(cached, label_space) if args.label_granularity == "concept_language" else None
-    model = build_model(recipe.model, label_space, pairs)
+    granularity = args.label_granularity
+    joint = granularity != "concept"
+    pairs = joint_pairs(cached, label_space, joint_column(granularity)) if joint else None
+    scripts = language_scripts(cached) if joint else None
+    model = build_model(recipe.model, label_space, pairs, scripts, granularity)
     logger.info("process %d of %d on %s", args.process_index, args.world_size, args.device)
 
     # Training loop
@@ -198,7 +242,7 @@ def train(recipe: Recipe) -> dict:
     trainer.log_metrics("train", train_result.metrics)
 
     # Test, save the model and write its card
-    return export(trainer, recipe, label_space, test_split, train_result.metrics)
+    return export(trainer, recipe, label_space, test_split, train_result.metrics, calibration_split=eval_split)
 
 
 def stream_data(recipe: Recipe) -> tuple[LabelSpace, object, dict]:
@@ -222,8 +266,13 @@ def export(
     label_space: LabelSpace,
     test_split=None,
     train_metrics: dict | None = None,
+    calibration_split=None,
 ) -> dict:
-    """Test the model and publish its folder whole: weights, processor, metrics, card (and push when asked).
+    """Calibrate and test the model, and publish its folder whole: weights, processor, metrics, card, push.
+
+    The softmax temperature is fitted on `calibration_split` (the validation split) and folded into
+    the classifier head before anything is saved, so the scores of the saved model are calibrated
+    wherever it is loaded.
 
     Everything is written into a staging sibling of `output_dir` that replaces it at the
     end, so a run killed while exporting leaves the previous model or the new one, never
@@ -232,6 +281,7 @@ def export(
     args = recipe.training
     output_dir = Path(args.output_dir)
     staging = output_dir.parent / f".{output_dir.name}.tmp-export"
+    calibrate(trainer.model, trainer.preprocessor, calibration_split, args.per_device_eval_batch_size)
     trainer.save_model(str(staging))  # on every process: sharded set-ups gather the weights here
     metrics = {}
     if trainer.is_world_process_zero():
@@ -242,6 +292,7 @@ def export(
         results = {**(train_metrics or {})}
         if metrics:
             results.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
+            metrics["softmax_temperature"] = float(getattr(trainer.model.config, "softmax_temperature", 1.0) or 1.0)
         write_json(staging / "train_results.json", train_metrics or {})
         write_json(staging / "all_results.json", results)
         write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
