@@ -3,9 +3,8 @@
 Every source is written where `datasets` loads it offline (an image folder or one parquet file) and is
 labelled the way its own community writes it ("sept", "fünf", "سبعة", "७", "七").  Rendered sources
 use the fonts of the font table (fonts.yaml: PyPI wheels only, never system fonts) and strong
-augmentation (font, every variable axis, framing from tight to small and off centre, rotation, shear,
-squeeze, elastic distortion, stroke width, blur, noise, paper, JPEG) so that a model learns digit
-shapes rather than one typeface's pixels or one way of framing them.
+augmentation (font, every variable axis, scale, rotation, shear, squeeze, elastic distortion, stroke
+width, blur, noise, paper, JPEG) so that a model learns digit shapes rather than one typeface's pixels.
 
     generate_polydigits("data/polydigits")              # the training data
     generate_polydigits("data/polydigits-holdout", holdout_fonts=True)   # type families never trained on
@@ -292,7 +291,7 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     spec = _choose_font(rng, fonts)
     files = font_files(spec)
     path = str(files[int(rng.integers(len(files)))])
-    frac = rng.uniform(0.3, 0.9)  # height of the font's digits relative to the canvas
+    frac = rng.uniform(0.45, 0.9)  # height of the font's digits relative to the canvas
     ref = _ref_height(path, spec.index, numerals)
     # one font size per font (loading a face is slow); the affine map below scales to frac
     size = int(round(0.9 * S * _REF_SIZE / ref))
@@ -329,28 +328,11 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     A = zoom * np.array([[c, -s], [s, c]]) @ np.array([[1, shear], [0, 1]]) @ np.diag([sx, sy])
     corners = np.array([[x0 - cx, y0 - cy], [x1 - cx, y0 - cy], [x0 - cx, y1 - cy], [x1 - cx, y1 - cy]]) @ A.T
     extent = corners.max(axis=0) - corners.min(axis=0)
-    # Framing. A quarter of the glyphs fill the frame, as size-normalised scans do (8 x 8 UCI digits, MNIST
-    # crops), some also stretched towards it; a glyph much smaller than its font's digits (an Arabic
-    # zero, a dot) keeps its size. The others sit with margins, some anywhere off centre.
-    if rng.random() < 0.25 and max(x1 - x0, y1 - y0) >= 0.45 * S:
-        target = rng.uniform(0.86, 1.0) * S
-        fit = target / max(extent.max(), 1.0)
-        A, extent = A * fit, extent * fit
-        narrow = int(np.argmin(extent))
-        if rng.random() < 0.5 and extent[narrow] > 0.3 * extent.max():
-            stretch = min(rng.uniform(0.7, 1.0) * target / extent[narrow], 2.0)
-            if stretch > 1:
-                D = np.eye(2)
-                D[narrow, narrow] = stretch
-                A, extent[narrow] = D @ A, extent[narrow] * stretch
-        room = np.maximum((S - extent) / 2, 0)
-        jitter = rng.uniform(-1, 1, size=2) * room
-    else:
-        fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
-        A = A * fit
-        extent = extent * fit
-        room = np.maximum((0.94 * S - extent) / 2, 0)
-        jitter = rng.uniform(-1, 1, size=2) * (room if rng.random() < 0.25 else np.minimum(room, 0.08 * S))
+    fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
+    A = A * fit
+    extent = extent * fit
+    room = np.maximum((0.94 * S - extent) / 2, 0)
+    jitter = rng.uniform(-1, 1, size=2) * np.minimum(room, 0.08 * S)
     tx, ty = S / 2 + jitter[0], S / 2 + jitter[1]
     # PIL wants the inverse map: output (u, v) -> input (x, y)
     inv = np.linalg.inv(A)
@@ -364,13 +346,11 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
 
     # Stroke width (at high resolution)
     r = rng.random()
-    if r < 0.25:
-        mask = mask.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5, 7], p=[0.55, 0.3, 0.15]))))
-    elif r < 0.4:
-        thin = mask.filter(ImageFilter.MinFilter(3 if rng.random() < 0.7 else 5))
-        # never erase a thin glyph, nor thin strokes that are already hairlines (they would come out faint)
-        thinner = thin.filter(ImageFilter.MinFilter(3))
-        if np.asarray(thinner).sum() > 0.4 * np.asarray(mask).sum():
+    if r < 0.2:
+        mask = mask.filter(ImageFilter.MaxFilter(3 if rng.random() < 0.8 else 5))
+    elif r < 0.35:
+        thin = mask.filter(ImageFilter.MinFilter(3))
+        if np.asarray(thin).sum() > 0.5 * np.asarray(mask).sum():  # never erase a thin glyph
             mask = thin
 
     # Elastic distortion (smooth random displacement field)
@@ -516,7 +496,7 @@ def _readme(
         "## Sources",
         "",
         "| source | language | script | format | label column | labels | images | fonts |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
         src = _SOURCE_BY_NAME[e["name"]]
@@ -567,10 +547,10 @@ def _readme(
         "",
         "## Augmentation",
         "",
-        "Random font, face and variable-font weight/width; glyph height 30-90% of the canvas measured on the "
-        "font's own digits (so Arabic ٠ stays a dot and 一 a thin stroke), or (a quarter) the ink box filling "
-        "the frame, sometimes stretched to it; rotation ±15°, shear, aspect squeeze 0.8-1.2, placed near "
-        "the centre or anywhere; elastic distortion, stroke thickening or "
+        "Random font, face and every variable-font axis (weight, width, slant, optical size); glyph height "
+        "45-90% of the canvas measured on the font's own digits (so Arabic ٠ stays a dot and 一 a thin "
+        "stroke); rotation ±15°, shear, aspect squeeze 0.8-1.2, centring on the ink box with jitter; "
+        "elastic distortion, stroke thickening or "
         "thinning, paper tone and texture, lighting gradient, ink tone, blur, noise and JPEG artefacts. "
         "Rendered at 2× and downsampled. No flips.",
         "",
