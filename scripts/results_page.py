@@ -48,6 +48,12 @@ def _table(header, rows) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
+def _worst(test: dict, column: str) -> str:
+    """The script or language whose accuracy is the worst one (the metric gives the accuracy, not the name)."""
+    per = test.get(f"per_{column}") or {}
+    return min(per, key=lambda k: per[k]["accuracy"]) if per else "–"
+
+
 def _quickstart(r: dict) -> list[str]:
     test = r["test"]
     lines = _table(
@@ -56,8 +62,8 @@ def _quickstart(r: dict) -> list[str]:
             ("accuracy", _pct(test["accuracy"])),
             ("macro-F1", f"{test['macro_f1']:.4f}"),
             ("expected calibration error (15 bins)", f"{test.get('expected_calibration_error', float('nan')):.4f}"),
-            ("worst script", f"{test.get('worst_script', '–')} {_pct(test.get('worst_script_accuracy'))}"),
-            ("worst language", f"{test.get('worst_language', '–')} {_pct(test.get('worst_language_accuracy'))}"),
+            ("worst script", f"{_worst(test, 'script')} {_pct(test.get('worst_script_accuracy'))}"),
+            ("worst language", f"{_worst(test, 'language')} {_pct(test.get('worst_language_accuracy'))}"),
             ("test images", test["n"]),
             ("training time (Trainer's train_runtime)", f"{r.get('train_runtime', float('nan')):.0f} s"),
         ],
