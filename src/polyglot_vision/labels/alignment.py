@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 from ..errors import UserError
+from ..paths import read_yaml
 from .embeddings import TextEvidence, load_backend
 from .registry import LabelSpace, Match, normalise
 
@@ -374,14 +375,7 @@ def read_review(path, data_args, label_space: LabelSpace, label_counts: dict) ->
     if not path:
         return {}
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"alignment_file {path} not found (write it with `polyglot-vision align RECIPE`)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise UserError(f"alignment_file {path}: YAML syntax error{line}") from None
+    data = read_yaml(path, "alignment_file", hint=" (write it with `polyglot-vision align RECIPE`)")
     sources = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(sources, dict):
         raise UserError(f"alignment_file {path}: expected a mapping with `sources`")

@@ -31,10 +31,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 from num2words import num2words
 
 from ..errors import UserError
+from ..paths import read_yaml
 from .languages import is_valid_language, language_candidates, language_key
 
 _SEPARATORS = re.compile(r"[\s_.\-]+")
@@ -144,16 +144,7 @@ class LabelSpace:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "LabelSpace":
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"label registry not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            line = f" at line {where.line + 1}" if where is not None else ""
-            raise UserError(f"{path}: YAML syntax error{line}: {getattr(exc, 'problem', exc)}") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml(path, "label registry"), source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>") -> "LabelSpace":

@@ -343,23 +343,17 @@ def build_demo(
         outputs = [label, note]
         # preprocess=False: the handlers get the uploaded file's path and decode it themselves, after
         # checking its pixel count, so that a bad upload gets a message rather than a server error.
+        shared = dict(outputs=outputs, preprocess=False)
         image.change(
-            predict,
-            [image, language, script],
-            outputs,
-            api_name="predict",
-            preprocess=False,
-            batch=True,
-            max_batch_size=max_batch_size,
+            predict, [image, language, script], api_name="predict", batch=True, max_batch_size=max_batch_size, **shared
         )
         sketch.change(
             predict_sketch,
             [sketch, language, script],
-            outputs,
             api_name="predict_sketch",
-            preprocess=False,
             trigger_mode="always_last",
             show_progress="hidden",
+            **shared,
         )
         language.change(relabel, [label, language], [label], api_visibility="private", queue=False)
         if predictor is not None and languages:

@@ -21,6 +21,7 @@ from transformers import HfArgumentParser
 from ..data import DataArguments
 from ..errors import UserError, first_line
 from ..modeling import ModelArguments
+from ..paths import read_yaml
 from .arguments import PolyglotTrainingArguments
 
 
@@ -98,14 +99,7 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """The raw mapping of a recipe file, checked to be YAML and a mapping."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe {path}: file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"recipe {path}:{where} is not valid YAML") from None
+    raw = read_yaml(path, "recipe") or {}
     if not isinstance(raw, dict):
         raise UserError(f"recipe {path}: top level must be a mapping of keys to values")
     return raw
