@@ -188,10 +188,20 @@ def _image_voter(loaded: dict, raw: dict, data_args: DataArguments, vote):
     return voter
 
 
-def load_and_align(data_args: DataArguments, label_space: LabelSpace, image_votes=None, policy: bool = True):
-    """(loaded parts, raw labels, alignments): every source read and its labels aligned (align, prepare)."""
-    for source in data_args.sources:
-        unread_files(source)  # a folder that `datasets` would misread stops the run here, before loading
+def load_and_align(
+    data_args: DataArguments,
+    label_space: LabelSpace,
+    image_votes=None,
+    policy: bool = True,
+    unread: dict | None = None,
+):
+    """(loaded parts, raw labels, alignments): every source read and its labels aligned (align, prepare).
+
+    Folders that `datasets` would misread stop the run before loading (`unread_files`); `unread`
+    passes that scan's result when the caller made it already.
+    """
+    if unread is None:
+        unread = {source.name: unread_files(source) for source in data_args.sources}
     loaded = {source.name: source_parts(source) for source in data_args.sources}
     raw = {
         name: {role: source_labels(part, src) for role, part in parts.items()}
@@ -214,7 +224,7 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
     it returns {(source, label): {concept: vote share}}.
     """
     unread_by_source = {s.name: unread_files(s) for s in data_args.sources}
-    loaded, raw, alignments = load_and_align(data_args, label_space, image_votes)
+    loaded, raw, alignments = load_and_align(data_args, label_space, image_votes, unread=unread_by_source)
     index = {cid: i for i, cid in enumerate(label_space.ids)}
 
     pieces, stats = [], {}

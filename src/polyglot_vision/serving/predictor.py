@@ -181,7 +181,6 @@ class Predictor:
         """
         if isinstance(images, Image.Image):
             images = [images]
-        images = [load_image(image) for image in images]
         if not images:
             return []
         if hint:
