@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "recipes" / "polydigits" / "results"
 PAGE = REPO / "recipes" / "polydigits" / "README.md"
-ORDER = ("quickstart", "generalization", "transfer", "adaptation", "train", "prepare", "align", "space")
+ORDER = ("quickstart", "generalization", "synthesis", "transfer", "adaptation", "train", "prepare", "align", "space")
 
 
 def record(kind: str, result: dict, command: list[str] | None = None, page: Path = PAGE) -> Path:
@@ -181,6 +181,7 @@ def _markdown_file(r: dict) -> list[str]:
 RENDER = {
     "quickstart": ("Quickstart: test split", _quickstart),
     "generalization": ("What the model never saw: held-out typefaces and handwriting", _generalization),
+    "synthesis": ("What each ingredient of the synthetic training data is worth", _markdown_file),
     "transfer": ("Which language teaches which", _markdown_file),
     "adaptation": ("Few-shot adaptation to an unseen script", _markdown_file),
     "train": ("Training throughput", _train),

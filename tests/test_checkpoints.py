@@ -42,7 +42,9 @@ def save_checkpoint(model_type: str, folder):
 @pytest.mark.parametrize("model_type", ["vit", "convnext"])
 def test_a_local_checkpoint_is_fine_tuned_with_a_new_head_for_the_concepts(model_type, polydigits_dir, tmp_path):
     checkpoint = save_checkpoint(model_type, tmp_path / "checkpoint")
-    recipe = tiny_recipe(polydigits_dir, tmp_path / "model", model_name_or_path=str(checkpoint))
+    recipe = tiny_recipe(
+        polydigits_dir, tmp_path / "model", model_name_or_path=str(checkpoint), label_granularity="concept"
+    )
     del recipe["model_config"]
     path = write_yaml(tmp_path / "recipe.yaml", recipe)
     run = subprocess.run([*CLI, "train", str(path)], capture_output=True, text=True, cwd=REPO)

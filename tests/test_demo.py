@@ -13,6 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 from test_training_controls import joint_model as joint_model_fixture  # noqa: F401 - a fixture: a joint model
+from test_training_controls import run_recipe
 
 from conftest import CLI, REPO
 
@@ -73,11 +74,11 @@ def client(app):
     return Client(app.local_url, verbose=False)
 
 
-def expected_labels(predictor, path: Path, language: str) -> list[str]:
+def expected_labels(predictor, path: Path, language: str, hint: str | None = None) -> list[str]:
     """What the page should show: the predictor's own top-5, named "name (concept)" in `language`."""
     from polyglot_vision.serving.demo import TOP_K
 
-    [preds] = predictor.top_k([path], k=TOP_K, language=language)
+    [preds] = predictor.top_k([path], k=TOP_K, language=language, hint=hint)
     return [f"{p.name} ({p.concept})" for p in preds]
 
 
@@ -118,11 +119,11 @@ def test_client_predicts_an_example_in_french(client, predictor):
     assert note == ""
 
 
-def test_client_answers_in_hindi_and_arabic_and_says_a_concept_model_takes_no_hint(client, predictor):
+def test_client_answers_in_hindi_and_arabic_and_reads_a_hint(client, predictor):
     deva = EXAMPLES / "deva-6.png"
     label, note = predict(client, deva, "hi", "hi")
-    assert [c["label"] for c in label["confidences"]] == expected_labels(predictor, deva, "hi")
-    assert "not used" in note and "one classifier" in note
+    assert [c["label"] for c in label["confidences"]] == expected_labels(predictor, deva, "hi", hint="hi")
+    assert note.startswith("Read as") and note.endswith("(hi).")
     label, _ = predict(client, deva, "ar")
     assert label["label"] in {f"{n} ({c})" for c, n in predictor.label_space.names_by_language()["ar"].items()}
 
@@ -250,6 +251,23 @@ def test_one_batch_reads_each_request_with_its_own_language_and_hint_in_one_mode
         assert list(label.values()) == pytest.approx([p.score for p in expected])
     assert notes[:3] == ["", "Read as ไทย (th).", "Read as English (en)."]
     assert labels[3] is None and "'de'" in notes[3]  # a hint the model does not know: that request only
+
+
+def test_a_concept_model_says_it_takes_no_hint(polydigits_dir, tmp_path):
+    from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving.demo import TOP_K, build_demo
+
+    run_recipe(polydigits_dir, tmp_path / "model", label_granularity="concept")
+    predictor = Predictor.from_pretrained(tmp_path / "model")
+    demo = build_demo(predictor)
+    [hint_control] = [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "pv-script"]
+    assert hint_control["props"]["visible"] is False
+    [predict_fn] = [fn for fn in demo.fns.values() if fn.api_name == "predict"]
+    deva = EXAMPLES / "deva-6.png"
+    [label], [note] = predict_fn.fn([str(deva)], ["hi"], ["hi"])
+    [expected] = predictor.top_k([deva], k=TOP_K, language="hi")
+    assert list(label) == [f"{p.name} ({p.concept})" for p in expected]
+    assert "not used" in note and "one classifier" in note
 
 
 def test_a_burst_larger_than_the_queue_is_told_to_try_again_and_the_server_answers_afterwards(model_dir):

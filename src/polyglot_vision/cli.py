@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("polydigits", help="write the offline PolyDigits sources (numerals of 13 writing systems)")
     p.add_argument("out", help="output folder, e.g. data/polydigits")
-    p.add_argument("--per-class", type=int, default=150, help="rendered images per digit and numeral system")
+    p.add_argument("--per-class", type=int, default=400, help="rendered images per digit and numeral system")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=48, help="side of the saved images in pixels")
     p.set_defaults(func=cmd_polydigits)

@@ -111,6 +111,15 @@ def joint_label(concept: str, language: str) -> str:
 JOINT_GRANULARITIES = ("concept_language", "concept_script")
 
 
+JOINT_CONFIG_KEYS = {
+    "concepts",
+    "joint_label_concept",
+    "joint_label_script",
+    "joint_label_language",
+    "language_scripts",
+}
+
+
 def is_joint(config) -> bool:
     """Whether a model has joint (concept, language) or (concept, script) classes."""
     return getattr(config, "label_granularity", "concept") in JOINT_GRANULARITIES
@@ -139,6 +148,7 @@ def label_config(
             "num_labels": len(ids),
             "id2label": dict(enumerate(ids)),
             "label2id": {c: i for i, c in enumerate(ids)},
+            "label_granularity": "concept",
             **shared,
         }
     scripts = dict(scripts or {})
@@ -334,6 +344,15 @@ def build_image_processor(model_args: ModelArguments):
     )
 
 
+def relabel(config, labels: dict):
+    """Put our label maps (from `label_config`) in `config`; a joint checkpoint's maps that no longer apply go."""
+    config.update(labels)
+    for key in JOINT_CONFIG_KEYS - set(labels):
+        if hasattr(config, key):
+            delattr(config, key)
+    return config
+
+
 def build_model(
     model_args: ModelArguments,
     label_space: LabelSpace,
@@ -356,7 +375,7 @@ def build_model(
     else:
         try:
             config = AutoConfig.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
-            config.update(labels)  # our label maps replace the checkpoint's: a new head is drawn for them
+            relabel(config, labels)  # our label maps replace the checkpoint's: a new head is drawn for them
             model = AutoModelForImageClassification.from_pretrained(
                 model_args.model_name_or_path,
                 config=config,

@@ -279,7 +279,63 @@ def _mesh(size: int) -> tuple[np.ndarray, np.ndarray]:
     return yy, xx
 
 
-def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size: int, fonts: list[str]) -> bytes:
+# The ingredients of synthesis beyond the fonts' own glyphs, each of which `generate_polydigits` can leave out
+# (to measure what it is worth):
+#   axes            every variation axis of a variable font (weight, width, slant, optical size)
+#   strokes         the font's strokes thickened or thinned
+#   pens            the glyph's skeleton redrawn with another pen: round with varying pressure, or a broad nib
+#   elastic         a smooth random displacement field
+#   framing         the glyph filling the frame, or small and off-centre
+#   low-resolution  drawn with 8 to 12 pixels across the glyph, then scaled up (a thumbnail, a coarse scan)
+SYNTHESIS = ("axes", "strokes", "pens", "elastic", "framing", "low-resolution")
+
+
+def check_synthesis(synthesis) -> frozenset[str]:
+    chosen = frozenset(synthesis)
+    unknown = sorted(chosen - set(SYNTHESIS))
+    if unknown:
+        raise UserError(f"unknown synthesis ingredient {unknown[0]!r}; choose among {', '.join(SYNTHESIS)}")
+    return chosen
+
+
+def _restroke(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The glyph's skeleton drawn again with a random pen, about as wide as the font's own stroke.
+
+    mask: ink (0..255) on a black square. A round pen's radius follows a smooth pressure field; a broad
+    nib is a short segment held at one angle, thick across the stroke in one direction, thin in the other.
+    """
+    from scipy import ndimage
+    from skimage.morphology import skeletonize
+
+    ink = mask > 127
+    skeleton = skeletonize(ink)
+    if skeleton.sum() < 3:
+        return mask
+    side = mask.shape[0]
+    width = 2.0 * float(ndimage.distance_transform_edt(ink)[skeleton].mean())
+    radius = max(min(width * rng.uniform(0.6, 1.4), 0.08 * side) / 2, 0.8)
+    if rng.random() < 0.5:
+        pressure = 1 + rng.uniform(0.15, 0.4) * _coarse_field(rng, side, int(rng.integers(2, 5)))
+        drawn = ndimage.distance_transform_edt(~skeleton) <= radius * np.clip(pressure, 0.4, 1.8)
+    else:
+        angle, half = rng.uniform(0, np.pi), radius * rng.uniform(1.2, 1.8)
+        k = int(np.ceil(half))
+        yy, xx = np.mgrid[-k : k + 1, -k : k + 1]
+        along = xx * np.cos(angle) + yy * np.sin(angle)
+        across = yy * np.cos(angle) - xx * np.sin(angle)
+        nib = (np.abs(along) <= half) & (np.abs(across) <= max(0.35 * radius, 0.6))
+        drawn = ndimage.binary_dilation(skeleton, structure=nib)
+    return ndimage.gaussian_filter(drawn.astype(np.float32) * 255, 0.7)
+
+
+def render_digit(
+    numerals: str,
+    digit: int,
+    rng: np.random.Generator,
+    image_size: int,
+    fonts: list[str],
+    synthesis: frozenset[str] = frozenset(SYNTHESIS),
+) -> bytes:
     """Render one augmented digit image; return PNG bytes (grayscale, dark ink on light paper)."""
     from scipy.ndimage import map_coordinates
 
@@ -298,7 +354,8 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     zoom = frac / 0.9
     axes = _axes_of(path, spec.index)
     values = []
-    for ax in axes:  # every axis a font has: weight thin..black (9 steps, never the default), width, slant, size
+    # every axis a font has: weight thin..black (9 steps, never the default), width, slant, optical size
+    for ax in axes if "axes" in synthesis else ():
         name = ax.get("name", b"")
         name = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
         lo, hi, default = ax["minimum"], ax["maximum"], ax["default"]
@@ -328,11 +385,17 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     A = zoom * np.array([[c, -s], [s, c]]) @ np.array([[1, shear], [0, 1]]) @ np.diag([sx, sy])
     corners = np.array([[x0 - cx, y0 - cy], [x1 - cx, y0 - cy], [x0 - cx, y1 - cy], [x1 - cx, y1 - cy]]) @ A.T
     extent = corners.max(axis=0) - corners.min(axis=0)
-    fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
+    framing = rng.random() if "framing" in synthesis else 1.0
+    if framing < 0.1:  # the glyph fills the frame, as size-normalised scans do
+        fit = rng.uniform(0.92, 1.0) * S / max(extent.max(), 1.0)
+    elif framing < 0.15:  # small, anywhere in the frame
+        fit = rng.uniform(0.35, 0.5) * S / max(extent.max(), 1.0)
+    else:
+        fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
     A = A * fit
     extent = extent * fit
     room = np.maximum((0.94 * S - extent) / 2, 0)
-    jitter = rng.uniform(-1, 1, size=2) * np.minimum(room, 0.08 * S)
+    jitter = rng.uniform(-1, 1, size=2) * (room if framing < 0.15 else np.minimum(room, 0.08 * S))
     tx, ty = S / 2 + jitter[0], S / 2 + jitter[1]
     # PIL wants the inverse map: output (u, v) -> input (x, y)
     inv = np.linalg.inv(A)
@@ -344,9 +407,11 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
         resample=Image.Resampling.BILINEAR,
     )
 
-    # Stroke width (at high resolution)
-    r = rng.random()
-    if r < 0.2:
+    # Stroke: another pen along the glyph's skeleton, or the font's own stroke, thickened or thinned
+    r = rng.random() if "strokes" in synthesis else 1.0
+    if "pens" in synthesis and rng.random() < 0.3:
+        mask = Image.fromarray(np.clip(_restroke(np.asarray(mask, dtype=np.float32), rng), 0, 255).astype(np.uint8))
+    elif r < 0.2:
         mask = mask.filter(ImageFilter.MaxFilter(3 if rng.random() < 0.8 else 5))
     elif r < 0.35:
         thin = mask.filter(ImageFilter.MinFilter(3))
@@ -355,7 +420,7 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
 
     # Elastic distortion (smooth random displacement field)
     m = np.asarray(mask, dtype=np.float32)
-    if rng.random() < 0.8:
+    if "elastic" in synthesis and rng.random() < 0.8:
         amp = rng.uniform(0.01, 0.035) * S
         grid = int(rng.integers(3, 6))
         yy, xx = _mesh(S)
@@ -388,6 +453,11 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
     if rng.random() < 0.6:
         arr = np.asarray(out, dtype=np.float32) + rng.normal(0, rng.uniform(2, 12), size=(image_size, image_size))
         out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if "low-resolution" in synthesis and rng.random() < 0.1:  # the glyph spans 8 to 12 coarse pixels
+        coarse = int(np.clip(rng.uniform(8, 12) * S / max(extent.max(), 1.0), 8, image_size // 2))
+        out = out.resize((coarse, coarse), Image.Resampling.BOX).resize(
+            (image_size, image_size), Image.Resampling.BICUBIC
+        )
     if rng.random() < 0.2:  # JPEG-ish degradation
         buf = io.BytesIO()
         out.save(buf, format="JPEG", quality=int(rng.integers(25, 80)))
@@ -399,14 +469,14 @@ def render_digit(numerals: str, digit: int, rng: np.random.Generator, image_size
 
 def _render_chunk(task: tuple) -> list[bytes]:
     """Worker: render images [start, stop) of one source (module-level so a process pool can call it)."""
-    name, start, stop, per_class, seed, image_size, holdout = task
+    name, start, stop, per_class, seed, image_size, holdout, synthesis = task
     src = _SOURCE_BY_NAME[name]
     train, held = SCRIPT_FONTS[src.numerals]
     fonts = held if (holdout and held) else train
     out = []
     for i in range(start, stop):
         rng = _seed_for(seed, name, i, holdout)
-        out.append(render_digit(src.numerals, i // per_class, rng, image_size, fonts))
+        out.append(render_digit(src.numerals, i // per_class, rng, image_size, fonts, synthesis))
     return out
 
 
@@ -566,10 +636,11 @@ def _readme(
 def generate_polydigits(
     out_dir,
     *,
-    per_class: int = 150,
+    per_class: int = 400,
     seed: int = 0,
     image_size: int = 48,
     holdout_fonts: bool = False,
+    synthesis=SYNTHESIS,
     progress: bool = True,
     workers: int | None = None,
 ) -> list[dict]:
@@ -590,6 +661,7 @@ def generate_polydigits(
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise UserError(f"workers must be a positive integer, got {workers!r}")
     per_class, seed, image_size = int(per_class), int(seed), int(image_size)
+    chosen = check_synthesis(synthesis)
     out_dir = Path(out_dir).expanduser().resolve()
     check_raqm()
     for spec in FONTS.values():  # fail early, with the package name, if a font wheel is missing
@@ -600,7 +672,7 @@ def generate_polydigits(
     n = 10 * per_class
     chunk = max(1, min(50, per_class))
     tasks = [
-        (s.name, a, min(a + chunk, n), per_class, seed, image_size, bool(holdout_fonts))
+        (s.name, a, min(a + chunk, n), per_class, seed, image_size, bool(holdout_fonts), chosen)
         for s in rendered
         for a in range(0, n, chunk)
     ]

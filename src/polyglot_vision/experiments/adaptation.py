@@ -31,7 +31,7 @@ from transformers import AutoConfig, AutoModelForImageClassification, set_seed
 from ..data import PixelNormalizer, few_shot
 from ..errors import UserError
 from ..evaluation import evaluate_dataset
-from ..modeling import build_model
+from ..modeling import build_model, label_config, relabel
 from ..outputs import atomic_directory, write_json, write_text
 from ..rendering import markdown_table, pyplot, save_figure
 from ..training import Recipe, build_trainer, load_data, load_recipe, read_recipe, recipe_from_file, train
@@ -149,6 +149,11 @@ def load_adaptation(recipe_path: str | Path, overrides: dict | None = None) -> t
     recipe = recipe_from_file({**raw, "model_name_or_path": base.training.output_dir}, recipe_path)
     if recipe.training.max_steps <= 0:
         raise UserError(f"recipe {recipe_path}: set `max_steps`, the same training budget for every k")
+    if recipe.training.label_granularity != "concept":
+        raise UserError(
+            f"recipe {recipe_path}: `label_granularity: {recipe.training.label_granularity}` does not work with "
+            "adapt, which trains one class per concept on the new script; remove it"
+        )
     return settings, base, recipe, raw
 
 
@@ -190,7 +195,10 @@ def adaptation_curve(
                         recipe_path,
                     )
                     set_seed(run.training.seed + repeat)
-                    model = build_model(run.model, label_space) if init == INITS[0] else fresh_model(base_dir)
+                    if init == INITS[0]:
+                        model = build_model(run.model, label_space)
+                    else:
+                        model = fresh_model(base_dir, label_space)
                     trainer = quiet(build_trainer(run, model, processor, subset))
                     trainer.train()
                     accuracy = evaluate_dataset(trainer.model, trainer.preprocessor, test_split, batch)["accuracy"]
@@ -228,6 +236,7 @@ def adaptation_curve(
     return result
 
 
-def fresh_model(base_dir: Path):
-    """The base model's architecture and labels, with new random weights."""
-    return AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(base_dir))
+def fresh_model(base_dir: Path, label_space):
+    """The base model's architecture with our concepts' head, all weights new and random."""
+    config = relabel(AutoConfig.from_pretrained(base_dir), label_config(label_space))
+    return AutoModelForImageClassification.from_config(config)
