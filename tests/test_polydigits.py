@@ -18,6 +18,7 @@ from polyglot_vision.builtin_data.polydigits import (  # noqa: E402
     FONT_PACKAGES,
     HOLDOUT_FONTS,
     SOURCES,
+    SYNTHESIS,
     generate_polydigits,
 )
 from polyglot_vision.errors import UserError  # noqa: E402
@@ -171,6 +172,27 @@ def test_same_images_whatever_the_worker_count(tmp_path):
     assert _tree_digest(tmp_path / "one") == _tree_digest(tmp_path / "two")
 
 
+def test_each_synthesis_ingredient_can_be_left_out(tmp_path):
+    kw = dict(per_class=3, image_size=SIZE, progress=False, seed=2)
+    generate_polydigits(tmp_path / "all", **kw)
+    digests = {"all": _tree_digest(tmp_path / "all")}
+    for left_out in SYNTHESIS:
+        out = tmp_path / left_out
+        generate_polydigits(out, synthesis=[x for x in SYNTHESIS if x != left_out], **kw)
+        digests[left_out] = _tree_digest(out)
+        readme = (out / "README.md").read_text(encoding="utf-8")
+        assert f"synthesis={', '.join(x for x in SYNTHESIS if x != left_out)})" in readme
+    rendered = [k for k in digests["all"] if not k.startswith("mnist") and k.endswith(".png")]
+    for left_out in SYNTHESIS:  # each ingredient changes some images, and never the labels or the count
+        assert digests[left_out].keys() == digests["all"].keys()
+        assert any(digests[left_out][k] != digests["all"][k] for k in rendered), left_out
+    generate_polydigits(tmp_path / "plain", synthesis=(), **kw)
+    assert "synthesis=none" in (tmp_path / "plain" / "README.md").read_text(encoding="utf-8")
+    with Image.open(next((tmp_path / "plain" / "latin-fr").rglob("*.png"))) as image:
+        pixels = np.asarray(image, dtype=np.float32)
+    assert pixels.mean() > 128  # still dark ink on light paper
+
+
 def test_holdout_fonts(tmp_path):
     entries = generate_polydigits(tmp_path / "ho", per_class=2, image_size=SIZE, progress=False, holdout_fonts=True)
     names = [e["name"] for e in entries]
@@ -210,6 +232,7 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
         ({"image_size": 4}, "image_size"),
         ({"seed": -1}, "seed"),
         ({"workers": 0}, "workers"),
+        ({"synthesis": ("pens", "crayons")}, "crayons"),
     ],
 )
 def test_bad_arguments_raise_user_error(tmp_path, kwargs, culprit):

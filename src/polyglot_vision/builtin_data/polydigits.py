@@ -3,8 +3,9 @@
 Every source is written where `datasets` loads it offline (an image folder or one parquet file) and is
 labelled the way its own community writes it ("sept", "fünf", "سبعة", "७", "七").  Rendered sources
 use the fonts of the font table (fonts.yaml: PyPI wheels only, never system fonts) and strong
-augmentation (font, every variable axis, scale, rotation, shear, squeeze, elastic distortion, stroke
-width, blur, noise, paper, JPEG) so that a model learns digit shapes rather than one typeface's pixels.
+augmentation (font, every variable axis, scale and framing, rotation, shear, squeeze, elastic distortion,
+stroke width, the glyph's skeleton redrawn with other pens, low resolution, blur, noise, paper, JPEG) so
+that a model learns digit shapes rather than one typeface's pixels.
 
     generate_polydigits("data/polydigits")              # the training data
     generate_polydigits("data/polydigits-holdout", holdout_fonts=True)   # type families never trained on
@@ -51,6 +52,7 @@ __all__ = [
     "FONT_PACKAGES",
     "FONTS",
     "SOURCES",
+    "SYNTHESIS",
     "HOLDOUT_FONTS",
     "generate_polydigits",
 ]
@@ -546,14 +548,21 @@ def _preview(out: Path, rows: list[tuple[str, list[bytes]]], image_size: int) ->
 
 
 def _readme(
-    entries: list[dict], counts: dict[str, int], per_class: int, seed: int, image_size: int, holdout: bool
+    entries: list[dict],
+    counts: dict[str, int],
+    per_class: int,
+    seed: int,
+    image_size: int,
+    holdout: bool,
+    synthesis: frozenset[str],
 ) -> str:
     lines = [
         "# PolyDigits" + (" — held-out typefaces" if holdout else ""),
         "",
         "Digit images in 13 numeral systems, each labelled the way its own community writes it, "
         "written by `polyglot_vision.polydigits.generate_polydigits` "
-        f"(per_class={per_class}, seed={seed}, image_size={image_size}, holdout_fonts={holdout}). "
+        f"(per_class={per_class}, seed={seed}, image_size={image_size}, holdout_fonts={holdout}, "
+        f"synthesis={', '.join(x for x in SYNTHESIS if x in synthesis) or 'none'}). "
         "Images are grayscale PNG, dark ink on light paper. Load a source with `datasets`:",
         "",
         "```python",
@@ -738,7 +747,7 @@ def generate_polydigits(
             encoding="utf-8",
         )
         (tmp / "README.md").write_text(
-            _readme(entries, counts, per_class, seed, image_size, bool(holdout_fonts)), encoding="utf-8"
+            _readme(entries, counts, per_class, seed, image_size, bool(holdout_fonts), chosen), encoding="utf-8"
         )
         _preview(tmp, preview_rows, image_size)
 
