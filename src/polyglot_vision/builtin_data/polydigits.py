@@ -284,12 +284,13 @@ def _mesh(size: int) -> tuple[np.ndarray, np.ndarray]:
 # The ingredients of synthesis beyond the fonts' own glyphs, each of which `generate_polydigits` can leave out
 # (to measure what it is worth):
 #   axes            every variation axis of a variable font (weight, width, slant, optical size)
+#   outlines        the glyph's outline cut into straight segments and its corners moved: angular, uneven designs
 #   strokes         the font's strokes thickened or thinned
 #   pens            the glyph's skeleton redrawn with another pen: round with varying pressure, or a broad nib
 #   elastic         a smooth random displacement field
 #   framing         the glyph filling the frame, or small and off-centre
 #   low-resolution  drawn with 8 to 12 pixels across the glyph, then scaled up (a thumbnail, a coarse scan)
-SYNTHESIS = ("axes", "strokes", "pens", "elastic", "framing", "low-resolution")
+SYNTHESIS = ("axes", "outlines", "strokes", "pens", "elastic", "framing", "low-resolution")
 
 
 def check_synthesis(synthesis) -> frozenset[str]:
@@ -298,6 +299,30 @@ def check_synthesis(synthesis) -> frozenset[str]:
     if unknown:
         raise UserError(f"unknown synthesis ingredient {unknown[0]!r}; choose among {', '.join(SYNTHESIS)}")
     return chosen
+
+
+def _outline(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The glyph's outline simplified to straight segments, each corner moved at random: a new, angular design.
+
+    mask: ink (0..255) on a black square. Contours are filled even-odd, so a counter (the hole of an 8) stays a hole.
+    """
+    from scipy import ndimage
+    from skimage.measure import approximate_polygon, find_contours
+
+    side = mask.shape[0]
+    tolerance, jitter = rng.uniform(0.015, 0.04) * side, rng.uniform(0.0, 0.015) * side
+    ink = np.zeros(mask.shape, dtype=bool)
+    for contour in find_contours(mask, 127.5):
+        polygon = approximate_polygon(contour, tolerance=tolerance)
+        if len(polygon) < 4:  # closed: the last point repeats the first
+            continue
+        polygon = polygon[:-1] + rng.normal(0.0, jitter, size=(len(polygon) - 1, 2))
+        layer = Image.new("L", (side, side), 0)
+        ImageDraw.Draw(layer).polygon([(float(x), float(y)) for y, x in polygon], fill=255)
+        ink ^= np.asarray(layer) > 127
+    if ink.sum() < 0.5 * (mask > 127).sum():  # thin strokes cut apart: keep the font's own
+        return mask
+    return ndimage.gaussian_filter(ink.astype(np.float32) * 255, 0.7)
 
 
 def _restroke(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -408,6 +433,9 @@ def render_digit(
         data=(inv[0, 0], inv[0, 1], b[0], inv[1, 0], inv[1, 1], b[1]),
         resample=Image.Resampling.BILINEAR,
     )
+
+    if "outlines" in synthesis and rng.random() < 0.2:
+        mask = Image.fromarray(np.clip(_outline(np.asarray(mask, dtype=np.float32), rng), 0, 255).astype(np.uint8))
 
     # Stroke: another pen along the glyph's skeleton, or the font's own stroke, thickened or thinned
     r = rng.random() if "strokes" in synthesis else 1.0
