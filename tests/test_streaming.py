@@ -115,3 +115,10 @@ def test_streamed_training_gives_each_block_its_decayed_learning_rate(objects_di
     rates = sorted({group["lr"] for group in trainer.optimizer.param_groups})
     assert rates[-1] == pytest.approx(0.01) and rates[0] < rates[-1] and len(rates) >= 3
     assert all(b / a == pytest.approx(2.0) for a, b in zip(rates, rates[1:]))
+
+
+def test_a_stream_says_that_its_images_do_not_vote_and_how_to_let_them(objects_dir, tmp_path, caplog):
+    recipe = recipe_from_dict(objects_recipe(objects_dir, tmp_path / "model", streaming=True))
+    with caplog.at_level("INFO", logger="polyglot_vision.data.streaming"):
+        streaming_splits(recipe.data, LabelSpace.from_yaml(recipe.data.label_space))
+    assert "images do not vote" in caplog.text and "polyglot-vision align RECIPE" in caplog.text

@@ -9,6 +9,7 @@ stratification, and duplicates are dropped per split and pass.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from functools import partial
 
@@ -20,6 +21,8 @@ from ..images import check_batch
 from ..labels import LabelSpace, align_sources
 from .sources import SPLITS, DataArguments, SourceConfig, label_value, load_source, source_base_dir
 from .unify import unified_features
+
+logger = logging.getLogger(__name__)
 
 # Labels read from the head of a streamed source to align it (a ClassLabel gives them all at once).
 STREAM_ALIGN_PEEK = 10_000
@@ -86,6 +89,11 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
         streams[source.name] = load_source(source, source.split, streaming=True)
     heads = {source.name: _stream_labels(streams[source.name], source) for source in data_args.sources}
     counts = {name: Counter(v for v in labels if v is not None) for name, (labels, _) in heads.items()}
+    if data_args.image_votes and not data_args.alignment_file:
+        logger.info(
+            "streaming: images do not vote on uncertain labels (nothing is read before training); "
+            "`polyglot-vision align RECIPE` lets them vote and writes a file for `alignment_file`"
+        )
     alignments = align_sources(counts, data_args, label_space)
     unified = unified_features(label_space)
     features = Features(
