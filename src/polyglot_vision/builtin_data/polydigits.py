@@ -336,9 +336,9 @@ def _restroke(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     ink = mask > 127
     skeleton = skeletonize(ink)
-    if skeleton.sum() < 3:
-        return mask
     side = mask.shape[0]
+    if skeleton.sum() < 0.1 * side:  # a dot (the Arabic zero): a pen would draw it as a dash
+        return mask
     width = 2.0 * float(ndimage.distance_transform_edt(ink)[skeleton].mean())
     radius = max(min(width * rng.uniform(0.6, 1.4), 0.08 * side) / 2, 0.8)
     if rng.random() < 0.5:
@@ -413,16 +413,16 @@ def render_digit(
     corners = np.array([[x0 - cx, y0 - cy], [x1 - cx, y0 - cy], [x0 - cx, y1 - cy], [x1 - cx, y1 - cy]]) @ A.T
     extent = corners.max(axis=0) - corners.min(axis=0)
     framing = rng.random() if "framing" in synthesis else 1.0
-    if framing < 0.1:  # the glyph fills the frame, as size-normalised scans do
+    if framing < 0.08:  # the glyph fills the frame, as size-normalised scans do
         fit = rng.uniform(0.92, 1.0) * S / max(extent.max(), 1.0)
-    elif framing < 0.15:  # small, anywhere in the frame
+    elif framing < 0.12:  # small, anywhere in the frame
         fit = rng.uniform(0.35, 0.5) * S / max(extent.max(), 1.0)
     else:
         fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
     A = A * fit
     extent = extent * fit
     room = np.maximum((0.94 * S - extent) / 2, 0)
-    jitter = rng.uniform(-1, 1, size=2) * (room if framing < 0.15 else np.minimum(room, 0.08 * S))
+    jitter = rng.uniform(-1, 1, size=2) * (room if framing < 0.12 else np.minimum(room, 0.08 * S))
     tx, ty = S / 2 + jitter[0], S / 2 + jitter[1]
     # PIL wants the inverse map: output (u, v) -> input (x, y)
     inv = np.linalg.inv(A)
@@ -434,12 +434,12 @@ def render_digit(
         resample=Image.Resampling.BILINEAR,
     )
 
-    if "outlines" in synthesis and rng.random() < 0.2:
+    if "outlines" in synthesis and rng.random() < 0.15:
         mask = Image.fromarray(np.clip(_outline(np.asarray(mask, dtype=np.float32), rng), 0, 255).astype(np.uint8))
 
     # Stroke: another pen along the glyph's skeleton, or the font's own stroke, thickened or thinned
     r = rng.random() if "strokes" in synthesis else 1.0
-    if "pens" in synthesis and rng.random() < 0.3:
+    if "pens" in synthesis and rng.random() < 0.25:
         mask = Image.fromarray(np.clip(_restroke(np.asarray(mask, dtype=np.float32), rng), 0, 255).astype(np.uint8))
     elif r < 0.2:
         mask = mask.filter(ImageFilter.MaxFilter(3 if rng.random() < 0.8 else 5))
@@ -483,7 +483,7 @@ def render_digit(
     if rng.random() < 0.6:
         arr = np.asarray(out, dtype=np.float32) + rng.normal(0, rng.uniform(2, 12), size=(image_size, image_size))
         out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-    if "low-resolution" in synthesis and rng.random() < 0.1:  # the glyph spans 8 to 12 coarse pixels
+    if "low-resolution" in synthesis and rng.random() < 0.08:  # the glyph spans 8 to 12 coarse pixels
         coarse = int(np.clip(rng.uniform(8, 12) * S / max(extent.max(), 1.0), 8, image_size // 2))
         out = out.resize((coarse, coarse), Image.Resampling.BOX).resize(
             (image_size, image_size), Image.Resampling.BICUBIC
