@@ -301,14 +301,22 @@ def check_synthesis(synthesis) -> frozenset[str]:
     return chosen
 
 
-def _outline(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _ink_image(ink: np.ndarray) -> Image.Image:
+    """A drawn 0/1 ink array as a glyph mask (0..255), its edges softened as a rasteriser's are."""
+    from scipy import ndimage
+
+    soft = ndimage.gaussian_filter(ink.astype(np.float32) * 255, 0.7)
+    return Image.fromarray(np.clip(soft, 0, 255).astype(np.uint8))
+
+
+def _outline(glyph: Image.Image, rng: np.random.Generator) -> Image.Image:
     """The glyph's outline simplified to straight segments, each corner moved at random: a new, angular design.
 
-    mask: ink (0..255) on a black square. Contours are filled even-odd, so a counter (the hole of an 8) stays a hole.
+    glyph: ink (0..255) on a black square. Contours are filled even-odd, so a counter (the hole of an 8) stays a hole.
     """
-    from scipy import ndimage
     from skimage.measure import approximate_polygon, find_contours
 
+    mask = np.asarray(glyph, dtype=np.float32)
     side = mask.shape[0]
     tolerance, jitter = rng.uniform(0.015, 0.04) * side, rng.uniform(0.0, 0.015) * side
     ink = np.zeros(mask.shape, dtype=bool)
@@ -321,24 +329,24 @@ def _outline(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ImageDraw.Draw(layer).polygon([(float(x), float(y)) for y, x in polygon], fill=255)
         ink ^= np.asarray(layer) > 127
     if ink.sum() < 0.5 * (mask > 127).sum():  # thin strokes cut apart: keep the font's own
-        return mask
-    return ndimage.gaussian_filter(ink.astype(np.float32) * 255, 0.7)
+        return glyph
+    return _ink_image(ink)
 
 
-def _restroke(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _restroke(glyph: Image.Image, rng: np.random.Generator) -> Image.Image:
     """The glyph's skeleton drawn again with a random pen, about as wide as the font's own stroke.
 
-    mask: ink (0..255) on a black square. A round pen's radius follows a smooth pressure field; a broad
+    glyph: ink (0..255) on a black square. A round pen's radius follows a smooth pressure field; a broad
     nib is a short segment held at one angle, thick across the stroke in one direction, thin in the other.
     """
     from scipy import ndimage
     from skimage.morphology import skeletonize
 
-    ink = mask > 127
+    ink = np.asarray(glyph, dtype=np.float32) > 127
     skeleton = skeletonize(ink)
-    side = mask.shape[0]
+    side = ink.shape[0]
     if skeleton.sum() < 0.1 * side:  # a dot (the Arabic zero): a pen would draw it as a dash
-        return mask
+        return glyph
     width = 2.0 * float(ndimage.distance_transform_edt(ink)[skeleton].mean())
     radius = max(min(width * rng.uniform(0.6, 1.4), 0.08 * side) / 2, 0.8)
     if rng.random() < 0.5:
@@ -352,7 +360,7 @@ def _restroke(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         across = yy * np.cos(angle) - xx * np.sin(angle)
         nib = (np.abs(along) <= half) & (np.abs(across) <= max(0.35 * radius, 0.6))
         drawn = ndimage.binary_dilation(skeleton, structure=nib)
-    return ndimage.gaussian_filter(drawn.astype(np.float32) * 255, 0.7)
+    return _ink_image(drawn)
 
 
 def render_digit(
@@ -413,16 +421,17 @@ def render_digit(
     corners = np.array([[x0 - cx, y0 - cy], [x1 - cx, y0 - cy], [x0 - cx, y1 - cy], [x1 - cx, y1 - cy]]) @ A.T
     extent = corners.max(axis=0) - corners.min(axis=0)
     framing = rng.random() if "framing" in synthesis else 1.0
+    anywhere = framing < 0.12
     if framing < 0.08:  # the glyph fills the frame, as size-normalised scans do
         fit = rng.uniform(0.92, 1.0) * S / max(extent.max(), 1.0)
-    elif framing < 0.12:  # small, anywhere in the frame
+    elif anywhere:  # small, anywhere in the frame
         fit = rng.uniform(0.35, 0.5) * S / max(extent.max(), 1.0)
     else:
         fit = min(1.0, 0.9 * S / max(extent.max(), 1.0))
     A = A * fit
     extent = extent * fit
     room = np.maximum((0.94 * S - extent) / 2, 0)
-    jitter = rng.uniform(-1, 1, size=2) * (room if framing < 0.12 else np.minimum(room, 0.08 * S))
+    jitter = rng.uniform(-1, 1, size=2) * (room if anywhere else np.minimum(room, 0.08 * S))
     tx, ty = S / 2 + jitter[0], S / 2 + jitter[1]
     # PIL wants the inverse map: output (u, v) -> input (x, y)
     inv = np.linalg.inv(A)
@@ -435,12 +444,12 @@ def render_digit(
     )
 
     if "outlines" in synthesis and rng.random() < 0.15:
-        mask = Image.fromarray(np.clip(_outline(np.asarray(mask, dtype=np.float32), rng), 0, 255).astype(np.uint8))
+        mask = _outline(mask, rng)
 
     # Stroke: another pen along the glyph's skeleton, or the font's own stroke, thickened or thinned
     r = rng.random() if "strokes" in synthesis else 1.0
     if "pens" in synthesis and rng.random() < 0.25:
-        mask = Image.fromarray(np.clip(_restroke(np.asarray(mask, dtype=np.float32), rng), 0, 255).astype(np.uint8))
+        mask = _restroke(mask, rng)
     elif r < 0.2:
         mask = mask.filter(ImageFilter.MaxFilter(3 if rng.random() < 0.8 else 5))
     elif r < 0.35:
