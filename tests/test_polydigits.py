@@ -15,12 +15,14 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from polyglot_vision.builtin_data.polydigits import (  # noqa: E402
+    DEFAULT_SYNTHESIS,
     FONT_PACKAGES,
     HOLDOUT_FONTS,
     SOURCES,
     SYNTHESIS,
     generate_polydigits,
 )
+from polyglot_vision.cli import main  # noqa: E402
 from polyglot_vision.errors import UserError  # noqa: E402
 
 PER_CLASS = 2
@@ -174,7 +176,7 @@ def test_same_images_whatever_the_worker_count(tmp_path):
 
 def test_each_synthesis_ingredient_can_be_left_out(tmp_path):
     kw = dict(per_class=3, image_size=SIZE, progress=False, seed=2)
-    generate_polydigits(tmp_path / "all", **kw)
+    generate_polydigits(tmp_path / "all", synthesis=SYNTHESIS, **kw)
     digests = {"all": _tree_digest(tmp_path / "all")}
     for left_out in SYNTHESIS:
         out = tmp_path / left_out
@@ -186,11 +188,29 @@ def test_each_synthesis_ingredient_can_be_left_out(tmp_path):
     for left_out in SYNTHESIS:  # each ingredient changes some images, and never the labels or the count
         assert digests[left_out].keys() == digests["all"].keys()
         assert any(digests[left_out][k] != digests["all"][k] for k in rendered), left_out
+    for left_out in SYNTHESIS:  # the real handwriting is reframed, re-stroked and coarsened, never re-typeset
+        changed = digests[left_out]["mnist/data.parquet"] != digests["all"]["mnist/data.parquet"]
+        assert changed == (left_out in {"framing", "strokes", "low-resolution"}), left_out
     generate_polydigits(tmp_path / "plain", synthesis=(), **kw)
     assert "synthesis=none" in (tmp_path / "plain" / "README.md").read_text(encoding="utf-8")
     with Image.open(next((tmp_path / "plain" / "latin-fr").rglob("*.png"))) as image:
         pixels = np.asarray(image, dtype=np.float32)
     assert pixels.mean() > 128  # still dark ink on light paper
+
+
+def test_the_command_line_draws_the_default_synthesis_or_the_ingredients_named(tmp_path, capsys):
+    args = ["--per-class", "2", "--image-size", str(SIZE)]
+    assert main(["polydigits", str(tmp_path / "default"), *args]) == 0
+    assert set(DEFAULT_SYNTHESIS) < set(SYNTHESIS)
+    card = (tmp_path / "default" / "README.md").read_text(encoding="utf-8")
+    assert f"synthesis={', '.join(DEFAULT_SYNTHESIS)})" in card
+    assert main(["polydigits", str(tmp_path / "pens"), *args, "--synthesis", "pens", "axes"]) == 0
+    assert "synthesis=axes, pens)" in (tmp_path / "pens" / "README.md").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main(["polydigits", str(tmp_path / "bad"), *args, "--synthesis", "axes", "nibs"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'nibs'" in err[0] and "pens" in err[0]
+    assert not (tmp_path / "bad").exists()
 
 
 def test_holdout_fonts(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from .builtin_data import generate_polydigits
+from .builtin_data import DEFAULT_SYNTHESIS, SYNTHESIS, generate_polydigits
 from .data import format_counts, load_and_align, save_dataset, split_counts, unify
 from .errors import UserError
 from .evaluation import evaluate_model, format_table
@@ -42,7 +42,9 @@ def _quiet_libraries() -> None:
 
 
 def cmd_polydigits(args, extra) -> int:
-    sources = generate_polydigits(args.out, per_class=args.per_class, seed=args.seed, image_size=args.image_size)
+    sources = generate_polydigits(
+        args.out, per_class=args.per_class, seed=args.seed, image_size=args.image_size, synthesis=args.synthesis
+    )
     total = sum(s.get("num_images", 0) for s in sources)
     print(f"Wrote {len(sources)} sources{f' ({total} images)' if total else ''} to {args.out}")
     return 0
@@ -244,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", type=int, default=400, help="rendered images per digit and numeral system")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=48, help="side of the saved images in pixels")
+    p.add_argument(
+        "--synthesis",
+        nargs="*",
+        default=list(DEFAULT_SYNTHESIS),
+        metavar="INGREDIENT",
+        help=f"variations beyond the fonts' own glyphs, among {', '.join(SYNTHESIS)} "
+        f"(default: {' '.join(DEFAULT_SYNTHESIS)}; none: the fonts as drawn)",
+    )
     p.set_defaults(func=cmd_polydigits)
 
     recipe_help = "recipe YAML; any key can follow as --key value"

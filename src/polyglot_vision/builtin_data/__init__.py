@@ -3,6 +3,13 @@ for evaluation, and synthetic object folders."""
 
 from .handwriting import FRAMINGS, handwriting_framings
 from .objects import write_object_folders
-from .polydigits import generate_polydigits
+from .polydigits import DEFAULT_SYNTHESIS, SYNTHESIS, generate_polydigits
 
-__all__ = ["FRAMINGS", "generate_polydigits", "handwriting_framings", "write_object_folders"]
+__all__ = [
+    "DEFAULT_SYNTHESIS",
+    "FRAMINGS",
+    "SYNTHESIS",
+    "generate_polydigits",
+    "handwriting_framings",
+    "write_object_folders",
+]
