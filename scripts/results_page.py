@@ -21,6 +21,17 @@ PAGE = REPO / "recipes" / "polydigits" / "README.md"
 ORDER = ("quickstart", "generalization", "synthesis", "transfer", "adaptation", "train", "prepare", "align", "space")
 
 
+def _shown(command: str) -> str:
+    """The command as a reader would rerun it: where a JSON copy of the result went (`--output`) is left out."""
+    words, shown = shlex.split(command), []
+    for word in words:
+        if shown and shown[-1] == "--output":
+            shown.pop()
+        elif not word.startswith("--output="):
+            shown.append(word)
+    return shlex.join(shown)
+
+
 def record(kind: str, result: dict, command: list[str] | None = None, page: Path = PAGE) -> Path:
     """Store `result` as the latest `kind` measurement, with its command and machine, and re-render the page."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -207,7 +218,7 @@ def render(page: Path = PAGE) -> Path:
             "",
             f"## {title}",
             "",
-            f"`{entry['command']}` — {entry['measured']}, {entry['machine']}",
+            f"`{_shown(entry['command'])}` — {entry['measured']}, {entry['machine']}",
             "",
             *renderer(entry["result"]),
         ]

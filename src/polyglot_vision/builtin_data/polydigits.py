@@ -562,7 +562,7 @@ def _vary_handwriting(ink: np.ndarray, rng: np.random.Generator, image_size: int
 
     framing         a quarter fill the frame (cropped to the ink, as size-normalised scans are), a tenth sit
                     small anywhere; the others keep MNIST's own frame
-    strokes         a fifth thickened, some thinned
+    strokes         a fifth thickened, a tenth thinned
     low-resolution  a quarter drawn with 8 to 12 pixels across the digit, then scaled up
     """
     mask = Image.fromarray(ink.astype(np.uint8))
