@@ -417,8 +417,9 @@ def render_digit(
     x0, y0, x1, y1 = bbox
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
 
-    # Geometry: squeeze, shear, rotation; shrink (uniformly) if the glyph would not fit
-    squeeze = rng.uniform(0.8, 1.2)
+    # Geometry: squeeze (down to condensed designs, whose narrow 7 is otherwise read as a 1), shear, rotation;
+    # shrink (uniformly) if the glyph would not fit
+    squeeze = rng.uniform(0.55, 1.25)
     sx, sy = np.sqrt(squeeze), 1 / np.sqrt(squeeze)
     shear = rng.uniform(-0.3, 0.3) if rng.random() < 0.6 else 0.0
     theta = np.deg2rad(rng.uniform(-15, 15))
