@@ -50,6 +50,15 @@ def cmd_polydigits(args, extra) -> int:
     return 0
 
 
+def cmd_fetch(args, extra) -> int:
+    from .builtin_data.assets import cache_dir, fetch, load_lock
+
+    fetched = fetch(args.only or None, verify=args.verify)
+    wanted = [p for p in load_lock().values() if not args.only or p.purpose in args.only]
+    print(f"{len(wanted)} pinned npm packages verified in {cache_dir()} ({len(fetched)} fetched now)")
+    return 0
+
+
 def cmd_prepare(args, extra) -> int:
     recipe = load_recipe(args.recipe, extra)
     if recipe.data.streaming:
@@ -255,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {' '.join(DEFAULT_SYNTHESIS)}; none: the fonts as drawn)",
     )
     p.set_defaults(func=cmd_polydigits)
+
+    p = sub.add_parser(
+        "fetch", help="fetch and verify the pinned npm packages (fonts, emoji, names) the built-in data draws from"
+    )
+    p.add_argument("--only", nargs="*", metavar="PURPOSE", help="only these purposes of the lock (fonts, emoji, …)")
+    p.add_argument("--verify", action="store_true", help="re-hash every cached file; fetch again what was altered")
+    p.set_defaults(func=cmd_fetch)
 
     recipe_help = "recipe YAML; any key can follow as --key value"
     p = sub.add_parser("prepare", help="unify a recipe's sources into one DatasetDict and save it")
