@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import yaml
 from ..errors import UserError
 from ..paths import read_yaml
 from .embeddings import TextEvidence, load_backend
+from .languages import language_key
 from .registry import LabelSpace, Match, normalise
 
 logger = logging.getLogger(__name__)
@@ -283,12 +285,12 @@ def _apply_policy(result: dict, data_args, label_space: LabelSpace) -> None:
     if data_args.unmapped_labels == "error" and undecided:
         raise UserError(unmapped_message(undecided, data_args))
     if data_args.unmapped_labels == "keep":
+        ids = kept_concept_ids([(source.language, label) for source, label, _ in open_labels], label_space)
         for source, label, decision in open_labels:
-            concept_id = str(label).strip()
-            existing = [c for c in label_space.ids if normalise(c) == normalise(concept_id)]
-            if not existing:
-                label_space.add_concept(concept_id, source.language, concept_id)
-            match = Match(existing[0] if existing else concept_id, "new", 1.0)
+            concept_id = ids[(language_key(source.language), _spelling(label))]
+            if concept_id not in label_space.ids:
+                label_space.add_concept(concept_id, source.language, str(label).strip())
+            match = Match(concept_id, "new", 1.0)
             result[source.name].matches[label] = match
             decision.match = match
         return
@@ -300,6 +302,32 @@ def _apply_policy(result: dict, data_args, label_space: LabelSpace) -> None:
             decision.status,
             result[source.name].counts[label],
         )
+
+
+def _spelling(label) -> str:
+    return unicodedata.normalize("NFC", str(label).strip()).casefold()
+
+
+def kept_concept_ids(labels: list[tuple[str, object]], label_space: LabelSpace) -> dict[tuple[str, str], str]:
+    """{(language, spelling): new concept id} for labels kept as new concepts (`unmapped_labels: keep`).
+
+    Kept labels are joined only on the evidence that would accept them: the same spelling in the
+    same language (case aside). The same word in two languages ("pomme" in French, "Pomme" in
+    German; "gift" and "Gift") may name two things, so where spellings meet across languages, or
+    meet a concept the registry already has, each keeps its language in its id: "Pomme@de".
+    """
+    spelt: dict[str, set[str]] = {}
+    first: dict[tuple[str, str], tuple[str, str]] = {}
+    for language, label in labels:
+        key = (language_key(language), _spelling(label))
+        first.setdefault(key, (str(label).strip(), language))
+        spelt.setdefault(normalise(label), set()).add(key[0])
+    taken = {normalise(cid) for cid in label_space.ids}
+    ids = {}
+    for key, (text, language) in first.items():
+        shared = len(spelt[normalise(text)]) > 1 or normalise(text) in taken
+        ids[key] = f"{text}@{language}" if shared else text
+    return ids
 
 
 def unmapped_message(undecided: list, data_args) -> str:
@@ -486,6 +514,8 @@ def render_markdown(report: dict) -> str:
         for name, row in report["sources"].items():
             for kind, n in row["bad_by_kind"].items():
                 lines.append(f"| {name} | {kind} | {n} |")
+    if report.get("notes"):
+        lines += ["", "## Notes", "", *(f"- {note}" for note in report["notes"])]
     dup = report["duplicates"]
     lines += [
         "",
