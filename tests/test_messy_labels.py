@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 from datasets import load_from_disk
 from PIL import Image
+from test_corpus import fails, snapshot
 
 from polyglot_vision.cli import main
 
 from conftest import LABELS, TINY_MODEL, write_yaml
-from test_corpus import fails, snapshot
 
 
 def noise(path: Path, seed: int, size: int = 12) -> Path:
@@ -274,7 +274,8 @@ def test_multi_frame_images_say_which_frame_is_used_once_per_source(tmp_path, ca
         noise(folder / digit / "c.png", 500 + int(digit))
     other = manifest(tmp_path, "plain", ["4", "5"])
     source = {"name": "anim", "path": str(folder), "language": "en"}
-    counts, printed, report = prepared(["prepare", recipe(tmp_path, source, other), "--output", tmp_path / "ds"], capsys)
+    argv = ["prepare", recipe(tmp_path, source, other), "--output", tmp_path / "ds"]
+    counts, printed, report = prepared(argv, capsys)
     assert counts["1"] == 3  # a GIF, a TIFF and a PNG each: nothing skipped
     said = [line for line in printed.splitlines() if "first frame" in line]
     assert len(said) == 1 and said[0].startswith("anim:") and "6 image(s)" in said[0]
@@ -316,7 +317,7 @@ def manifest_beside_images(tmp_path) -> Path:
     return recipe(tmp_path, source)
 
 
-@pytest.mark.parametrize("output", ["images", ".", "images/dataset"])
+@pytest.mark.parametrize("output", ["images", "."])
 def test_no_output_may_overlap_the_images_a_manifest_reads(manifest_beside_images, tmp_path, capsys, output):
     before = snapshot(tmp_path / "images")
     out = tmp_path / output
@@ -324,6 +325,18 @@ def test_no_output_may_overlap_the_images_a_manifest_reads(manifest_beside_image
         line = fails(capsys, ["prepare", manifest_beside_images, "--output", out, *flags], "overlaps", "images")
         assert "--overwrite" not in line
     assert snapshot(tmp_path / "images") == before
+    assert main(["prepare", str(manifest_beside_images), "--output", str(tmp_path / "dataset")]) == 0
+    assert snapshot(tmp_path / "images") == before
+
+
+def test_an_image_folder_of_a_manifest_in_a_sub_folder_of_the_output_is_protected(tmp_path, capsys):
+    images = [noise(tmp_path / "work" / "raw" / "scans" / f"{i}.png", i) for i in range(4)]
+    rows = ["file,label"] + [f"work/raw/scans/{p.name},{i}" for i, p in enumerate(images)]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    source = {"name": "deep", "path": str(tmp_path / "labels.csv"), "language": "en", "image_column": "file"}
+    before = snapshot(tmp_path / "work")
+    line = fails(capsys, ["prepare", recipe(tmp_path, source), "--output", tmp_path / "work", "--overwrite"], "work")
+    assert "overlaps" in line and snapshot(tmp_path / "work") == before
 
 
 def test_training_and_evaluation_outputs_may_not_overlap_a_manifests_images(manifest_beside_images, tmp_path, capsys):
@@ -359,3 +372,11 @@ def test_image_votes_never_read_an_image_the_checks_refused(polydigits_dir, tmp_
     _, printed, report = prepared([*argv, "--output", tmp_path / "ds"], capsys)
     assert table_row(printed, "codes")["bad"] == "1"
     assert {row["label"] for row in report["alignment"] if row["source"] == "codes"} == {"K-0", "K-1"}
+
+
+def test_a_no_label_spelling_that_names_a_concept_in_the_sources_language_is_a_label(tmp_path, capsys):
+    german = {**manifest(tmp_path, "de", ["null", "eins", "null"], seed=1), "language": "de"}  # null: zero
+    english = manifest(tmp_path, "en", ["null", "one", "zero"], seed=2)
+    counts, printed, _ = prepared(["prepare", recipe(tmp_path, german, english), "--output", tmp_path / "ds"], capsys)
+    assert counts == {"0": 3, "1": 2}
+    assert table_row(printed, "de")["unlabelled"] == "0" and table_row(printed, "en")["unlabelled"] == "1"

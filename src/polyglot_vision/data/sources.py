@@ -415,12 +415,12 @@ NO_LABEL = frozenset(
 )  # fmt: skip
 
 
-def label_value(label, keep: frozenset = frozenset()):
+def label_value(label, keep=None):
     """A label as its community wrote it, or None for no label.
 
     Numbers of a numeric column are values (7.0 from a CSV is the integer 7); text is kept as
     written, so "5.0" stays text. NaN, -1 and the `NO_LABEL` spellings are no label, unless
-    `keep` (the recipe's label_map keys, as text) names them.
+    `keep(text)` says the source means them as a label (German "null" is zero).
     """
     if isinstance(label, float):
         if math.isnan(label):
@@ -428,7 +428,7 @@ def label_value(label, keep: frozenset = frozenset()):
         label = int(label) if label.is_integer() else label
     if isinstance(label, str):
         label = label.strip()
-    if isinstance(label, bool) or str(label) in keep:
+    if isinstance(label, bool) or (keep is not None and keep(str(label))):
         return label
     if isinstance(label, int):
         return None if label == -1 else label
@@ -453,17 +453,23 @@ def _written(value) -> str:
     return repr(value.strip() if isinstance(value, str) else value)
 
 
-def source_labels(dataset: Dataset, source: SourceConfig, missing: Counter | None = None) -> list:
+def source_labels(dataset: Dataset, source: SourceConfig, missing: Counter | None = None, names=None) -> list:
     """Each row's label as `label_value` reads it (ClassLabel ids become their names).
 
-    `missing` counts, by how each was written, the values read as no label.
+    `missing` counts, by how each was written, the values read as no label. `names(text)` tells
+    whether the label registry names a value in the source's language: such a value is a label
+    even where it usually means none (German "null", zero).
     """
     values = column_values(dataset, source.label_column)
     feature = dataset.features[source.label_column]
     if isinstance(feature, ClassLabel):
         values = [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
     # A value the recipe's label_map names is a label, even one that usually means "no label".
-    keep = frozenset(str(key).strip() for key in source.label_map or {})
+    mapped = {str(key).strip() for key in source.label_map or {}}
+
+    def keep(text: str) -> bool:
+        return text in mapped or (names is not None and text.casefold() in NO_LABEL and names(text))
+
     labels = [label_value(v, keep) for v in values]
     if missing is not None:
         missing.update(_written(v) for v, label in zip(values, labels) if label is None)
@@ -511,11 +517,14 @@ def row_script(language: str, source: SourceConfig) -> str:
     return source.script if language == source.language else infer_script(language)
 
 
-def read_folders(source: SourceConfig, streaming: bool = False) -> list[str]:
-    """Every local folder or file that `source` reads: its path, and the folders of the image files
-    its manifest (or saved dataset) lists, wherever they lie (`../images/a.png` from `manifests/`).
+def read_inputs(source: SourceConfig, streaming: bool = False) -> list[str]:
+    """What `source` reads, for `outputs.check_output_dir`'s `sources`: its path, and for a manifest
+    (or saved dataset) one listed image file of each folder its rows point into, wherever it lies
+    (`../images/a.png` from `manifests/`).
 
-    An output must lie outside all of them (`outputs.check_output_dir`'s `sources`).
+    An output that holds such a file would hold that folder's images: it is refused. One file per
+    folder stands for them all; an output inside an image folder is not refused, as a manifest
+    names its files and never reads what else a folder holds.
     """
     path = Path(source.path).expanduser()
     if not path.exists():
@@ -528,9 +537,9 @@ def read_folders(source: SourceConfig, streaming: bool = False) -> list[str]:
     if kind == "imagefolder":
         return sorted(found)
     whole = dataclasses.replace(source, max_samples=None)
-    splits = list(whole.own_splits.values()) or [None]
     base = source_base_dir(source)
-    for split in splits:
+    folders: dict[str, str | None] = {}  # folder -> one of its listed files that exists
+    for split in list(whole.own_splits.values()) or [None]:
         part = load_source(whole, split, streaming=streaming)
         if isinstance(part.features.get(source.image_column), Image):
             part = part.cast_column(source.image_column, Image(decode=False))
@@ -540,11 +549,16 @@ def read_folders(source: SourceConfig, streaming: bool = False) -> list[str]:
             values = part.with_format("arrow")[source.image_column].to_pylist()
         for value in values:
             file = value if isinstance(value, str) else (value or {}).get("path")
-            if file and not (isinstance(value, dict) and value.get("bytes") is not None):
-                found.add(os.path.dirname(os.path.join(base, file) if base else file) or ".")
-    return sorted({str(Path(folder).resolve()) for folder in found})
+            if not file or (isinstance(value, dict) and value.get("bytes") is not None):
+                continue  # an image stored in the manifest itself
+            file = os.path.join(base, file) if base else file
+            folder = os.path.dirname(file)
+            if folders.get(folder) is None and os.path.isfile(file):
+                folders[folder] = file
+    found.update(str(Path(file).resolve()) for file in folders.values() if file)
+    return sorted(found)
 
 
 def read_paths(data_args: DataArguments) -> list[str]:
-    """`read_folders` of every source of a recipe."""
-    return sorted({p for source in data_args.sources for p in read_folders(source, data_args.streaming)})
+    """`read_inputs` of every source of a recipe."""
+    return sorted({p for source in data_args.sources for p in read_inputs(source, data_args.streaming)})

@@ -224,6 +224,11 @@ def _image_voter(loaded: dict, raw: dict, data_args: DataArguments, vote):
     return voter
 
 
+def _names(text: str, *, label_space: LabelSpace, language: str) -> bool:
+    """Whether the registry names `text` in `language` (German "null" is zero, not a missing label)."""
+    return label_space.resolve(text, language) is not None
+
+
 def load_and_align(
     data_args: DataArguments,
     label_space: LabelSpace,
@@ -242,10 +247,13 @@ def load_and_align(
         unread = {source.name: unread_files(source) for source in data_args.sources}
     loaded = {source.name: source_parts(source) for source in data_args.sources}
     missing = {} if missing is None else missing
-    raw = {
-        name: {role: source_labels(part, src, missing.setdefault(name, Counter())) for role, part in parts.items()}
-        for (name, parts), src in zip(loaded.items(), data_args.sources)
-    }
+    raw = {}
+    for source in data_args.sources:
+        named = partial(_names, label_space=label_space, language=source.language)
+        counter = missing.setdefault(source.name, Counter())
+        raw[source.name] = {
+            role: source_labels(part, source, counter, named) for role, part in loaded[source.name].items()
+        }
     label_counts = {
         name: Counter(v for labels in roles.values() for v in labels if v is not None) for name, roles in raw.items()
     }
