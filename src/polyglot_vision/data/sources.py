@@ -30,6 +30,9 @@ SAMPLERS = ("none", "language", "class")
 UNMAPPED_POLICIES = ("error", "drop", "keep")
 BAD_IMAGE_POLICIES = ("skip", "error")
 MANIFEST_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+# Only an empty CSV cell is missing: pandas would also read "null", "NA" or "None" as missing, and
+# German "null" is zero. Which text means "no label" is decided with the registry (`label_value`).
+READ_OPTIONS = {"csv": {"keep_default_na": False, "na_values": [""]}}
 
 
 @dataclass
@@ -324,7 +327,9 @@ def _open(source: SourceConfig, split: str, streaming: bool):
             )
         if split != "train":
             raise UserError(f"source '{source.name}': {path} is one file, one split; `split: {split}` needs a folder")
-        return load_dataset(builder, data_files=str(path), split="train", streaming=streaming)
+        return load_dataset(
+            builder, data_files=str(path), split="train", streaming=streaming, **READ_OPTIONS.get(builder, {})
+        )
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         loaded = load_from_disk(str(path))
         if isinstance(loaded, DatasetDict):
@@ -336,7 +341,9 @@ def _open(source: SourceConfig, split: str, streaming: bool):
         for suffix, builder in MANIFEST_BUILDERS.items():
             files = sorted(str(p) for p in path.glob(f"*{suffix}"))
             if files:
-                return load_dataset(builder, data_files=files, split="train", streaming=streaming)
+                return load_dataset(
+                    builder, data_files=files, split="train", streaming=streaming, **READ_OPTIONS.get(builder, {})
+                )
     return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
 
 
