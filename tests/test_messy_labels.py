@@ -137,14 +137,20 @@ def test_a_label_map_may_name_a_value_that_usually_means_no_label(tmp_path, caps
 
 
 def test_a_jsonl_column_mixing_numbers_and_words_is_read_as_its_values(tmp_path, capsys):
-    labels = [3, "three", 5.0, "five", "7", None, "seven", 0]
+    labels = [3, "three", 5.0, "five", "7", None, "seven", 0, -1, "-1"]
     source = manifest(tmp_path, "mixed", labels, suffix="jsonl")
     for policy in ("error", "drop"):
         argv = ["prepare", recipe(tmp_path, source, unmapped_labels=policy), "--output", tmp_path / policy]
         counts, printed, report = prepared(argv, capsys)
         assert counts == {"3": 2, "5": 2, "7": 2, "0": 1}
-        assert table_row(printed, "mixed")["unmapped"] == "0" and table_row(printed, "mixed")["unlabelled"] == "1"
-        assert {row["label"] for row in report["alignment"]} == {3, "three", 5, "five", 7, "seven", 0}
+        assert table_row(printed, "mixed")["unmapped"] == "0" and table_row(printed, "mixed")["unlabelled"] == "3"
+        assert {str(row["label"]) for row in report["alignment"]} == {"3", "three", "5", "five", "7", "seven", "0"}
+
+
+@pytest.mark.parametrize("label", ["5.0", "+3", "true"])
+def test_text_in_a_jsonl_column_mixing_numbers_and_words_stays_text(tmp_path, capsys, label):
+    source = manifest(tmp_path, "mixed", [1, "two", label], suffix="jsonl")
+    fails(capsys, ["prepare", recipe(tmp_path, source)], repr(label), "mixed", "1 label(s)")
 
 
 def digit_folder(root: Path, layout: dict[str, int]) -> Path:

@@ -311,6 +311,51 @@ def _refuse_nested_classes(path: Path, folders: list[Path], split_named: list[st
                 )
 
 
+def _read_manifest(builder: str, files: list[str], streaming: bool):
+    dataset = load_dataset(
+        builder, data_files=files, split="train", streaming=streaming, **READ_OPTIONS.get(builder, {})
+    )
+    if builder == "json" and not streaming:
+        mixed = [name for name, feature in dataset.features.items() if isinstance(feature, Json)]
+        if mixed:
+            dataset = _mixed_as_text(dataset, mixed, files)
+    return dataset
+
+
+def _mixed_as_text(dataset: Dataset, names: list[str], files: list[str]) -> Dataset:
+    """Columns of a JSON manifest that mix numbers and text, as text: each value as it was written.
+
+    `datasets` stores such a column as JSON and reads a text that parses as JSON as a number
+    ("5.0" becomes 5.0), so the values are read again from the files: text stays text, a number
+    becomes its shortest writing (5.0 -> "5", as in a numeric column), null stays missing.
+    """
+    rows = []
+    for file in files:
+        text = Path(file).read_text(encoding="utf-8-sig")
+        try:
+            data = json.loads(text)
+            rows += data if isinstance(data, list) else []
+        except json.JSONDecodeError:
+            rows += [json.loads(line) for line in text.splitlines() if line.strip()]
+    if len(rows) != len(dataset) or not all(isinstance(row, dict) for row in rows):
+        return dataset  # a layout read otherwise (a field of records): leave it to `datasets`
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if any(isinstance(v, (list, dict)) for v in values):
+            continue  # not one value per row: `source_labels` names it
+        texts = [None if v is None else _as_text(v) for v in values]
+        dataset = dataset.remove_columns(name).add_column(name, texts, feature=Value("string"))
+    return dataset
+
+
+def _as_text(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _open(source: SourceConfig, split: str, streaming: bool):
     path = Path(source.path).expanduser()
     if not path.exists():
@@ -327,9 +372,7 @@ def _open(source: SourceConfig, split: str, streaming: bool):
             )
         if split != "train":
             raise UserError(f"source '{source.name}': {path} is one file, one split; `split: {split}` needs a folder")
-        return load_dataset(
-            builder, data_files=str(path), split="train", streaming=streaming, **READ_OPTIONS.get(builder, {})
-        )
+        return _read_manifest(builder, [str(path)], streaming)
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         loaded = load_from_disk(str(path))
         if isinstance(loaded, DatasetDict):
@@ -341,9 +384,7 @@ def _open(source: SourceConfig, split: str, streaming: bool):
         for suffix, builder in MANIFEST_BUILDERS.items():
             files = sorted(str(p) for p in path.glob(f"*{suffix}"))
             if files:
-                return load_dataset(
-                    builder, data_files=files, split="train", streaming=streaming, **READ_OPTIONS.get(builder, {})
-                )
+                return _read_manifest(builder, files, streaming)
     return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
 
 
