@@ -303,6 +303,17 @@ def test_a_per_row_language_column_is_used_and_the_disagreement_said(tmp_path, c
     assert report["splits"]["train"]["by_language"] == {"de": 3, "fr": 3}
 
 
+def test_labels_are_read_in_the_language_their_rows_carry(tmp_path, capsys):
+    labels = ["sieben", "sieben", "sept", "drei", "trois", "3"]
+    languages = ["de", "de", "fr", "de", "", "de"]
+    source = {**manifest(tmp_path, "rows", labels, suffix="parquet", language=languages), "language": "fr"}
+    counts, printed, report = prepared(["prepare", recipe(tmp_path, source), "--output", tmp_path / "ds"], capsys)
+    assert counts == {"7": 3, "3": 3}
+    rows = {row["label"]: row for row in report["alignment"]}
+    assert rows["sieben"]["language"] == "de" and rows["sieben"]["concept"] == "7"
+    assert rows["sept"]["language"] == "fr"
+
+
 def test_a_language_column_with_a_bogus_tag_is_named(tmp_path, capsys):
     source = manifest(tmp_path, "rows", ["1", "2"], language=["de", "klingon!"])
     fails(capsys, ["prepare", recipe(tmp_path, source)], "rows", "klingon!", "language")

@@ -259,8 +259,28 @@ def load_and_align(
     }
     vote = image_votes or (vote_by_images if data_args.image_votes else None)
     voter = _image_voter(loaded, raw, data_args, vote) if vote is not None else None
-    alignments = align_sources(label_counts, data_args, label_space, image_votes=voter, policy=policy)
+    languages = {
+        source.name: label_languages(loaded[source.name], raw[source.name], source) for source in data_args.sources
+    }
+    alignments = align_sources(
+        label_counts, data_args, label_space, image_votes=voter, policy=policy, label_languages=languages
+    )
     return loaded, raw, alignments
+
+
+def label_languages(parts: dict, raw: dict, source: SourceConfig) -> dict:
+    """{label: language} for the labels whose rows all carry one language other than the source's
+    (its own `language` column): the registry reads such a label in its rows' language."""
+    seen: dict = defaultdict(set)
+    for role, part in parts.items():
+        languages = row_languages(part, source)
+        if languages is not None:
+            for label, language in zip(raw[role], languages):
+                if label is not None:
+                    seen[label].add(language)
+    return {
+        label: next(iter(langs)) for label, langs in seen.items() if len(langs) == 1 and source.language not in langs
+    }
 
 
 def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -> Unified:
@@ -590,7 +610,8 @@ def source_notes(data_args: DataArguments, stats: dict) -> list[str]:
             shown = ", ".join(f"{lang} {n}" for lang, n in sorted(languages.items(), key=lambda kv: -kv[1]))
             notes.append(
                 f"{source.name}: its `language` column tags images {shown}, not all `language: {source.language}` "
-                f"as the recipe says; images keep their own language, labels are aligned in {source.language}"
+                "as the recipe says; images keep their own language, and a label whose images share one is read "
+                "in it"
             )
     return notes
 

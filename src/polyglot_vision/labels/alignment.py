@@ -85,6 +85,10 @@ class SourceAlignment:
     matches: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     decisions: dict = field(default_factory=dict)
+    languages: dict = field(default_factory=dict)  # {label: language} where its rows say another than the source
+
+    def language_of(self, label) -> str:
+        return self.languages.get(label, self.source.language)
 
     @property
     def unmapped(self) -> list:
@@ -92,7 +96,12 @@ class SourceAlignment:
 
 
 def align_sources(
-    label_counts: dict[str, dict], data_args, label_space: LabelSpace, image_votes=None, policy: bool = True
+    label_counts: dict[str, dict],
+    data_args,
+    label_space: LabelSpace,
+    image_votes=None,
+    policy: bool = True,
+    label_languages: dict | None = None,
 ) -> dict:
     """{source name: SourceAlignment} for every source, after the `unmapped_labels` policy (unless `policy=False`).
 
@@ -100,6 +109,9 @@ def align_sources(
     image evidence: train is {concept: [(source name, label), …]} of accepted labels, queries
     [(source name, label), …]; it returns {(source name, label): {concept: vote share}}.
     Under `keep`, new concepts are added to `label_space` itself, so that the model has their heads.
+    `label_languages` ({source name: {label: language}}) names the labels whose rows all carry
+    another language than the source's (a manifest's `language` column): the registry reads them
+    in that language.
     """
     backend = load_backend(data_args.label_embeddings)
     text = TextEvidence(backend, label_space) if backend is not None else None
@@ -108,20 +120,21 @@ def align_sources(
     for source in data_args.sources:
         counts = label_counts[source.name]
         labels = sorted(counts, key=str)
+        languages = (label_languages or {}).get(source.name, {})
         if source.label_map:
             label_space.align([], label_map=source.label_map)  # checks every target
         decisions = {}
         for label in labels:
             decision = reviewed.get((source.name, str(label)))
             if decision is None:
-                match = label_space.resolve(label, source.language, source.label_map)
+                match = label_space.resolve(label, languages.get(label, source.language), source.label_map)
                 decision = Decision("accepted", match, [], _registry_evidence(match)) if match else None
             if decision is not None:
                 decisions[label] = decision
         left = [label for label in labels if label not in decisions]
         taken = {d.match.concept for d in decisions.values() if d.match is not None}
         uncertain[source.name] = _text_round(left, source, label_space, text, taken, data_args, decisions)
-        result[source.name] = SourceAlignment(source, {}, counts, decisions)
+        result[source.name] = SourceAlignment(source, {}, counts, decisions, languages)
 
     queries = [(name, label) for name, rows in uncertain.items() for label in rows["labels"]]
     votes, train = {}, {}
@@ -285,11 +298,12 @@ def _apply_policy(result: dict, data_args, label_space: LabelSpace) -> None:
     if data_args.unmapped_labels == "error" and undecided:
         raise UserError(unmapped_message(undecided, data_args))
     if data_args.unmapped_labels == "keep":
-        ids = kept_concept_ids([(source.language, label) for source, label, _ in open_labels], label_space)
+        language = {(source.name, label): result[source.name].language_of(label) for source, label, _ in open_labels}
+        ids = kept_concept_ids([(language[(s.name, label)], label) for s, label, _ in open_labels], label_space)
         for source, label, decision in open_labels:
-            concept_id = ids[(language_key(source.language), _spelling(label))]
+            concept_id = ids[(language_key(language[(source.name, label)]), _spelling(label))]
             if concept_id not in label_space.ids:
-                label_space.add_concept(concept_id, source.language, str(label).strip())
+                label_space.add_concept(concept_id, language[(source.name, label)], str(label).strip())
             match = Match(concept_id, "new", 1.0)
             result[source.name].matches[label] = match
             decision.match = match
@@ -454,7 +468,7 @@ def alignment_rows(alignments: dict) -> list[dict]:
             rows.append(
                 {
                     "source": name,
-                    "language": alignment.source.language,
+                    "language": alignment.language_of(label),
                     "label": label if isinstance(label, (int, float)) else str(label),
                     "concept": match.concept if match else None,
                     "decision": decision.status if decision else ("accepted" if match else "unmapped"),
