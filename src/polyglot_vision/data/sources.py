@@ -14,6 +14,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -515,6 +516,7 @@ def source_labels(dataset: Dataset, source: SourceConfig, missing: Counter | Non
     # A value the recipe's label_map names is a label, even one that usually means "no label".
     mapped = {str(key).strip() for key in source.label_map or {}}
 
+    @lru_cache(maxsize=None)
     def keep(text: str) -> bool:
         return text in mapped or (names is not None and text.casefold() in NO_LABEL and names(text))
 
