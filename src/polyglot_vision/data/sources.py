@@ -307,8 +307,9 @@ def _refuse_nested_classes(path: Path, folders: list[Path], split_named: list[st
                 raise UserError(
                     f"source '{source.name}': class folder {folder.relative_to(path)} holds images in a sub-folder "
                     f"({Path(folder.relative_to(path), *inner[:-1]).as_posix()}); an image folder's labels are "
-                    f"the names of the folders directly under {path}, so move the images up into "
-                    f"{folder.relative_to(path)}, or list them with their labels in a CSV manifest"
+                    f"the names of the folders directly under {path}: point `path` at the folder whose sub-folders "
+                    f"are the classes, move the images up into {folder.relative_to(path)}, or list them with their "
+                    "labels in a CSV manifest"
                 )
 
 
@@ -459,7 +460,8 @@ POOL = "pool"  # images of sources without their own splits, split by `stratifie
 NO_LABEL = frozenset(
     {
         "", "-1", "-1.0", "none", "null", "nil", "nan", "-nan", "na", "n/a", "n.a.", "#n/a", "#na", "<na>",
-        "unknown", "unk", "<unk>", "unlabeled", "unlabelled", "no label", "missing", "undefined", "?", "-",
+        "unknown", "unk", "<unk>", "unlabeled", "unlabelled", "no label", "no_label", "no-label", "nolabel",
+        "not labeled", "not labelled", "missing", "undefined", "?", "-",
     }
 )  # fmt: skip
 
