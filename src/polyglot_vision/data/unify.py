@@ -601,9 +601,10 @@ def source_notes(data_args: DataArguments, stats: dict) -> list[str]:
                 f"({_written_as(row['unlabelled_as'])})"
             )
         if row["multi_frame"]:
+            examples = ", ".join(row["multi_frame_examples"][:3])
             notes.append(
                 f"{source.name}: {row['multi_frame']} image(s) hold several frames (animated GIF, PNG or WebP, "
-                f"multi-page TIFF); the first frame of each is used (e.g. {', '.join(row['multi_frame_examples'])})"
+                f"multi-page TIFF); the first frame of each is used (e.g. {examples})"
             )
         languages = row["row_languages"]
         if set(languages) - {source.language}:
