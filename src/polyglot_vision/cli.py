@@ -16,7 +16,7 @@ from transformers.utils import logging as hf_logging
 
 from .builtin_data import DEFAULT_SYNTHESIS, SYNTHESIS, generate_polydigits
 from .builtin_data.assets import cache_dir, fetch, load_lock
-from .data import format_counts, load_and_align, save_dataset, split_counts, unify
+from .data import format_counts, load_and_align, read_paths, save_dataset, split_counts, unify
 from .errors import UserError
 from .evaluation import evaluate_model, format_table
 from .experiments import adaptation_curve, transfer_matrix
@@ -68,7 +68,7 @@ def cmd_prepare(args, extra) -> int:
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
     out = Path(args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset"))
-    sources = [source.path for source in recipe.data.sources]
+    sources = read_paths(recipe.data)  # the folders a manifest's rows point into included
     check_output_dir(out, overwrite=args.overwrite, sources=sources, what="dataset folder")  # before the long work
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
     unified = unify(recipe.data, label_space)

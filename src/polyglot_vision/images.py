@@ -79,12 +79,7 @@ def read_bytes(value, base_dir: str | None) -> tuple[bytes | None, str | None, s
 def to_rgb_or_gray(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB or L the way a viewer would show it."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        pixels = np.asarray(image)
-        if image.mode.startswith("I;16"):
-            pixels = pixels.astype(np.uint16) >> 8  # 16-bit range to 8-bit, not clipped
-        elif pixels.max(initial=0) > 255:
-            pixels = pixels.astype(np.float64) * (255.0 / pixels.max())
-        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
+        return Image.fromarray(to_8bit(np.asarray(image)), mode="L")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif image.mode == "PA":
@@ -96,6 +91,44 @@ def to_rgb_or_gray(image: Image.Image) -> Image.Image:
     if image.mode == "1":
         return image.convert("L")
     return image if image.mode in KEPT_MODES else image.convert("RGB")
+
+
+# Full scales that high-bit and float images are stored in: [0, 1] floats, then 8- to 32-bit integers.
+FULL_SCALES = (1.0, 255.0, 1023.0, 4095.0, 16383.0, 65535.0, 2.0**32 - 1)
+
+
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """Grey levels of any depth as 8 bits, scaled from their own full scale, so that an image looks as it did.
+
+    The full scale is the least of FULL_SCALES that holds the brightest value: a float image in
+    [0, 1] is scaled by 255, a 16-bit one by 255/65535, a 12-bit one stored in 16 bits by 255/4095;
+    8-bit values stored in a wider type stay as they are. An image with values below 0 is
+    scaled from its own least to its greatest value.
+    """
+    pixels = np.asarray(pixels)
+    scales = FULL_SCALES if np.issubdtype(pixels.dtype, np.floating) else FULL_SCALES[1:]
+    pixels = np.nan_to_num(pixels.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low = float(pixels.min(initial=0.0))
+    if low < 0:
+        pixels = pixels - low
+        scale = float(pixels.max()) or 1.0
+    else:
+        peak = float(pixels.max(initial=0.0))
+        scale = next((s for s in scales if peak <= s), peak)
+    return np.clip(np.round(pixels * (255.0 / scale)), 0, 255).astype(np.uint8)
+
+
+def frame_count(data: bytes) -> int:
+    """Frames in an encoded image (animated GIF, PNG or WebP, multi-page TIFF); 1 when it cannot tell."""
+    if not data.startswith((b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"\x89PNG")):
+        return 1
+    if data.startswith(b"\x89PNG") and b"acTL" not in data[: data.find(b"IDAT") if b"IDAT" in data else 4096]:
+        return 1  # a plain PNG: no animation control chunk before its pixels
+    try:
+        with _open(data) as image:
+            return int(getattr(image, "n_frames", 1) or 1)
+    except DECODE_ERRORS:
+        return 1
 
 
 def _format_of(data: bytes) -> list[str] | None:

@@ -2,7 +2,7 @@
 
 from .pixels import PixelBatches, PixelNormalizer, cache_pixels, collate, processor_input_size, stream_pixels
 from .sampler import BalancedSampler, build_sampler
-from .sources import SPLITS, DataArguments, SourceConfig, load_source
+from .sources import SPLITS, DataArguments, SourceConfig, load_source, read_paths
 from .streaming import streaming_splits
 from .unify import (
     GROUP_COLUMNS,
@@ -35,6 +35,7 @@ __all__ = [
     "load_and_align",
     "load_source",
     "processor_input_size",
+    "read_paths",
     "save_dataset",
     "split_counts",
     "stream_pixels",

@@ -9,17 +9,20 @@ source as an `IterableDataset`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_dataset, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Json, Value, load_dataset, load_from_disk
 
 from ..errors import UserError, first_line
 from ..images import IMAGE_SUFFIXES
-from ..labels.languages import infer_script, is_script_code, is_valid_language
+from ..labels.languages import infer_script, is_script_code, is_valid_language, language_key, standard_tag
 from ..options import option
 from ..paths import is_hub_id
 
@@ -28,6 +31,9 @@ SAMPLERS = ("none", "language", "class")
 UNMAPPED_POLICIES = ("error", "drop", "keep")
 BAD_IMAGE_POLICIES = ("skip", "error")
 MANIFEST_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+# Only an empty CSV cell is missing: pandas would also read "null", "NA" or "None" as missing, and
+# German "null" is zero. Which text means "no label" is decided with the registry (`label_value`).
+READ_OPTIONS = {"csv": {"keep_default_na": False, "na_values": [""]}}
 
 
 @dataclass
@@ -263,6 +269,7 @@ def unread_files(source: SourceConfig) -> list[str]:
             f"source '{source.name}': class folder(s) {', '.join(split_named)} in {path} are named like splits, "
             "which `datasets` reads as splits, not classes; rename them"
         )
+    _refuse_nested_classes(path, folders, split_named, source)
     unread = []
     for folder in [path, *folders]:
         try:
@@ -277,6 +284,78 @@ def unread_files(source: SourceConfig) -> list[str]:
             if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() not in IMAGE_SUFFIXES:
                 unread.append(str(entry.relative_to(path)))
     return sorted(unread)
+
+
+def _hidden(part: str) -> bool:
+    return part.startswith((".", "__"))  # what `datasets` leaves out: .git, __MACOSX, .ipynb_checkpoints
+
+
+def _refuse_nested_classes(path: Path, folders: list[Path], split_named: list[str], source: SourceConfig) -> None:
+    """Images below a class folder's own sub-folder stop the run: `datasets` would label them by the
+    innermost folder ("1/batch1/a.png" as "batch1"), mixing the classes. Split folders hold class folders."""
+    classes = folders
+    if split_named and len(split_named) == len(folders):  # train/1/…, test/1/…
+        classes = [c for split in folders for c in split.iterdir() if c.is_dir() and not _hidden(c.name)]
+    for folder in sorted(classes):
+        try:
+            entries = sorted(folder.rglob("*"))
+        except PermissionError:
+            continue  # named by the scan below
+        for entry in entries:
+            inner = entry.relative_to(folder).parts
+            if len(inner) > 1 and entry.suffix.lower() in IMAGE_SUFFIXES and not any(map(_hidden, inner)):
+                raise UserError(
+                    f"source '{source.name}': class folder {folder.relative_to(path)} holds images in a sub-folder "
+                    f"({Path(folder.relative_to(path), *inner[:-1]).as_posix()}); an image folder's labels are "
+                    f"the names of the folders directly under {path}: point `path` at the folder whose sub-folders "
+                    f"are the classes, move the images up into {folder.relative_to(path)}, or list them with their "
+                    "labels in a CSV manifest"
+                )
+
+
+def _read_manifest(builder: str, files: list[str], streaming: bool):
+    dataset = load_dataset(
+        builder, data_files=files, split="train", streaming=streaming, **READ_OPTIONS.get(builder, {})
+    )
+    if builder == "json" and not streaming:
+        mixed = [name for name, feature in dataset.features.items() if isinstance(feature, Json)]
+        if mixed:
+            dataset = _mixed_as_text(dataset, mixed, files)
+    return dataset
+
+
+def _mixed_as_text(dataset: Dataset, names: list[str], files: list[str]) -> Dataset:
+    """Columns of a JSON manifest that mix numbers and text, as text: each value as it was written.
+
+    `datasets` stores such a column as JSON and reads a text that parses as JSON as a number
+    ("5.0" becomes 5.0), so the values are read again from the files: text stays text, a number
+    becomes its shortest writing (5.0 -> "5", as in a numeric column), null stays missing.
+    """
+    rows = []
+    for file in files:
+        text = Path(file).read_text(encoding="utf-8-sig")
+        try:
+            data = json.loads(text)
+            rows += data if isinstance(data, list) else []
+        except json.JSONDecodeError:
+            rows += [json.loads(line) for line in text.splitlines() if line.strip()]
+    if len(rows) != len(dataset) or not all(isinstance(row, dict) for row in rows):
+        return dataset  # a layout read otherwise (a field of records): leave it to `datasets`
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if any(isinstance(v, (list, dict)) for v in values):
+            continue  # not one value per row: `source_labels` names it
+        texts = [None if v is None else _as_text(v) for v in values]
+        dataset = dataset.remove_columns(name).add_column(name, texts, feature=Value("string"))
+    return dataset
+
+
+def _as_text(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _open(source: SourceConfig, split: str, streaming: bool):
@@ -295,7 +374,7 @@ def _open(source: SourceConfig, split: str, streaming: bool):
             )
         if split != "train":
             raise UserError(f"source '{source.name}': {path} is one file, one split; `split: {split}` needs a folder")
-        return load_dataset(builder, data_files=str(path), split="train", streaming=streaming)
+        return _read_manifest(builder, [str(path)], streaming)
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         loaded = load_from_disk(str(path))
         if isinstance(loaded, DatasetDict):
@@ -307,7 +386,7 @@ def _open(source: SourceConfig, split: str, streaming: bool):
         for suffix, builder in MANIFEST_BUILDERS.items():
             files = sorted(str(p) for p in path.glob(f"*{suffix}"))
             if files:
-                return load_dataset(builder, data_files=files, split="train", streaming=streaming)
+                return _read_manifest(builder, files, streaming)
     return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
 
 
@@ -376,24 +455,76 @@ def source_parts(source: SourceConfig) -> dict[str, Dataset]:
 POOL = "pool"  # images of sources without their own splits, split by `stratified_split`
 
 
-def label_value(label):
-    """A label as its community wrote it: 7.0 from a CSV is the integer 7; NaN and empty cells are no label."""
+# Values that mean "no label" wherever they are written: those pandas reads as missing in a CSV, the
+# -1 that many datasets give unlabelled rows, and the words people type for it (compared case-folded).
+NO_LABEL = frozenset(
+    {
+        "", "-1", "-1.0", "none", "null", "nil", "nan", "-nan", "na", "n/a", "n.a.", "#n/a", "#na", "<na>",
+        "unknown", "unk", "<unk>", "unlabeled", "unlabelled", "no label", "no_label", "no-label", "nolabel",
+        "not labeled", "not labelled", "missing", "undefined", "?", "-",
+    }
+)  # fmt: skip
+
+
+def label_value(label, keep=None):
+    """A label as its community wrote it, or None for no label.
+
+    Numbers of a numeric column are values (7.0 from a CSV is the integer 7); text is kept as
+    written, so "5.0" stays text. NaN, -1 and the `NO_LABEL` spellings are no label, unless
+    `keep(text)` says the source means them as a label (German "null" is zero).
+    """
     if isinstance(label, float):
         if math.isnan(label):
             return None
-        return int(label) if label.is_integer() else label
+        label = int(label) if label.is_integer() else label
     if isinstance(label, str):
-        return label.strip() or None
+        label = label.strip()
+    if isinstance(label, bool) or (keep is not None and keep(str(label))):
+        return label
+    if isinstance(label, int):
+        return None if label == -1 else label
+    if isinstance(label, str):
+        return None if label.casefold() in NO_LABEL else label
     return label
 
 
-def source_labels(dataset: Dataset, source: SourceConfig) -> list:
-    """Each row's label as `label_value` reads it (ClassLabel ids become their names)."""
-    values = dataset.with_format("arrow")[source.label_column].to_pylist()
+def column_values(dataset: Dataset, name: str) -> list:
+    """One column's values, read through Arrow; a column mixing numbers and text (a JSONL `Json`
+    column) gives each value as it was written: "three", not '"three"'."""
+    values = dataset.with_format("arrow")[name].to_pylist()
+    if isinstance(dataset.features.get(name), Json):
+        values = [None if v is None else json.loads(v) for v in values]
+    return values
+
+
+def _written(value) -> str:
+    """How a missing label was written, for the report: `'-1'`, `'n/a'`, or `empty` for a blank or null cell."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+        return "empty"
+    return repr(value.strip() if isinstance(value, str) else value)
+
+
+def source_labels(dataset: Dataset, source: SourceConfig, missing: Counter | None = None, names=None) -> list:
+    """Each row's label as `label_value` reads it (ClassLabel ids become their names).
+
+    `missing` counts, by how each was written, the values read as no label. `names(text)` tells
+    whether the label registry names a value in the source's language: such a value is a label
+    even where it usually means none (German "null", zero).
+    """
+    values = column_values(dataset, source.label_column)
     feature = dataset.features[source.label_column]
     if isinstance(feature, ClassLabel):
         values = [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
-    labels = [label_value(v) for v in values]
+    # A value the recipe's label_map names is a label, even one that usually means "no label".
+    mapped = {str(key).strip() for key in source.label_map or {}}
+
+    @lru_cache(maxsize=None)
+    def keep(text: str) -> bool:
+        return text in mapped or (names is not None and text.casefold() in NO_LABEL and names(text))
+
+    labels = [label_value(v, keep) for v in values]
+    if missing is not None:
+        missing.update(_written(v) for v, label in zip(values, labels) if label is None)
     bad = next((v for v in labels if isinstance(v, (list, dict, bytes))), None)
     if bad is not None:
         raise UserError(
@@ -401,3 +532,85 @@ def source_labels(dataset: Dataset, source: SourceConfig) -> list:
             f"such as {bad!r}; one label per image is expected"
         )
     return labels
+
+
+# The column of a manifest or saved dataset that tags each row with its own language.
+LANGUAGE_COLUMN = "language"
+
+
+def row_languages(dataset: Dataset, source: SourceConfig) -> list[str] | None:
+    """Each row's BCP-47 language from the source's own `language` column, or None when it has none.
+
+    Empty cells take the recipe's `language`; a tag that is not BCP-47 stops the run with one line.
+    """
+    if LANGUAGE_COLUMN not in (dataset.column_names or []) or LANGUAGE_COLUMN in (
+        source.image_column,
+        source.label_column,
+    ):
+        return None
+    values = column_values(dataset, LANGUAGE_COLUMN)
+    tags = {}
+    for value in dict.fromkeys(values):
+        text = "" if value is None else str(value).strip()
+        if not text or text.casefold() in NO_LABEL or language_key(text) == language_key(source.language):
+            tags[value] = source.language
+        elif is_valid_language(text):
+            tags[value] = standard_tag(text)
+        else:
+            raise UserError(
+                f"source '{source.name}': column '{LANGUAGE_COLUMN}' holds {value!r}, not a BCP-47 language tag "
+                "(e.g. en, fr, pt-BR); fix the row, or leave it empty to use the recipe's `language`"
+            )
+    return [tags[v] for v in values]
+
+
+def row_script(language: str, source: SourceConfig) -> str:
+    """The script of a row in `language`: the recipe's `script` for rows in the recipe's language."""
+    return source.script if language == source.language else infer_script(language)
+
+
+def read_inputs(source: SourceConfig, streaming: bool = False) -> list[str]:
+    """What `source` reads, for `outputs.check_output_dir`'s `sources`: its path, and for a manifest
+    (or saved dataset) one listed image file of each folder its rows point into, wherever it lies
+    (`../images/a.png` from `manifests/`).
+
+    An output that holds such a file would hold that folder's images: it is refused. One file per
+    folder stands for them all; an output inside an image folder is not refused, as a manifest
+    names its files and never reads what else a folder holds.
+    """
+    path = Path(source.path).expanduser()
+    if not path.exists():
+        return []
+    found = {str(path.resolve())}
+    kind = "manifest" if path.is_file() else None
+    if path.is_dir():
+        saved = (path / "dataset_dict.json").exists() or (path / "state.json").exists()
+        kind = "saved" if saved else _folder_kind(path, source)
+    if kind == "imagefolder":
+        return sorted(found)
+    whole = dataclasses.replace(source, max_samples=None)
+    base = source_base_dir(source)
+    folders: dict[str, str | None] = {}  # folder -> one of its listed files that exists
+    for split in list(whole.own_splits.values()) or [None]:
+        part = load_source(whole, split, streaming=streaming)
+        if isinstance(part.features.get(source.image_column), Image):
+            part = part.cast_column(source.image_column, Image(decode=False))
+        if streaming:
+            values = (row[source.image_column] for row in part.select_columns([source.image_column]))
+        else:
+            values = part.with_format("arrow")[source.image_column].to_pylist()
+        for value in values:
+            file = value if isinstance(value, str) else (value or {}).get("path")
+            if not file or (isinstance(value, dict) and value.get("bytes") is not None):
+                continue  # an image stored in the manifest itself
+            file = os.path.join(base, file) if base else file
+            folder = os.path.dirname(file)
+            if folders.get(folder) is None and os.path.isfile(file):
+                folders[folder] = file
+    found.update(str(Path(file).resolve()) for file in folders.values() if file)
+    return sorted(found)
+
+
+def read_paths(data_args: DataArguments) -> list[str]:
+    """`read_inputs` of every source of a recipe."""
+    return sorted({p for source in data_args.sources for p in read_inputs(source, data_args.streaming)})

@@ -22,7 +22,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, concatenate_datasets
 
 from ..errors import UserError
-from ..images import check_batch, problem_kind, read_bytes
+from ..images import check_batch, check_image, frame_count, problem_kind, read_bytes
 from ..labels import LabelSpace, align_sources
 from ..labels.alignment import alignment_rows
 from ..labels.embeddings import describe as describe_text_evidence
@@ -34,6 +34,8 @@ from .sources import (
     SPLITS,
     DataArguments,
     SourceConfig,
+    row_languages,
+    row_script,
     source_base_dir,
     source_labels,
     source_parts,
@@ -50,7 +52,7 @@ GROUP_COLUMNS = ("script", "language", "source")
 ROLE_PRIORITY = {"test": 0, "validation": 1, "train": 2, POOL: 3}
 # Sources this large are checked by several processes.
 PARALLEL_FROM = 20_000
-CHECK_COLUMNS = ("_hash", "_problem", "_file")
+CHECK_COLUMNS = ("_hash", "_problem", "_file", "_frames")
 
 
 def unified_features(label_space: LabelSpace) -> Features:
@@ -87,13 +89,37 @@ def select(dataset: Dataset, indices) -> Dataset:
     return dataset.select(indices, new_fingerprint=digest)
 
 
-def _check_rows(images: list, indices: list, *, concepts: np.ndarray, constants: dict, base_dir: str | None) -> dict:
+def _check_rows(
+    images: list, indices: list, *, concepts: np.ndarray, rows: dict, constants: dict, base_dir: str | None
+) -> dict:
     batch = check_batch(images, base_dir=base_dir)
     n = len(images)
     batch["label"] = concepts[indices].tolist()
+    for name, values in rows.items():
+        batch[name] = [values[i] for i in indices]
     for name, value in constants.items():
         batch[name] = [value] * n
+    batch["_frames"] = [
+        _frames(value, checked, base_dir) if checked is not None else 1
+        for value, checked in zip(images, batch["image"])
+    ]
     return batch
+
+
+# Formats that may hold several frames and that a check converts (keeping only the first): their
+# files are read a second time to count frames. Other files' frames are counted on the checked copy.
+CONVERTED_MULTI_FRAME = (".gif", ".tif", ".tiff", ".webp")
+
+
+def _frames(value, checked: dict, base_dir: str | None) -> int:
+    """Frames in an image as the source holds it, whether or not its checked copy was converted."""
+    if isinstance(value, dict) and value.get("bytes") is not None:
+        return frame_count(value["bytes"])
+    path = value if isinstance(value, str) else (value or {}).get("path")
+    if path and str(path).lower().endswith(CONVERTED_MULTI_FRAME):
+        data, _, problem = read_bytes(value, base_dir)
+        return frame_count(data) if problem is None else 1
+    return frame_count(checked["bytes"])
 
 
 CHECKED_FEATURES = Features(
@@ -106,10 +132,11 @@ CHECKED_FEATURES = Features(
         "_hash": Value("string"),
         "_problem": Value("string"),
         "_file": Value("string"),
+        "_frames": Value("int32"),
     }
 )
 # Part of the fingerprint of checked images: change it when the checks change, so caches are not reused.
-CHECK_VERSION = "images-v1"
+CHECK_VERSION = "images-v2"
 
 
 def checked_part(dataset: Dataset, source: SourceConfig, concepts: list, data_args: DataArguments) -> Dataset:
@@ -120,18 +147,25 @@ def checked_part(dataset: Dataset, source: SourceConfig, concepts: list, data_ar
     The fingerprint is computed here from the input's own and the labels, which is much
     cheaper than letting `datasets` hash the arguments, and lets a second run reuse the cache.
     """
+    languages = row_languages(dataset, source)
     dataset = dataset.select_columns([source.image_column])
     if source.image_column != "image":
         dataset = dataset.rename_column(source.image_column, "image")
     dataset = dataset.cast_column("image", Image(decode=False))
     concepts = np.asarray(concepts, dtype=np.int64)
     constants = {"language": source.language, "script": source.script, "source": source.name}
+    rows = {}
+    if languages is not None:  # the source's own `language` column tags each row
+        del constants["language"], constants["script"]
+        rows = {"language": languages, "script": [row_script(lang, source) for lang in languages]}
     base_dir = source_base_dir(source)
     digest = hashlib.blake2b(digest_size=16)
     for part in (CHECK_VERSION, dataset._fingerprint, repr(sorted(constants.items())), str(base_dir)):
         digest.update(part.encode())
+    for values in rows.values():
+        digest.update("\x00".join(values).encode())
     digest.update(concepts.tobytes())
-    check = partial(_check_rows, concepts=concepts, constants=constants, base_dir=base_dir)
+    check = partial(_check_rows, concepts=concepts, rows=rows, constants=constants, base_dir=base_dir)
     return dataset.map(
         check,
         input_columns=["image"],
@@ -175,6 +209,8 @@ def _image_voter(loaded: dict, raw: dict, data_args: DataArguments, vote):
             )
             for value in values:
                 data, _, problem = read_bytes(value, source_base_dir(source))
+                if problem is None:  # only images that pass the checks vote, converted as training sees them
+                    data, _, problem = check_image(data)
                 if problem is None:
                     found.append(data)
             if len(found) >= VOTE_IMAGES:
@@ -188,32 +224,63 @@ def _image_voter(loaded: dict, raw: dict, data_args: DataArguments, vote):
     return voter
 
 
+def _names(text: str, *, label_space: LabelSpace, language: str) -> bool:
+    """Whether the registry names `text` in `language` (German "null" is zero, not a missing label)."""
+    return label_space.resolve(text, language) is not None
+
+
 def load_and_align(
     data_args: DataArguments,
     label_space: LabelSpace,
     image_votes=None,
     policy: bool = True,
     unread: dict | None = None,
+    missing: dict | None = None,
 ):
     """(loaded parts, raw labels, alignments): every source read and its labels aligned (align, prepare).
 
     Folders that `datasets` would misread stop the run before loading (`unread_files`); `unread`
-    passes that scan's result when the caller made it already.
+    passes that scan's result when the caller made it already. `missing` ({source name: Counter})
+    counts the values read as no label, by how they were written.
     """
     if unread is None:
         unread = {source.name: unread_files(source) for source in data_args.sources}
     loaded = {source.name: source_parts(source) for source in data_args.sources}
-    raw = {
-        name: {role: source_labels(part, src) for role, part in parts.items()}
-        for (name, parts), src in zip(loaded.items(), data_args.sources)
-    }
+    missing = {} if missing is None else missing
+    raw = {}
+    for source in data_args.sources:
+        named = partial(_names, label_space=label_space, language=source.language)
+        counter = missing.setdefault(source.name, Counter())
+        raw[source.name] = {
+            role: source_labels(part, source, counter, named) for role, part in loaded[source.name].items()
+        }
     label_counts = {
         name: Counter(v for labels in roles.values() for v in labels if v is not None) for name, roles in raw.items()
     }
     vote = image_votes or (vote_by_images if data_args.image_votes else None)
     voter = _image_voter(loaded, raw, data_args, vote) if vote is not None else None
-    alignments = align_sources(label_counts, data_args, label_space, image_votes=voter, policy=policy)
+    languages = {
+        source.name: label_languages(loaded[source.name], raw[source.name], source) for source in data_args.sources
+    }
+    alignments = align_sources(
+        label_counts, data_args, label_space, image_votes=voter, policy=policy, label_languages=languages
+    )
     return loaded, raw, alignments
+
+
+def label_languages(parts: dict, raw: dict, source: SourceConfig) -> dict:
+    """{label: language} for the labels whose rows all carry one language other than the source's
+    (its own `language` column): the registry reads such a label in its rows' language."""
+    seen: dict = defaultdict(set)
+    for role, part in parts.items():
+        languages = row_languages(part, source)
+        if languages is not None:
+            for label, language in zip(raw[role], languages):
+                if label is not None:
+                    seen[label].add(language)
+    return {
+        label: next(iter(langs)) for label, langs in seen.items() if len(langs) == 1 and source.language not in langs
+    }
 
 
 def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -> Unified:
@@ -224,7 +291,10 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
     it returns {(source, label): {concept: vote share}}.
     """
     unread_by_source = {s.name: unread_files(s) for s in data_args.sources}
-    loaded, raw, alignments = load_and_align(data_args, label_space, image_votes, unread=unread_by_source)
+    missing: dict[str, Counter] = {}
+    loaded, raw, alignments = load_and_align(
+        data_args, label_space, image_votes, unread=unread_by_source, missing=missing
+    )
     index = {cid: i for i, cid in enumerate(label_space.ids)}
 
     pieces, stats = [], {}
@@ -239,6 +309,10 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
             "duplicates": 0,
             "kept": 0,
             "bad_examples": [],
+            "unlabelled_as": dict(missing.get(source.name, {})),
+            "multi_frame": 0,
+            "multi_frame_examples": [],
+            "row_languages": Counter(),
         }
         unread = unread_by_source[source.name]
         if unread and data_args.on_bad_image == "error":
@@ -273,6 +347,11 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
             stat["bad_by_kind"].update(problem_kind(problems[i]) for i in bad)
             files = column(checked, "_file")
             stat["bad_examples"] += [f"{files[i] or f'#{i}'} ({problem_kind(problems[i])})" for i in bad[:3]]
+            frames = column(checked, "_frames")
+            several = [i for i, n in enumerate(frames) if n > 1]
+            stat["multi_frame"] += len(several)
+            stat["multi_frame_examples"] += [f"{files[i] or f'#{i}'} ({frames[i]} frames)" for i in several[:3]]
+            stat["row_languages"].update(column(checked, "language"))
             usable = np.flatnonzero(
                 (np.asarray([p is None for p in problems], dtype=bool)) & (np.asarray(concepts) >= 0)
             )
@@ -280,7 +359,8 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
         if stat["unlabelled"] and data_args.on_bad_image == "error":
             raise UserError(
                 f"source '{source.name}': {stat['unlabelled']} image(s) without a label in column "
-                f"'{source.label_column}'; set `on_bad_image: skip` to leave them out"
+                f"'{source.label_column}' ({_written_as(stat['unlabelled_as'])}); "
+                "set `on_bad_image: skip` to leave them out"
             )
         if not sum(len(d) for s, _, d in pieces if s is source):
             if data_args.on_bad_image == "error":
@@ -337,6 +417,7 @@ def format_counts(report: dict) -> str:
         if row["bad_images"]:
             kinds = ", ".join(f"{n} {kind}" for kind, n in row["bad_by_kind"].items())
             lines.append(f"{name}: bad images left out: {kinds}; e.g. {', '.join(row['bad_examples'])}")
+    lines += report.get("notes", [])
     dup = report["duplicates"]
     if dup.get("label_conflicts"):
         lines.append(
@@ -468,7 +549,11 @@ def build_report(
         "concepts": names,
         "languages": languages,
         "alignment": alignment_rows(alignments),
-        "sources": {name: {**row, "bad_by_kind": dict(row["bad_by_kind"])} for name, row in stats.items()},
+        "sources": {
+            name: {**row, "bad_by_kind": dict(row["bad_by_kind"]), "row_languages": dict(row["row_languages"])}
+            for name, row in stats.items()
+        },
+        "notes": source_notes(data_args, stats),
         "source_info": [
             {
                 "name": s.name,
@@ -499,6 +584,37 @@ def build_report(
             },
         },
     }
+
+
+def _written_as(values: dict) -> str:
+    return "written as " + ", ".join(f"{value} ×{n}" for value, n in sorted(values.items(), key=lambda kv: -kv[1]))
+
+
+def source_notes(data_args: DataArguments, stats: dict) -> list[str]:
+    """What `prepare` decided about each source's data that the counts alone do not say, one line each."""
+    notes = []
+    for source in data_args.sources:
+        row = stats[source.name]
+        if row["unlabelled"]:
+            notes.append(
+                f"{source.name}: {row['unlabelled']} image(s) without a label left out "
+                f"({_written_as(row['unlabelled_as'])})"
+            )
+        if row["multi_frame"]:
+            examples = ", ".join(row["multi_frame_examples"][:3])
+            notes.append(
+                f"{source.name}: {row['multi_frame']} image(s) hold several frames (animated GIF, PNG or WebP, "
+                f"multi-page TIFF); the first frame of each is used (e.g. {examples})"
+            )
+        languages = row["row_languages"]
+        if set(languages) - {source.language}:
+            shown = ", ".join(f"{lang} {n}" for lang, n in sorted(languages.items(), key=lambda kv: -kv[1]))
+            notes.append(
+                f"{source.name}: its `language` column tags images {shown}, not all `language: {source.language}` "
+                "as the recipe says; images keep their own language, and a label whose images share one is read "
+                "in it"
+            )
+    return notes
 
 
 def build_dataset(data_args: DataArguments, label_space: LabelSpace) -> DatasetDict:

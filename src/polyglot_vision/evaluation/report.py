@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from datasets import DatasetDict, concatenate_datasets
 
-from ..data import GROUP_COLUMNS, PixelNormalizer, build_dataset, cache_pixels
+from ..data import GROUP_COLUMNS, PixelNormalizer, build_dataset, cache_pixels, read_paths
 from ..errors import UserError
 from ..labels import LabelSpace, script_name
 from ..modeling import concept_ids
@@ -298,9 +298,7 @@ def evaluate_model(
     if labels != label_space.ids:
         raise UserError(f"model {model_name}: its labels {labels} differ from {recipe.data.label_space}")
     out = Path(output_dir) if output_dir else default_output_dir(model_name, split)
-    out = check_output_dir(
-        out, overwrite=overwrite, sources=[s.path for s in recipe.data.sources], what="report folder"
-    )
+    out = check_output_dir(out, overwrite=overwrite, sources=read_paths(recipe.data), what="report folder")
     dataset = build_dataset(recipe.data, label_space)
     if split == "all":
         dataset = DatasetDict({"all": concatenate_datasets(list(dataset.values()))})

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import yaml
 from ..errors import UserError
 from ..paths import read_yaml
 from .embeddings import TextEvidence, load_backend
+from .languages import language_key
 from .registry import LabelSpace, Match, normalise
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,10 @@ class SourceAlignment:
     matches: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     decisions: dict = field(default_factory=dict)
+    languages: dict = field(default_factory=dict)  # {label: language} where its rows say another than the source
+
+    def language_of(self, label) -> str:
+        return self.languages.get(label, self.source.language)
 
     @property
     def unmapped(self) -> list:
@@ -90,7 +96,12 @@ class SourceAlignment:
 
 
 def align_sources(
-    label_counts: dict[str, dict], data_args, label_space: LabelSpace, image_votes=None, policy: bool = True
+    label_counts: dict[str, dict],
+    data_args,
+    label_space: LabelSpace,
+    image_votes=None,
+    policy: bool = True,
+    label_languages: dict | None = None,
 ) -> dict:
     """{source name: SourceAlignment} for every source, after the `unmapped_labels` policy (unless `policy=False`).
 
@@ -98,6 +109,9 @@ def align_sources(
     image evidence: train is {concept: [(source name, label), …]} of accepted labels, queries
     [(source name, label), …]; it returns {(source name, label): {concept: vote share}}.
     Under `keep`, new concepts are added to `label_space` itself, so that the model has their heads.
+    `label_languages` ({source name: {label: language}}) names the labels whose rows all carry
+    another language than the source's (a manifest's `language` column): the registry reads them
+    in that language.
     """
     backend = load_backend(data_args.label_embeddings)
     text = TextEvidence(backend, label_space) if backend is not None else None
@@ -106,20 +120,21 @@ def align_sources(
     for source in data_args.sources:
         counts = label_counts[source.name]
         labels = sorted(counts, key=str)
+        languages = (label_languages or {}).get(source.name, {})
         if source.label_map:
             label_space.align([], label_map=source.label_map)  # checks every target
         decisions = {}
         for label in labels:
             decision = reviewed.get((source.name, str(label)))
             if decision is None:
-                match = label_space.resolve(label, source.language, source.label_map)
+                match = label_space.resolve(label, languages.get(label, source.language), source.label_map)
                 decision = Decision("accepted", match, [], _registry_evidence(match)) if match else None
             if decision is not None:
                 decisions[label] = decision
         left = [label for label in labels if label not in decisions]
         taken = {d.match.concept for d in decisions.values() if d.match is not None}
         uncertain[source.name] = _text_round(left, source, label_space, text, taken, data_args, decisions)
-        result[source.name] = SourceAlignment(source, {}, counts, decisions)
+        result[source.name] = SourceAlignment(source, {}, counts, decisions, languages)
 
     queries = [(name, label) for name, rows in uncertain.items() for label in rows["labels"]]
     votes, train = {}, {}
@@ -283,12 +298,13 @@ def _apply_policy(result: dict, data_args, label_space: LabelSpace) -> None:
     if data_args.unmapped_labels == "error" and undecided:
         raise UserError(unmapped_message(undecided, data_args))
     if data_args.unmapped_labels == "keep":
+        language = {(source.name, label): result[source.name].language_of(label) for source, label, _ in open_labels}
+        ids = kept_concept_ids([(language[(s.name, label)], label) for s, label, _ in open_labels], label_space)
         for source, label, decision in open_labels:
-            concept_id = str(label).strip()
-            existing = [c for c in label_space.ids if normalise(c) == normalise(concept_id)]
-            if not existing:
-                label_space.add_concept(concept_id, source.language, concept_id)
-            match = Match(existing[0] if existing else concept_id, "new", 1.0)
+            concept_id = ids[(language_key(language[(source.name, label)]), _spelling(label))]
+            if concept_id not in label_space.ids:
+                label_space.add_concept(concept_id, language[(source.name, label)], str(label).strip())
+            match = Match(concept_id, "new", 1.0)
             result[source.name].matches[label] = match
             decision.match = match
         return
@@ -300,6 +316,32 @@ def _apply_policy(result: dict, data_args, label_space: LabelSpace) -> None:
             decision.status,
             result[source.name].counts[label],
         )
+
+
+def _spelling(label) -> str:
+    return unicodedata.normalize("NFC", str(label).strip()).casefold()
+
+
+def kept_concept_ids(labels: list[tuple[str, object]], label_space: LabelSpace) -> dict[tuple[str, str], str]:
+    """{(language, spelling): new concept id} for labels kept as new concepts (`unmapped_labels: keep`).
+
+    Kept labels are joined only on the evidence that would accept them: the same spelling in the
+    same language (case aside). The same word in two languages ("pomme" in French, "Pomme" in
+    German; "gift" and "Gift") may name two things, so where spellings meet across languages, or
+    meet a concept the registry already has, each keeps its language in its id: "Pomme@de".
+    """
+    spelt: dict[str, set[str]] = {}
+    first: dict[tuple[str, str], tuple[str, str]] = {}
+    for language, label in labels:
+        key = (language_key(language), _spelling(label))
+        first.setdefault(key, (str(label).strip(), language))
+        spelt.setdefault(normalise(label), set()).add(key[0])
+    taken = {normalise(cid) for cid in label_space.ids}
+    ids = {}
+    for key, (text, language) in first.items():
+        shared = len(spelt[normalise(text)]) > 1 or normalise(text) in taken
+        ids[key] = f"{text}@{language}" if shared else text
+    return ids
 
 
 def unmapped_message(undecided: list, data_args) -> str:
@@ -426,7 +468,7 @@ def alignment_rows(alignments: dict) -> list[dict]:
             rows.append(
                 {
                     "source": name,
-                    "language": alignment.source.language,
+                    "language": alignment.language_of(label),
                     "label": label if isinstance(label, (int, float)) else str(label),
                     "concept": match.concept if match else None,
                     "decision": decision.status if decision else ("accepted" if match else "unmapped"),
@@ -486,6 +528,8 @@ def render_markdown(report: dict) -> str:
         for name, row in report["sources"].items():
             for kind, n in row["bad_by_kind"].items():
                 lines.append(f"| {name} | {kind} | {n} |")
+    if report.get("notes"):
+        lines += ["", "## Notes", "", *(f"- {note}" for note in report["notes"])]
     dup = report["duplicates"]
     lines += [
         "",

@@ -28,6 +28,11 @@ def is_valid_language(tag) -> bool:
         return False
 
 
+def standard_tag(tag: str) -> str:
+    """A valid tag in its usual spelling: "DE" -> "de", "pt_br" -> "pt-BR"."""
+    return langcodes.standardize_tag(str(tag).strip().replace("_", "-"))
+
+
 def language_candidates(language: str | None) -> list[str]:
     """The tag itself, then its base language: "pt-BR" -> ["pt-br", "pt"]."""
     if not language:

@@ -38,6 +38,8 @@ from ..paths import read_yaml
 from .languages import is_valid_language, language_candidates, language_key
 
 _SEPARATORS = re.compile(r"[\s_.\-]+")
+# Numbers written with a sign or a decimal part, in any script's digits ("-1", "+3", "5.0", "٥٫٠").
+_SIGNED_OR_DECIMAL = re.compile(r"^(?:[+\-\u2212]\s*\d+(?:[.,\u066b]\d*)?|\d*[.,\u066b]\d+|\d+[.,\u066b])$")
 # Accents are decoration on these scripts' letters but part of the word elsewhere
 # (Devanagari vowel signs, Thai tone marks, kana dakuten, Bengali nukta).
 _ACCENTED_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
@@ -239,6 +241,8 @@ class LabelSpace:
         if not isinstance(label, str):
             return None
 
+        if _SIGNED_OR_DECIMAL.match(label.strip()):  # "-1", "+3", "5.0": a number, but no concept's numeral
+            return None
         langs = language_candidates(language) or ["*"]
         text = label.strip()
         found = _lookup(self._exact, langs, text)
@@ -254,8 +258,9 @@ class LabelSpace:
             if found:
                 return Match(found, "normalised", 0.8)
 
-        # The label as written first: normalisation turns some numerals into letters ("Ⅸ" -> "IX").
-        for text in (label.strip(), norm.replace(" ", "")):
+        # A numeral only as written, or in its compatibility form ("７" -> "7"): normalising would drop a
+        # sign or a decimal point and read "-1" or "5.0" as a digit.
+        for text in dict.fromkeys((label.strip(), unicodedata.normalize("NFKC", label.strip()))):
             value = _numeral_value(text)
             if value is not None and str(value) in self._by_id:
                 return Match(str(value), "numeral", 1.0)

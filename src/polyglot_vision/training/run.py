@@ -25,6 +25,7 @@ from ..data import (
     collate,
     few_shot,
     format_counts,
+    read_paths,
     split_counts,
     stream_pixels,
     streaming_splits,
@@ -211,7 +212,7 @@ def train(recipe: Recipe) -> dict:
     output_dir = check_output_dir(
         args.output_dir,
         overwrite=args.overwrite_output_dir,
-        sources=[source.path for source in recipe.data.sources],
+        sources=read_paths(recipe.data),
         what="output_dir",
     )
     checkpoint = resolve_checkpoint(args)
