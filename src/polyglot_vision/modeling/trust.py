@@ -224,8 +224,8 @@ def check_model_source(name: str, revision: str | None = None, classifier: bool 
         check_label_map(name, settings)
     try:
         config = AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=False)
-    except Exception as err:
-        raise model_error(name, err) from None
+    except Exception as err:  # values the config class itself refuses (stage names, unknown model type)
+        raise UserError(f"model {name}: config.json: {first_line(err)}") from None
     _, backbone = declared_parameters(config, f"model {name}: config.json")
     filename, stored = stored_elements(name, revision)
     if backbone > stored * DECLARED_SLACK + 4096:

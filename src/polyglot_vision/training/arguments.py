@@ -111,7 +111,6 @@ class PolyglotTrainingArguments(TrainingArguments):
                 f"recipe: `early_stopping_threshold` must be 0 or more, got {self.early_stopping_threshold}"
             )
 
-
     def check_numbers(self) -> None:
         """Every number finite and within a 32-bit count; a whole-number field given as `1e3` becomes 1000."""
         for field in dataclasses.fields(self):
