@@ -165,9 +165,10 @@ def stored_elements(name: str, revision: str | None = None) -> tuple[str, int]:
                 raise UserError(f"model {name}: {filename} is not a weights index ({first_line(err)})") from None
             total = 0
             for shard in shards:
-                shard_path = _local_or_cached(name, str(shard), revision)
-                if shard_path is None or Path(shard).is_absolute() or ".." in Path(shard).parts:
-                    raise UserError(f"model {name}: {filename} names a missing shard {_short(shard)}")
+                inside = isinstance(shard, str) and not Path(shard).is_absolute() and ".." not in Path(shard).parts
+                shard_path = _local_or_cached(name, shard, revision) if inside else None
+                if shard_path is None:
+                    raise UserError(f"model {name}: {filename} names a shard outside the model: {_short(shard)}")
                 total += _count_file(name, shard_path)
             return filename, total
         return filename, _count_file(name, path)
