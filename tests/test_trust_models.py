@@ -116,6 +116,7 @@ def test_evaluate_and_train_refuse_a_folder_asking_for_custom_code_whatever_stdi
     else:
         recipe.pop("model_config")
         argv = ["train", write_yaml(tmp_path / "r.yaml", {**recipe, "model_name_or_path": str(folder)})]
+        monkeypatch.setattr("polyglot_vision.training.run.load_data", lambda *a: pytest.fail("data prepared"))
     fails(capsys, argv, str(folder), "config.json", "auto_map")
     assert "[y/N]" not in capsys.readouterr().out
     assert not marker.exists()
@@ -295,6 +296,13 @@ def test_a_folder_declaring_400000_blocks_is_refused_before_it_is_built(good_mod
     )
     fails(capsys, ["predict", good_model, image], str(good_model), "config.json", "depths", "400,001")
     assert not built
+
+
+def test_a_weights_index_naming_a_shard_outside_the_folder_is_refused(good_model, image, capsys):
+    (good_model / "model.safetensors").rename(good_model / "part-1.safetensors")
+    index = {"metadata": {}, "weight_map": {"a": "part-1.safetensors", "b": "../../elsewhere.safetensors"}}
+    (good_model / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    fails(capsys, ["predict", good_model, image], str(good_model), "model.safetensors.index.json", "elsewhere")
 
 
 def test_a_60000_pixel_resize_in_the_processor_is_refused(good_model, image, capsys):

@@ -329,6 +329,12 @@ def layer_decay_groups(
     return [groups[key] for key in sorted(groups)]
 
 
+def check_checkpoint(model_args: ModelArguments) -> None:
+    """A checkpoint to fine-tune passes `check_model_source` (no custom code, sizes its weights hold)."""
+    if model_args.model_name_or_path:
+        check_model_source(model_args.model_name_or_path, model_args.model_revision, classifier=False)
+
+
 def build_image_processor(model_args: ModelArguments):
     """The processor that both training and `pipeline()` use to resize and normalise.
 
@@ -336,7 +342,7 @@ def build_image_processor(model_args: ModelArguments):
     mark at the edge of a scan must not be cut away.
     """
     if model_args.model_name_or_path:
-        check_model_source(model_args.model_name_or_path, model_args.model_revision, classifier=False)
+        check_checkpoint(model_args)
         try:
             processor = AutoImageProcessor.from_pretrained(
                 model_args.model_name_or_path,
