@@ -39,12 +39,12 @@ test: lint
 	$(OFFLINE) $(BIN)/python -m pytest tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts space metrics
-	$(BIN)/ruff format --check src tests scripts space metrics
+	$(BIN)/ruff check src tests scripts space
+	$(BIN)/ruff format --check src tests scripts space
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests scripts space metrics
-	$(BIN)/ruff format src tests scripts space metrics
+	$(BIN)/ruff check --fix src tests scripts space
+	$(BIN)/ruff format src tests scripts space
 
 space: $(STAMP)
 	$(OFFLINE) $(BIN)/polyglot-vision demo $(MODEL) --examples space/examples

@@ -1,4 +1,4 @@
-"""The repository's `multilingual_accuracy` metric, loaded by path as a user of `evaluate` would."""
+"""The package's `multilingual_accuracy` metric, loaded by path as a user of `evaluate` would."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 
-METRIC_DIR = REPO / "metrics" / "multilingual_accuracy"
+METRIC_DIR = REPO / "src" / "polyglot_vision" / "evaluation" / "multilingual_accuracy"
 
 
 @pytest.fixture(scope="module")

@@ -378,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"polyglot-vision: error: {err}", file=sys.stderr)
         return 2
+    except PermissionError as err:  # a file or folder out of the user's reach, wherever it was met
+        print(f"polyglot-vision: error: {err.filename or err}: permission denied", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("polyglot-vision: interrupted", file=sys.stderr)
         return 130

@@ -9,6 +9,7 @@ source as an `IterableDataset`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -237,6 +238,23 @@ class DataArguments:
 # ---- loading ------------------------------------------------------------------------------------
 
 
+def names_unreadable_paths(function):
+    """A file or folder anywhere in a source's tree that cannot be read (no permission, /proc, a link loop)
+    stops the run with one line naming the source and that path, whichever walk met it."""
+
+    @functools.wraps(function)
+    def read(source: SourceConfig, *args, **kwargs):
+        try:
+            return function(source, *args, **kwargs)
+        except OSError as err:
+            if err.filename is None:
+                raise
+            why = err.strerror or type(err).__name__
+            raise UserError(f"source '{source.name}': {err.filename} cannot be read ({why})") from None
+
+    return read
+
+
 def _folder_kind(path: Path, source: SourceConfig) -> str:
     """`imagefolder` or `manifest` for a local folder; never one silently read as the other."""
     manifests = sorted(p.name for suffix in MANIFEST_BUILDERS for p in path.glob(f"*{suffix}"))
@@ -253,6 +271,7 @@ def _folder_kind(path: Path, source: SourceConfig) -> str:
 SPLIT_FOLDERS = {"train", "training", "test", "testing", "eval", "evaluation", "valid", "validation", "val", "dev"}
 
 
+@names_unreadable_paths
 def unread_files(source: SourceConfig) -> list[str]:
     """Files of an image-folder source that `datasets` does not read (no image ending), for the counts.
 
@@ -398,6 +417,7 @@ def source_base_dir(source: SourceConfig) -> str | None:
     return str((path.parent if path.is_file() else path).resolve())
 
 
+@names_unreadable_paths
 def load_source(source: SourceConfig, split: str | None = None, streaming: bool = False):
     """One split of one source with `datasets`, as-is; a `Dataset`, or an `IterableDataset` when streaming."""
     split = split or (source.split if isinstance(source.split, str) else "train")

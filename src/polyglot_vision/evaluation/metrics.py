@@ -1,15 +1,14 @@
 """Metrics that tell the truth per language: overall, and per language, script and source.
 
 The numbers come from the `multilingual_accuracy` metric, an `evaluate.Metric`
-kept in this repository at `metrics/multilingual_accuracy/` (publishable to the
-Hub as-is). It ships with the repository, not inside the wheel: an editable
-install (`pip install -e .`, what `make install` does) finds it beside `src/`;
-elsewhere point `POLYGLOT_VISION_METRIC` at the folder.
+that ships inside this package (`evaluation/multilingual_accuracy/`, with its
+metric card; publishable to the Hub as-is). `evaluate.load` runs the module it
+is given, so it is loaded by the installed package's absolute path only, never
+from the current folder or a path taken from the environment.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -21,31 +20,21 @@ from ..data import GROUP_COLUMNS
 from ..errors import UserError
 
 METRIC_NAME = "multilingual_accuracy"
-METRIC_ENV = "POLYGLOT_VISION_METRIC"
+METRIC_DIR = Path(__file__).resolve().parent / METRIC_NAME
 # Metric arguments for the usual group columns; any other column goes through `groups`.
 _GROUP_ARGUMENTS = {"language": "languages", "script": "scripts", "source": "sources"}
 
 
 def metric_path() -> Path:
-    """The folder of the metric module: $POLYGLOT_VISION_METRIC, else `metrics/` of the repository."""
-    candidates = []
-    if os.environ.get(METRIC_ENV):
-        candidates.append(Path(os.environ[METRIC_ENV]))
-    # src/polyglot_vision/evaluation/metrics.py -> repository root
-    candidates.append(Path(__file__).resolve().parents[3] / "metrics" / METRIC_NAME)
-    candidates.append(Path.cwd() / "metrics" / METRIC_NAME)
-    for path in candidates:
-        if (path / f"{METRIC_NAME}.py").is_file():
-            return path
-    raise UserError(
-        f"metric module {METRIC_NAME} not found (looked in {', '.join(str(p) for p in candidates)}); "
-        f"install polyglot-vision from its repository (pip install -e .) or set {METRIC_ENV}"
-    )
+    """The folder of the metric module, inside the installed package."""
+    if not (METRIC_DIR / f"{METRIC_NAME}.py").is_file():
+        raise UserError(f"metric module {METRIC_NAME} missing from the installed package ({METRIC_DIR}); reinstall it")
+    return METRIC_DIR
 
 
 @lru_cache(maxsize=1)
 def load_metric():
-    """`evaluate.load` of the repository's metric, by path (no Hub), kept in memory."""
+    """`evaluate.load` of the package's metric, by its absolute path (no Hub), kept in memory."""
     return evaluate.load(str(metric_path()), keep_in_memory=True)
 
 

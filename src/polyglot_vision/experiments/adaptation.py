@@ -238,5 +238,5 @@ def adaptation_curve(
 
 def fresh_model(base_dir: Path, label_space):
     """The base model's architecture with our concepts' head, all weights new and random."""
-    config = relabel(AutoConfig.from_pretrained(base_dir), label_config(label_space))
+    config = relabel(AutoConfig.from_pretrained(base_dir, trust_remote_code=False), label_config(label_space))
     return AutoModelForImageClassification.from_config(config)

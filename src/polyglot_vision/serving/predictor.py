@@ -22,7 +22,15 @@ from ..errors import UserError, first_line
 from ..images import load_image
 from ..labels import LabelSpace
 from ..labels.languages import is_script_code, language_candidates, language_key, script_name
-from ..modeling import concept_fold, concept_ids, label_languages, label_scripts
+from ..modeling import (
+    check_loaded_weights,
+    check_model_source,
+    concept_fold,
+    concept_ids,
+    label_languages,
+    label_scripts,
+    model_error,
+)
 
 
 @dataclass(frozen=True)
@@ -63,15 +71,26 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, model_id: str | Path, device=None, **kwargs) -> "Predictor":
-        """A local model folder or a Hub id."""
+        """A local model folder or a Hub id, checked first (`check_model_source`): never its code, never a size
+        its weights do not hold; any failure to load it is a `UserError` naming it."""
         model_id = str(model_id)
+        check_model_source(model_id, kwargs.get("revision"))
         try:
-            model = AutoModelForImageClassification.from_pretrained(model_id, **kwargs)
-            processor = AutoImageProcessor.from_pretrained(model_id, backend="pil")
-        except (OSError, ValueError) as err:
-            reason = first_line(err)
-            raise UserError(f"model {model_id}: cannot be loaded ({reason})") from None
-        return cls(model, processor, device)
+            model, loading = AutoModelForImageClassification.from_pretrained(
+                model_id, trust_remote_code=False, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+            )
+            processor = AutoImageProcessor.from_pretrained(
+                model_id, backend="pil", trust_remote_code=False, revision=kwargs.get("revision")
+            )
+        except Exception as err:  # a model folder is data: whatever is wrong with it is one line
+            raise model_error(model_id, err) from None
+        check_loaded_weights(model_id, model, loading)
+        try:
+            return cls(model, processor, device)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise UserError(
+                f"model {model_id}: config.json: its label maps do not agree ({first_line(err)})"
+            ) from None
 
     @property
     def languages(self) -> list[str]:

@@ -10,6 +10,8 @@ classifier uses all of them in every forward pass).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 from transformers import TrainingArguments
@@ -19,6 +21,8 @@ from ..options import option
 from .augment import parse_policy
 
 GRANULARITIES = ("concept", "concept_language", "concept_script")
+# Counts (steps, batch sizes, seeds, workers) beyond a 32-bit integer overflow torch, numpy or the samplers.
+MAX_COUNT = 2**31 - 1
 
 
 @dataclass
@@ -66,6 +70,7 @@ class PolyglotTrainingArguments(TrainingArguments):
 
     def check_values(self) -> None:
         """Each value a user can get wrong, refused with one line naming its key, before anything runs."""
+        self.check_numbers()
         parse_policy(self.augmentation)
         if self.label_granularity not in GRANULARITIES:
             raise UserError(
@@ -88,6 +93,9 @@ class PolyglotTrainingArguments(TrainingArguments):
             )
         if self.max_steps == 0:
             raise UserError("recipe: `max_steps` must be above 0 (or -1 to train for `num_train_epochs`)")
+        for key in ("seed", "data_seed"):
+            if getattr(self, key) is not None:
+                _whole(key, getattr(self, key), minimum=0)
         if not self.learning_rate > 0:
             raise UserError(f"recipe: `learning_rate` must be above 0, got {self.learning_rate}")
         if self.weight_decay < 0:
@@ -102,6 +110,21 @@ class PolyglotTrainingArguments(TrainingArguments):
             raise UserError(
                 f"recipe: `early_stopping_threshold` must be 0 or more, got {self.early_stopping_threshold}"
             )
+
+    def check_numbers(self) -> None:
+        """Every number finite and within a 32-bit count; a whole-number field given as `1e3` becomes 1000."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name, None)
+            if not field.init or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value):
+                raise UserError(f"recipe: `{field.name}` must be a finite number, got {value}")
+            if abs(value) > MAX_COUNT:
+                raise UserError(f"recipe: `{field.name}` must lie within ±{MAX_COUNT:,}, got {value:g}")
+            if "int" in str(field.type) and "float" not in str(field.type):
+                if value != int(value):
+                    raise UserError(f"recipe: `{field.name}` must be a whole number, got {value!r}")
+                setattr(self, field.name, int(value))
 
 
 def _whole(key: str, value, minimum: int) -> None:

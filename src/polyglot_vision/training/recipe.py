@@ -1,7 +1,7 @@
 """Recipes: one flat YAML file -> model, data and training arguments.
 
 A recipe holds the fields of three dataclasses side by side, as in
-alignment-handbook: `ModelArguments` (modeling.py), `DataArguments`
+alignment-handbook: `ModelArguments` (modeling/), `DataArguments`
 (data/sources.py) and `PolyglotTrainingArguments` (a `transformers.TrainingArguments`).
 Any key can be overridden on the command line (`--learning_rate 3e-4`); an
 unknown key, or a value that cannot work, is a `UserError` naming it.

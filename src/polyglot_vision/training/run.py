@@ -38,6 +38,7 @@ from ..labels import LabelSpace
 from ..modeling import (
     build_image_processor,
     build_model,
+    check_checkpoint,
     concept_fold,
     fit_temperature,
     fold_temperature,
@@ -216,6 +217,7 @@ def train(recipe: Recipe) -> dict:
         what="output_dir",
     )
     checkpoint = resolve_checkpoint(args)
+    check_checkpoint(recipe.model)  # a hostile or oversized checkpoint stops before any data is prepared
     set_seed(args.seed)
 
     # Load datasets, model and image processor

@@ -34,9 +34,16 @@ from transformers import (
     ViTImageProcessorPil,
 )
 
-from .errors import UserError, first_line
-from .labels import LabelSpace, infer_script
-from .options import option
+from ..errors import UserError, first_line
+from ..labels import LabelSpace, infer_script
+from ..options import option
+from .trust import (
+    MAX_IMAGE_SIZE,
+    check_declared_sizes,
+    check_model_source,
+    declared_parameters,
+    model_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +72,19 @@ class ModelArguments:
                 raise UserError("recipe: `model_config` needs a `model_type` (e.g. vit, convnext)")
             check_model_config(self.model_config)
         if self.image_size is not None and (
-            isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 8
+            isinstance(self.image_size, bool)
+            or not isinstance(self.image_size, int)
+            or not 8 <= self.image_size <= MAX_IMAGE_SIZE
         ):
             raise UserError(
-                f"recipe: `image_size` must be a whole number of pixels, 8 or more, got {self.image_size!r}"
+                f"recipe: `image_size` must be a whole number of pixels from 8 to {MAX_IMAGE_SIZE}, "
+                f"got {self.image_size!r}"
             )
 
 
 def check_model_config(settings: dict) -> None:
-    """Every key of a `model_config` is a field of the model type's config class, with a value of its type."""
+    """Every key of a `model_config` is a field of the model type's config class, with a value of its type,
+    and the model it declares is of a sane size (checked on the meta device, nothing allocated)."""
     model_type = settings.get("model_type")
     try:
         config_class = AutoConfig.for_model(model_type).__class__
@@ -102,6 +113,12 @@ def check_model_config(settings: dict) -> None:
                 f"recipe: model_config: `{key}` of a {model_type} model expects {type(expected).__name__} "
                 f"(like {expected!r}), got {value!r}"
             )
+    check_declared_sizes(settings, "recipe: model_config")
+    try:
+        config = AutoConfig.for_model(**settings)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"recipe: model_config: {first_line(err)}") from None
+    declared_parameters(config, "recipe: model_config")
 
 
 def joint_label(concept: str, language: str) -> str:
@@ -312,9 +329,10 @@ def layer_decay_groups(
     return [groups[key] for key in sorted(groups)]
 
 
-def _hub_error(name: str, err: Exception) -> UserError:
-    reason = first_line(err)
-    return UserError(f"model '{name}': cannot be loaded ({reason})")
+def check_checkpoint(model_args: ModelArguments) -> None:
+    """A checkpoint to fine-tune passes `check_model_source` (no custom code, sizes its weights hold)."""
+    if model_args.model_name_or_path:
+        check_model_source(model_args.model_name_or_path, model_args.model_revision, classifier=False)
 
 
 def build_image_processor(model_args: ModelArguments):
@@ -324,12 +342,16 @@ def build_image_processor(model_args: ModelArguments):
     mark at the edge of a scan must not be cut away.
     """
     if model_args.model_name_or_path:
+        check_checkpoint(model_args)
         try:
             processor = AutoImageProcessor.from_pretrained(
-                model_args.model_name_or_path, revision=model_args.model_revision, backend="pil"
+                model_args.model_name_or_path,
+                revision=model_args.model_revision,
+                backend="pil",
+                trust_remote_code=False,
             )
-        except (OSError, ValueError) as err:
-            raise _hub_error(model_args.model_name_or_path, err) from None
+        except Exception as err:  # a checkpoint is data: whatever is wrong with it is one line
+            raise model_error(model_args.model_name_or_path, err) from None
         if model_args.image_size:
             processor.size = {"height": model_args.image_size, "width": model_args.image_size}
             processor.crop_size = dict(processor.size)
@@ -342,6 +364,30 @@ def build_image_processor(model_args: ModelArguments):
         image_std=model_args.image_std or [0.5, 0.5, 0.5],
         do_convert_rgb=True,
     )
+
+
+def check_loaded_weights(name: str, model: PreTrainedModel, loading: dict, new_head: bool = False) -> None:
+    """The weights filled every tensor of the model with its own shape (`new_head`: but the fresh head's)."""
+    head = ""
+    if new_head:
+        head_module = classifier_head(model)
+        head = next((n for n, m in model.named_modules() if m is head_module), "").rsplit(".", 1)[0]
+
+    def body(keys) -> list[str]:
+        keys = [k[0] if isinstance(k, tuple) else k for k in keys or ()]
+        return sorted(str(k) for k in keys if not (head and str(k).startswith(head + ".")))
+
+    mismatched, missing = body(loading.get("mismatched_keys")), body(loading.get("missing_keys"))
+    if mismatched or (missing and not new_head):
+        keys = mismatched or missing
+        what = "of other shapes than config.json declares" if mismatched else "missing"
+        raise UserError(
+            f"model {name}: its weights do not match its config.json ({len(keys)} tensors {what}, e.g. {keys[0]})"
+        )
+    if missing:
+        logger.warning(
+            "model %s: %d tensors not in the checkpoint, drawn at random (e.g. %s)", name, len(missing), missing[0]
+        )
 
 
 def relabel(config, labels: dict):
@@ -373,17 +419,22 @@ def build_model(
             raise UserError(f"recipe: model_config: {first_line(err)}") from None
         model = AutoModelForImageClassification.from_config(config)
     else:
+        name = model_args.model_name_or_path
+        check_model_source(name, model_args.model_revision, classifier=False)
         try:
-            config = AutoConfig.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+            config = AutoConfig.from_pretrained(name, revision=model_args.model_revision, trust_remote_code=False)
             relabel(config, labels)  # our label maps replace the checkpoint's: a new head is drawn for them
-            model = AutoModelForImageClassification.from_pretrained(
-                model_args.model_name_or_path,
+            model, loading = AutoModelForImageClassification.from_pretrained(
+                name,
                 config=config,
                 revision=model_args.model_revision,
                 ignore_mismatched_sizes=True,
+                trust_remote_code=False,
+                output_loading_info=True,
             )
-        except (OSError, ValueError) as err:
-            raise _hub_error(model_args.model_name_or_path, err) from None
+        except Exception as err:  # a checkpoint is data: whatever is wrong with it is one line
+            raise model_error(name, err) from None
+        check_loaded_weights(name, model, loading, new_head=True)
     n_params = sum(p.numel() for p in model.parameters())
     n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info(

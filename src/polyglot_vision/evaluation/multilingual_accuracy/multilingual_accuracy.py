@@ -56,7 +56,7 @@ Returns:
         bin's share of examples; bins are (k/15, (k+1)/15], the first one also holds 0.
 
 Examples:
-    >>> metric = evaluate.load("metrics/multilingual_accuracy")
+    >>> metric = evaluate.load("path/to/multilingual_accuracy")
     >>> result = metric.compute(predictions=[0, 1, 1, 0], references=[0, 1, 0, 0],
     ...                         languages=["en", "en", "hi", "hi"])
     >>> result["accuracy"], result["per_language"]["hi"]["accuracy"], result["worst_language_accuracy"]
