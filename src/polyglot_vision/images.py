@@ -98,7 +98,9 @@ def read_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> tuple[byt
         return None, problem
     with handle:
         try:
-            data = handle.read(limit + 1)
+            data = handle.read(os.fstat(handle.fileno()).st_size + 1)  # read(n) sets n bytes aside first
+            while len(data) <= limit and (more := handle.read(1 << 20)):  # it grew, or says 0 (/proc)
+                data += more
         except OSError as err:
             return None, f"unreadable file ({err.strerror or type(err).__name__})"
     if len(data) > limit:
