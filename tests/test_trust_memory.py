@@ -177,6 +177,18 @@ def test_escape_codes_in_file_names_and_labels_are_printed_escaped(hostile_model
     assert not any(c in line for c in RAW) and "\\u001b[2J" in line
 
 
+def test_a_source_named_with_escape_codes_is_printed_escaped_by_prepare(objects_dir, tmp_path, capsys):
+    from conftest import objects_recipe, write_yaml
+
+    settings = objects_recipe(objects_dir, tmp_path / "model", validation_fraction=0.25, test_fraction=0.25)
+    settings["sources"][0]["name"] = f"objects{ESCAPES}"
+    recipe = write_yaml(tmp_path / "objects.yaml", settings)
+    assert main(["prepare", str(recipe), "--output", str(tmp_path / "dataset")]) == 0
+    captured = capsys.readouterr()
+    assert "objects\\u001b[2J" in captured.out and not any(c in captured.out for c in RAW)
+    assert not any(c in captured.err for c in ("\x1b", "\x07", "\u202e"))  # progress bars keep their \r
+
+
 def test_long_names_are_shortened_in_answers_and_errors(hostile_model, tmp_path, capsys):
     image = small_png(tmp_path / "seven.png")
     assert main(["predict", str(hostile_model), str(image), "--lang", "de", "--top-k", "2"]) == 0
