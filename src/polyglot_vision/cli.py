@@ -249,7 +249,7 @@ def cmd_predict(args, extra) -> int:
                 )
                 print(f"{printable(path, NAME_LIMIT)}: {answer}", flush=True)
             shown += 1
-        del batch, results
+        del batch, results  # else this batch stays alive while the next one is read
     if args.json:
         print("\n]")
     return 0

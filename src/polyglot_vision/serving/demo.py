@@ -293,7 +293,7 @@ def build_demo(
             for row, (predictions, note) in zip(rows, answers):
                 labels[row] = _labels(predictions) if predictions else None
                 notes[row] = note
-            del part, answers
+            del part, answers  # else this part stays alive while the next one is read
         if largest > TRIM_AFTER_PIXELS:
             give_memory_back()
         return [labels, notes]
