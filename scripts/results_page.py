@@ -18,7 +18,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "recipes" / "polydigits" / "results"
 PAGE = REPO / "recipes" / "polydigits" / "README.md"
-ORDER = ("quickstart", "generalization", "synthesis", "transfer", "adaptation", "train", "prepare", "align", "space")
+ORDER = (
+    "quickstart",
+    "generalization",
+    "synthesis",
+    "transfer",
+    "adaptation",
+    "train",
+    "prepare",
+    "align",
+    "space",
+    "memory",
+)
 
 
 def _shown(command: str) -> str:
@@ -185,6 +196,58 @@ def _space(r: dict) -> list[str]:
     return lines
 
 
+def _memory(r: dict) -> list[str]:
+    predict, space = r["predict"], r["space"]
+    small, big = predict["one_small_image"], predict["big_images"]
+    crowd, burst = space["big_uploads"], space["ordinary_burst"]
+
+    def latency(run: dict) -> str:
+        lat = run.get("latency_s", {})
+        return f"{run.get('ok')}/{run.get('requests')} answered, p50 {lat.get('p50')} s, p95 {lat.get('p95')} s"
+
+    lines = [
+        f"Model `{r['model']}`" + (f" ({r['model_note']})" if r.get("model_note") else "") + ". Images: 1-bit PNGs "
+        f"of {predict['megapixels_each']} megapixels ({predict['bytes_each'] / 1000:.1f} kB on disk, 119 MB as RGB). "
+        "Peak resident set of the whole command (the kernel's accounting of the child); the Space's resident set "
+        f"sampled from /proc every 0.1 s. Load average {r.get('load_average_before')} before, "
+        f"{r.get('load_average_after')} after ({r.get('cpu_count')} cores).",
+        "",
+    ]
+    lines += _table(
+        ["measurement", "value", "target"],
+        [
+            ("`predict` on one small image: peak RSS", f"{small['peak_rss_mb']} MB", ""),
+            (
+                f"`predict` on {predict['images']} PNGs of 40 MP: peak RSS",
+                f"{big['peak_rss_mb']} MB ({big['seconds']} s, exit {big['exit_status']})",
+                "under 1,500 MB",
+            ),
+            ("the Space, idle after a warm-up: RSS", f"{space['rss_idle_mb']} MB", ""),
+            (
+                f"the Space answering {space['uploads_at_once']} such uploads at once: peak RSS",
+                f"{space['rss_peak_mb']} MB ({latency(crowd)})",
+                "under 2,000 MB",
+            ),
+            (
+                "the Space a minute after: RSS",
+                f"{space['rss_after_a_minute_mb']} MB (under 1 GB after {space['seconds_until_under_1_gb']} s)",
+                "under 1,000 MB",
+            ),
+            (
+                f"a burst of {burst.get('requests')} ordinary uploads, before the big ones / after them",
+                f"{latency(space.get('ordinary_burst_before', {}))} / {latency(burst)}",
+                "as fast as before",
+            ),
+            (
+                "uploads in the cache: while serving / after the server stopped",
+                f"{space['uploads_cached_while_serving']} / {space['uploads_cached_after_stop']}",
+                "0 after it stopped",
+            ),
+        ],
+    )
+    return lines
+
+
 def _markdown_file(r: dict) -> list[str]:
     return [r.get("markdown", "").replace("\n# ", "\n### ").strip()]
 
@@ -199,6 +262,7 @@ RENDER = {
     "prepare": ("Unifying sources (`prepare`)", _prepare),
     "align": ("Label alignment: the labelled vocabulary benchmark", _markdown_file),
     "space": ("The Space under load", _space),
+    "memory": ("Memory: 40-megapixel images in `predict` and the Space", _memory),
 }
 
 

@@ -17,11 +17,11 @@ from transformers.utils import logging as hf_logging
 from .builtin_data import DEFAULT_SYNTHESIS, SYNTHESIS, generate_polydigits
 from .builtin_data.assets import cache_dir, fetch, load_lock
 from .data import format_counts, load_and_align, read_paths, save_dataset, split_counts, unify
-from .errors import UserError
+from .errors import UserError, printable
 from .evaluation import evaluate_model, format_table
 from .experiments import adaptation_curve, transfer_matrix
 from .export import check_repo_id, dataset_upload_plan, files_to_upload, push_dataset, push_model, write_dataset_card
-from .images import load_image
+from .images import batches, check_image_file
 from .labels import LabelSpace, is_valid_language
 from .labels.alignment import REPORT_MD, review_document, write_report
 from .labels.embeddings import describe as describe_text_evidence
@@ -32,11 +32,46 @@ from .serving import Predictor
 from .training import end_distributed, load_recipe, parse_overrides, train
 
 QUICKSTART_MODEL = "outputs/polydigits/quickstart"
+PREDICT_BATCH = 32  # images read and classified at a time
+NAME_LIMIT = 200  # characters of a file name or label shown in a line of text
+LOG_LIMIT = 2000  # characters of a log message
+
+
+class _PrintableLogs(logging.Formatter):
+    """Log lines with the names in them made safe to print (tracebacks, if any, stay as they are)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return printable(super().formatMessage(record), limit=LOG_LIMIT)
+
+
+class _PrintableOutput:
+    """sys.stdout for the length of a command: what it prints (tables of labels, names of files and sources,
+    JSON) reaches the terminal with control characters escaped; line ends and tabs are kept."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(printable(text, limit=None, keep="\n\t"))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        super().error(printable(message))
 
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    root = logging.getLogger()
+    if not root.handlers:  # what logging.basicConfig does, with names in messages made safe to print
+        handler = logging.StreamHandler()
+        handler.setFormatter(_PrintableLogs("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
     logging.getLogger("polyglot_vision").setLevel(logging.INFO)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -182,8 +217,11 @@ def cmd_predict(args, extra) -> int:
         raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
     if args.lang is not None and not is_valid_language(args.lang):
         raise UserError(f"--lang {args.lang!r} is not a language tag (e.g. fr, pt-BR, zh-Hant)")
-    images = [load_image(path) for path in args.images]  # a bad file fails before the model loads
+    for path in args.images:  # a missing, special or oversized file fails before the model loads
+        check_image_file(path)
     predictor = Predictor.from_pretrained(args.model)
+    if args.hint:
+        predictor.hint_mask(args.hint)  # a bad hint fails before anything is printed
     if args.lang is not None and predictor.label_space.answer_language(args.lang) is None:
         print(
             f"polyglot-vision: note: this model has no names in {args.lang!r} "
@@ -191,18 +229,29 @@ def cmd_predict(args, extra) -> int:
             f"answering in {predictor.default_language!r}",
             file=sys.stderr,
         )
-    results = predictor.top_k(images, k=args.top_k, language=args.lang, hint=args.hint)
+    # Read, classify and print a bounded batch at a time: memory stays that of one batch however many files.
+    decoded = ((path, predictor.read(path)) for path in args.images)
+    shown = 0
     if args.json:
-        payload = [
-            {"image": path, "predictions": [p.to_dict() for p in preds]} for path, preds in zip(args.images, results)
-        ]
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
-    else:
-        for path, preds in zip(args.images, results):
-            answer = "   ".join(
-                f"{p.name} ({p.concept}){f' · {p.script_name}' if p.script_name else ''} {p.score:.1%}" for p in preds
-            )
-            print(f"{path}: {answer}")
+        print("[")
+    for batch in batches(decoded, PREDICT_BATCH, pixels=lambda item: item[1].width * item[1].height):
+        results = predictor.top_k([image for _, image in batch], k=args.top_k, language=args.lang, hint=args.hint)
+        for (path, _), preds in zip(batch, results):
+            if args.json:
+                item = {"image": path, "predictions": [p.to_dict() for p in preds]}
+                text = json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+                print(("  " if not shown else ",\n  ") + text, end="")
+            else:
+                answer = "   ".join(
+                    f"{printable(p.name, NAME_LIMIT)} ({printable(p.concept, NAME_LIMIT)})"
+                    f"{f' · {p.script_name}' if p.script_name else ''} {p.score:.1%}"
+                    for p in preds
+                )
+                print(f"{printable(path, NAME_LIMIT)}: {answer}", flush=True)
+            shown += 1
+        del batch, results  # else this batch stays alive while the next one is read
+    if args.json:
+        print("\n]")
     return 0
 
 
@@ -243,7 +292,7 @@ def cmd_demo(args, extra) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="polyglot-vision",
         description="Fine-tune image classifiers on image sets labelled in many languages.",
     )
@@ -373,20 +422,24 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command not in ("align", "prepare", "train", "evaluate", "transfer", "adapt"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _quiet_libraries()
+    stdout = sys.stdout
+    sys.stdout = _PrintableOutput(stdout)
     try:
         return args.func(args, extra)
-    except UserError as err:
+    except UserError as err:  # its text is one line, safe to print (errors.printable)
         print(f"polyglot-vision: error: {err}", file=sys.stderr)
         return 2
     except PermissionError as err:  # a file or folder out of the user's reach, wherever it was met
-        print(f"polyglot-vision: error: {err.filename or err}: permission denied", file=sys.stderr)
+        print(f"polyglot-vision: error: {printable(err.filename or err)}: permission denied", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("polyglot-vision: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `predict ... | head`: the reader has all it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # no second error when Python flushes
         return 141
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

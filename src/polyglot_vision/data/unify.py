@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, concatenate_datasets
 
-from ..errors import UserError
+from ..errors import UserError, printable
 from ..images import check_batch, check_image, frame_count, problem_kind, read_bytes
 from ..labels import LabelSpace, align_sources
 from ..labels.alignment import alignment_rows
@@ -176,7 +176,7 @@ def checked_part(dataset: Dataset, source: SourceConfig, concepts: list, data_ar
         remove_columns=["image"],
         num_proc=_num_proc(data_args, len(dataset)),
         new_fingerprint=digest.hexdigest(),
-        desc=f"Checking images of {source.name}",
+        desc=f"Checking images of {printable(source.name, 100)}",  # a progress bar prints it as it is
     )
 
 

@@ -29,10 +29,11 @@ import yaml
 from transformers import AutoConfig, AutoModelForImageClassification, set_seed
 
 from ..data import PixelNormalizer, few_shot
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..evaluation import evaluate_dataset
 from ..modeling import build_model, label_config, relabel
 from ..outputs import atomic_directory, write_json, write_text
+from ..paths import parse_yaml
 from ..rendering import markdown_table, pyplot, save_figure
 from ..training import Recipe, build_trainer, load_data, load_recipe, read_recipe, recipe_from_file, train
 from .transfer import RUN_OVERRIDES, quiet
@@ -48,7 +49,10 @@ def adapt_settings(raw: dict, path) -> dict:
     settings = {key: raw.pop(key, default) for key, default in ADAPT_KEYS.items()}
     for key in ("base_overrides", "shots"):
         if isinstance(settings[key], str):  # from the command line
-            settings[key] = yaml.safe_load(settings[key])
+            try:
+                settings[key] = parse_yaml(settings[key])
+            except yaml.YAMLError as err:
+                raise UserError(f"--{key}: {first_line(err)}") from None
     if not settings["base_recipe"]:
         raise UserError(f"recipe {path}: `base_recipe` is required (the recipe of the base model)")
     if not isinstance(settings["base_overrides"], dict):

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
+import ctypes.util
 import io
 import os
 from pathlib import Path
@@ -33,7 +35,7 @@ import torch  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
-from ..images import load_image  # noqa: E402
+from ..images import batches, load_image, read_file  # noqa: E402
 from ..labels import language_name  # noqa: E402
 from .admission import BUSY_MESSAGE, admission_middleware  # noqa: E402
 from .predictor import Prediction, Predictor  # noqa: E402
@@ -44,6 +46,9 @@ TOP_K = 5
 MAX_PIXELS = 40_000_000  # larger images are refused before they are decoded
 MAX_FILE_SIZE = "10mb"  # Gradio refuses larger uploads
 MAX_BATCH_SIZE = 64  # uploads answered by one model call
+BATCH_PIXELS = 16_000_000  # decoded pixels held at once; a batch beyond it is answered in several model calls
+TRIM_AFTER_PIXELS = 4_000_000  # after a batch with an upload this large, memory is given back at once
+UPLOAD_CACHE = (60, 600)  # every minute, uploads older than 10 minutes are deleted (all of them at shutdown)
 CONCURRENCY_LIMIT = 1  # batches at once: one batch keeps a 2-core Space busy, a second only contends with it
 MAX_QUEUE = 256  # waiting requests; beyond this a user is told the demo is busy
 TORCH_THREADS = 1  # intra-op threads: on a few shared cores more threads spin-wait rather than compute
@@ -53,6 +58,12 @@ TORCH_THREADS = 1  # intra-op threads: on a few shared cores more threads spin-w
 QUEUE_ANALYTICS_ENV = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000", "GRADIO_ANALYTICS_MAX_EVENTS": "1000"}
 UNREADABLE_MESSAGE = "This file is not an image that can be read. Upload a PNG, JPEG or WebP picture."
 HINT_HELP = "Optional: the writing the image shows. This model keeps one class per language, so a hint narrows it."
+
+try:
+    _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+except (OSError, AttributeError):  # not glibc
+    _LIBC = None
 
 # Names in right-to-left scripts are laid out by their own direction (like dir="auto").
 CSS = """
@@ -96,12 +107,18 @@ def _best_language(accept_language: str, predictor: Predictor, default: str) -> 
 # --------------------------------------------------------------------------------------------------
 
 
-def read_upload(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def read_upload(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, size: int | None = None) -> Image.Image:
     """An uploaded image, read as training read its images; a file that is not one, or too large, is a `gr.Error`.
 
-    The pixel count is checked from the header, before anything is decoded.
+    The pixel count is checked from the header, before anything is decoded; `size` (the side the model
+    needs) shrinks a large image while it is decoded. The image's `info["source_pixels"]` is its pixel count.
     """
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if isinstance(source, bytes):
+        data = source
+    else:
+        data, _ = read_file(source)
+        if data is None:
+            raise gr.Error(UNREADABLE_MESSAGE)
     try:
         with Image.open(io.BytesIO(data)) as header:  # lazy: reads the header only
             width, height = header.size
@@ -115,9 +132,18 @@ def read_upload(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Ima
             f"the limit is {max_pixels / 1e6:.0f} megapixels. Please upload a smaller image."
         )
     try:
-        return load_image(data, max_pixels=max_pixels)
+        image = load_image(data, max_pixels=max_pixels, size=size)
     except UserError:
         raise gr.Error("This image is damaged or truncated and cannot be read. Please try another file.") from None
+    image.info["source_pixels"] = width * height
+    return image
+
+
+def give_memory_back() -> None:
+    """Return the C heap's free pages to the system (glibc's `malloc_trim`), so that a burst of large
+    images does not leave the server holding their memory; elsewhere, nothing."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def flatten_sketch(composite: Image.Image, margin: float = 0.15) -> Image.Image | None:
@@ -157,6 +183,10 @@ def _file_source(payload: Any) -> str | bytes | None:
 # --------------------------------------------------------------------------------------------------
 # The app
 # --------------------------------------------------------------------------------------------------
+
+
+def _pixels(image: Image.Image) -> int:
+    return image.width * image.height
 
 
 def _labels(predictions: list[Prediction]) -> dict[str, float]:
@@ -239,22 +269,33 @@ def build_demo(
         # Whatever is wrong with one request (an API caller's wrong types, a bad file) stays its own problem.
         languages_ = [value if isinstance(value, str) else None for value in language]
         hints_ = [value if isinstance(value, str) else None for value in hint]
-        decoded, rows = [], []
-        for row, payload in enumerate(image):
-            try:
-                source = _file_source(payload)
-                if source is not None:
-                    decoded.append(read_upload(source))
-                    rows.append(row)
-            except gr.Error as err:
-                notes[row] = f"⚠️ {err.message}"
-            except Exception:  # noqa: BLE001 - never a stack trace, never the batch-mates' failure
-                notes[row] = f"⚠️ {UNREADABLE_MESSAGE}"
-        if decoded:
-            answers = answer_batch(decoded, [languages_[r] for r in rows], [hints_[r] for r in rows])
+        largest = 0
+
+        def decoded():
+            """(row, image) of each readable upload, decoded one at a time when the batch needs it."""
+            nonlocal largest
+            for row, payload in enumerate(image):
+                try:
+                    source = _file_source(payload)
+                    if source is not None:
+                        picture = read_upload(source, size=predictor.decode_side)
+                        largest = max(largest, picture.info["source_pixels"])
+                        yield row, picture
+                except gr.Error as err:
+                    notes[row] = f"⚠️ {err.message}"
+                except Exception:  # noqa: BLE001 - never a stack trace, never the batch-mates' failure
+                    notes[row] = f"⚠️ {UNREADABLE_MESSAGE}"
+
+        # One model call for the whole batch, unless its decoded pixels exceed the budget.
+        for part in batches(decoded(), len(image), BATCH_PIXELS, pixels=lambda item: _pixels(item[1])):
+            rows = [row for row, _ in part]
+            answers = answer_batch([p for _, p in part], [languages_[r] for r in rows], [hints_[r] for r in rows])
             for row, (predictions, note) in zip(rows, answers):
                 labels[row] = _labels(predictions) if predictions else None
                 notes[row] = note
+            del part, answers  # else this part stays alive while the next one is read
+        if largest > TRIM_AFTER_PIXELS:
+            give_memory_back()
         return [labels, notes]
 
     def predict_sketch(sketch, language, hint):
@@ -281,7 +322,7 @@ def build_demo(
         header = request.headers.get("accept-language", "") if request is not None else ""
         return _best_language(header, predictor, default_language)
 
-    with gr.Blocks(title=f"polyglot-vision: {title}", analytics_enabled=False) as demo:
+    with gr.Blocks(title=f"polyglot-vision: {title}", analytics_enabled=False, delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(f"# polyglot-vision · {title}\n" + (_description(predictor) if predictor else ""))
         if predictor is None:
             gr.Markdown((f"**{notice}**\n\n" if notice else "") + NO_MODEL_MESSAGE, elem_id="pv-no-model")

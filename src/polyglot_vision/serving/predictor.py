@@ -32,6 +32,18 @@ from ..modeling import (
     model_error,
 )
 
+# Images are decoded down to this many times the model's input side: the processor's own resize still does
+# the last step (and smaller images are decoded whole), so answers match `pipeline()`'s.
+DECODE_MARGIN = 4
+
+
+def input_side(processor) -> int:
+    """The longest side of the images an image processor produces (its crop if it crops, else its resize)."""
+    size = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
+    size = dict(size or getattr(processor, "size", None) or {})
+    sides = [v for k, v in size.items() if k in ("height", "width", "shortest_edge", "longest_edge") and v]
+    return int(max(sides, default=224))
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -52,6 +64,7 @@ class Predictor:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.processor = processor
+        self.decode_side = DECODE_MARGIN * input_side(processor)
         config = model.config
         self.concepts = concept_ids(config)
         self.fold = concept_fold(config)  # None for a concept-level model
@@ -153,11 +166,15 @@ class Predictor:
         best = per_script.argmax(dim=-1)
         return [[self.scripts[j] for j in row] for row in best.tolist()]
 
+    def read(self, source, max_pixels: int | None = None) -> Image.Image:
+        """An image file, encoded bytes or Pillow image, decoded no larger than this model needs (`load_image`)."""
+        return load_image(source, max_pixels=max_pixels, size=self.decode_side)
+
     @torch.inference_mode()
-    def class_probabilities(self, images: list[Image.Image]) -> torch.Tensor:
+    def class_probabilities(self, images: list) -> torch.Tensor:
         """The model's own class probabilities (images, classes), as `pipeline()` gives them: one processor call
         and one forward for the batch."""
-        inputs = self.processor([load_image(image) for image in images], return_tensors="pt")
+        inputs = self.processor([self.read(image) for image in images], return_tensors="pt")
         logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
         return logits.float().softmax(dim=-1).cpu()
 

@@ -21,7 +21,7 @@ from transformers import HfArgumentParser
 from ..data import DataArguments
 from ..errors import UserError, first_line
 from ..modeling import ModelArguments
-from ..paths import read_yaml
+from ..paths import AliasRefused, parse_yaml, read_yaml
 from .arguments import PolyglotTrainingArguments
 
 
@@ -72,7 +72,9 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, str):
         return value
     try:  # lists, mappings and numbers for fields without a typed default
-        return yaml.safe_load(value) if value else value
+        return parse_yaml(value) if value else value
+    except AliasRefused as err:
+        raise UserError(f"--{key}: {err}") from None
     except yaml.YAMLError:
         return value
 
