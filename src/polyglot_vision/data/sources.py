@@ -409,6 +409,27 @@ def _open(source: SourceConfig, split: str, streaming: bool):
     return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
 
 
+def _why_no_class_label(source: SourceConfig) -> str:
+    """Why `datasets` read an image folder without labels: too few class folders, or images at several depths."""
+    path = Path(source.path).expanduser()
+    if not path.is_dir():
+        return ""
+    classes = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(classes) < 2:
+        return "; an image folder needs at least two class sub-folders"
+    depths = {}
+    for file in path.rglob("*"):
+        if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+            depths.setdefault(len(file.relative_to(path).parts), file.relative_to(path).as_posix())
+    if len(depths) > 1:
+        shown = " and ".join(depths[d] for d in sorted(depths)[:2])
+        return (
+            f"; its {len(classes)} class sub-folders hold images at different depths (e.g. {shown}), so no label "
+            "is read: keep every image directly inside its class folder"
+        )
+    return ""
+
+
 def source_base_dir(source: SourceConfig) -> str | None:
     """Folder that relative image paths in a manifest are read from: the manifest's own."""
     path = Path(source.path).expanduser()
@@ -447,8 +468,7 @@ def load_source(source: SourceConfig, split: str | None = None, streaming: bool 
             if column not in columns:
                 raise UserError(
                     f"source '{source.name}': {role} column '{column}' not found in {source.path} "
-                    f"(columns: {', '.join(columns)})"
-                    + ("; an image folder needs at least two class sub-folders" if columns == ["image"] else "")
+                    f"(columns: {', '.join(columns)})" + (_why_no_class_label(source) if columns == ["image"] else "")
                 )
     feature = (dataset.features or {}).get(source.image_column)
     if (
