@@ -15,21 +15,31 @@ SHOWN_PER_COLUMN = 12
 def _values(part, column: str, labels: list[str]) -> set[str]:
     if part is None or not len(part):
         return set()
+    if column == "source" and column not in part.column_names:
+        return set()
     plain = part.with_format(None)
     if column == "concept":
         return {labels[int(c)] for c in plain["label"] if 0 <= int(c) < len(labels)}
     return {str(v) for v in plain[column]}
 
 
-def not_evaluated(evaluated, others, labels: list[str]) -> dict[str, list[str]]:
+def not_evaluated(evaluated, others, labels: list[str], sources=()) -> dict[str, list[str]]:
     """{column: values present elsewhere but with no image in `evaluated`}, only the columns with any.
 
     `others` are the other splits (train, validation…) the values may come from; every
     concept of `labels` (the model's concepts) counts as present, since the model answers it.
+    `sources` are the recipe's sources: one left with no image at all (all its images were
+    copies of another's, or unreadable) is named with its language and script.
     """
+    parts = [part for part in (evaluated, *others) if part is not None]
+    present = set().union(*(_values(part, "source", labels) for part in parts))
+    emptied = [source for source in sources if source.name not in present]
     missing = {}
     for column in COVERAGE_COLUMNS:
         known = set(labels) if column == "concept" else set()
+        if column != "concept":
+            field = "name" if column == "source" else column
+            known |= {str(getattr(source, field)) for source in emptied if getattr(source, field, None)}
         for part in others:
             known |= _values(part, column, labels)
         absent = known - _values(evaluated, column, labels)

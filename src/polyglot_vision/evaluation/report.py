@@ -239,13 +239,14 @@ def write_report(
     recipe: str | None = None,
     overwrite: bool = False,
     other_splits=(),
+    sources=(),
 ) -> tuple[dict, Path]:
     """Metrics, report.md and plots for `probabilities` predicted on `split_dataset` (with its image column).
 
     `metrics["not_evaluated"]` names what `other_splits` and `labels` hold but `split_dataset` has no image of.
     """
     metrics = metrics_from_probabilities(probabilities, split_dataset, labels)
-    metrics["not_evaluated"] = not_evaluated(split_dataset, other_splits, labels)
+    metrics["not_evaluated"] = not_evaluated(split_dataset, other_splits, labels, sources)
     references = np.asarray([int(v) for v in split_dataset["label"]])
     predictions = probabilities.argmax(axis=-1)
     columns = {column: list(split_dataset[column]) for column in GROUP_COLUMNS}
@@ -329,4 +330,5 @@ def evaluate_model(
         recipe=recipe.path,
         overwrite=overwrite,
         other_splits=others,
+        sources=recipe.data.sources,
     )

@@ -339,9 +339,9 @@ def export(
     return metrics
 
 
-def coverage(metrics: dict, calibration: dict, test_split, other_splits, labels: list[str]) -> dict:
+def coverage(metrics: dict, calibration: dict, test_split, other_splits, labels: list[str], sources=()) -> dict:
     """`metrics` with what the test did not cover and how the scores were calibrated, both said on the console."""
-    missing = not_evaluated(test_split, [part for part in other_splits if part is not None], labels)
+    missing = not_evaluated(test_split, [part for part in other_splits if part is not None], labels, sources)
     if calibration["fitted"]:
         print(
             f"calibration: softmax temperature {calibration['temperature']:.3f} fitted on "
@@ -366,7 +366,8 @@ def test_and_publish(trainer, recipe, label_space, staging, test_split, train_me
     if metrics:
         results.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
         metrics["softmax_temperature"] = float(getattr(trainer.model.config, "softmax_temperature", 1.0) or 1.0)
-    metrics = coverage(metrics, calibration, test_split, other_splits, concept_ids(trainer.model.config))
+    labels = concept_ids(trainer.model.config)
+    metrics = coverage(metrics, calibration, test_split, other_splits, labels, recipe.data.sources)
     write_json(staging / "train_results.json", train_metrics or {})
     write_json(staging / "all_results.json", results)
     write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
