@@ -122,3 +122,209 @@ def test_calibration_on_a_handful_of_validation_images_is_skipped_and_said(lopsi
     assert calibration["fitted"] is False and calibration["temperature"] == 1.0 and calibration["images"] < 50
     card = (model / "README.md").read_text(encoding="utf-8")
     assert "Scores are not calibrated" in card and "temperature is 1.0" in card
+
+
+def test_evaluate_names_what_its_split_has_no_image_of(lopsided, tmp_path, capsys):
+    assert main(["train", str(recipe(tmp_path, lopsided))]) == 0
+    capsys.readouterr()
+    out_dir = tmp_path / "report"
+    argv = ["evaluate", tmp_path / "model", "--recipe", recipe(tmp_path, lopsided), "--output-dir", out_dir]
+    assert main([str(a) for a in argv]) == 0
+    out = capsys.readouterr().out
+    assert "not evaluated (no test image)" in out and "de-copies" in out
+    report = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))["test"]["not_evaluated"]
+    assert report["source"] == ["de-copies"] and "9" in report["concept"]
+    assert "Not evaluated:" in (out_dir / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_well_covered_test_split_leaves_nothing_unevaluated(tmp_path):
+    from datasets import Dataset
+
+    from polyglot_vision.evaluation import format_not_evaluated, not_evaluated
+
+    rows = {"label": [0, 1], "language": ["en", "fr"], "script": ["Latn", "Latn"], "source": ["a", "b"]}
+    test = Dataset.from_dict(rows)
+    train = Dataset.from_dict({k: v[:1] for k, v in rows.items()})
+    assert not_evaluated(test, [train], ["0", "1"]) == {}
+    assert format_not_evaluated({}) == ""
+    many = not_evaluated(test.select([0]), [test], [str(i) for i in range(30)])
+    assert many["language"] == ["fr"] and many["source"] == ["b"] and len(many["concept"]) == 29
+    assert "and 17 more" in format_not_evaluated(many)  # a long list is counted, not spread over the console
+
+
+# ---- resume that tells ----------------------------------------------------------------------------------
+
+
+def whole_checkpoint(folder: Path, step: int) -> Path:
+    """A checkpoint-N as the Trainer writes it: weights, optimizer, scheduler, state."""
+    folder.mkdir(parents=True)
+    save_file({"w": torch.zeros(256)}, folder / "model.safetensors")
+    torch.save({"state": {}, "param_groups": []}, folder / "optimizer.pt")
+    torch.save({"last_epoch": step}, folder / "scheduler.pt")
+    state = {"global_step": step, "max_steps": 40, "num_train_epochs": 1, "log_history": []}
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+    return folder
+
+
+def cut_short(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+DAMAGES = {
+    "model.safetensors cut short": lambda c: cut_short(c / "model.safetensors"),
+    "optimizer.pt cut short": lambda c: cut_short(c / "optimizer.pt"),
+    "trainer_state.json cut short": lambda c: cut_short(c / "trainer_state.json"),
+    "no optimizer state": lambda c: (c / "optimizer.pt").unlink(),
+    "no model weights": lambda c: (c / "model.safetensors").unlink(),
+    "no trainer_state.json": lambda c: (c / "trainer_state.json").unlink(),
+}
+
+
+def training_args(output_dir: Path, resume="auto"):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(output_dir=str(output_dir), resume_from_checkpoint=resume, report_to="none", use_cpu=True)
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_auto_names_a_damaged_last_checkpoint_and_resumes_from_the_whole_one_before(tmp_path, caplog, damage):
+    from polyglot_vision.training.run import resolve_checkpoint
+
+    whole_checkpoint(tmp_path / "checkpoint-10", 10)
+    whole_checkpoint(tmp_path / "checkpoint-20", 20)
+    DAMAGES[damage](whole_checkpoint(tmp_path / "checkpoint-30", 30))
+    with caplog.at_level(logging.WARNING):
+        assert resolve_checkpoint(training_args(tmp_path)) == str(tmp_path / "checkpoint-20")
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "checkpoint-30 is damaged" in warned and damage.split(" cut")[0].replace("no ", "") in warned
+
+
+def test_auto_with_only_damaged_checkpoints_is_one_line_naming_them(tmp_path, capsys):
+    from polyglot_vision.training.run import resolve_checkpoint
+
+    cut_short(whole_checkpoint(tmp_path / "checkpoint-30", 30) / "model.safetensors")
+    with pytest.raises(UserError, match="checkpoint-30: model.safetensors is cut short"):
+        resolve_checkpoint(training_args(tmp_path))
+    with pytest.raises(UserError, match="not a whole checkpoint"):
+        resolve_checkpoint(training_args(tmp_path, str(tmp_path / "checkpoint-30")))
+    assert resolve_checkpoint(training_args(tmp_path / "nothing-yet")) is None
+
+
+@pytest.fixture
+def finished(tmp_path, capsys):
+    """A run trained to its last step with checkpoints and `resume_from_checkpoint: auto`; its recipe writer."""
+    folder = class_folder(tmp_path / "photos", {str(d): 4 for d in range(3)})
+    sources = [{"name": "photos", "path": str(folder), "language": "en"}]
+
+    def write(**overrides) -> Path:
+        settings = dict(save_strategy="steps", save_steps=2, max_steps=2, resume_from_checkpoint="auto")
+        return recipe(tmp_path, sources, "finished.yaml", **{**settings, **overrides})
+
+    assert main(["train", str(write())]) == 0
+    capsys.readouterr()
+    return write
+
+
+def test_auto_on_a_finished_run_says_already_trained_and_rewrites_nothing(finished, tmp_path, capsys):
+    model = tmp_path / "model"
+    before = snapshot(model)
+    assert main(["train", str(finished())]) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert snapshot(model) == before
+
+
+@pytest.mark.parametrize("change", [("--learning_rate", "0.3"), ("--seed", "7")])
+def test_auto_on_a_finished_run_under_new_settings_is_refused(finished, tmp_path, capsys, change):
+    model = tmp_path / "model"
+    before = snapshot(model)
+    line = fails(capsys, ["train", finished(), *change], str(model), change[0][2:], "new output_dir")
+    assert "finished run" in line and "--overwrite_output_dir" in line
+    assert snapshot(model) == before
+    # Asked to, it trains anew there.
+    assert main(["train", str(finished()), *change, "--overwrite_output_dir", "true"]) == 0
+    assert snapshot(model) != before
+
+
+def test_auto_with_more_steps_than_the_finished_run_goes_on(finished, tmp_path, capsys):
+    assert main(["train", str(finished(max_steps=4))]) == 0
+    state = json.loads((tmp_path / "model" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+
+
+# ---- machine faults are one line ------------------------------------------------------------------------
+
+
+def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_exporting_is_one_line_and_leaves_no_temporary_folder(
+    lopsided, tmp_path, capsys, monkeypatch
+):
+    import polyglot_vision.training.run as run
+
+    monkeypatch.setattr(run, "write_model_card", full_disk)
+    line = fails(capsys, ["train", recipe(tmp_path, lopsided[:1])], str(tmp_path / "model"), "disk is full")
+    assert "free space" in line
+    assert not hidden_siblings(tmp_path / "model")
+
+
+def test_a_full_disk_while_exporting_keeps_the_previous_model(lopsided, tmp_path, capsys, monkeypatch):
+    import polyglot_vision.training.run as run
+
+    assert main(["train", str(recipe(tmp_path, lopsided[:1]))]) == 0
+    before = snapshot(tmp_path / "model")
+
+    def rust_full_disk(*args, **kwargs):  # what safetensors raises: not an OSError
+        raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+
+    monkeypatch.setattr(run.PolyglotTrainer, "save_model", rust_full_disk)
+    fails(capsys, ["train", recipe(tmp_path, lopsided[:1])], str(tmp_path / "model"), "disk is full")
+    assert snapshot(tmp_path / "model") == before
+    assert not hidden_siblings(tmp_path / "model")
+
+
+def test_a_full_disk_while_checkpointing_is_one_line(lopsided, tmp_path, capsys, monkeypatch):
+    from polyglot_vision.training.trainer import PolyglotTrainer
+
+    monkeypatch.setattr(PolyglotTrainer, "_save_checkpoint", full_disk)
+    overrides = dict(save_strategy="steps", save_steps=1)
+    fails(capsys, ["train", recipe(tmp_path, lopsided[:1], **overrides)], str(tmp_path / "model"), "disk is full")
+
+
+@pytest.mark.parametrize(
+    "fault, said",
+    [(errno.EROFS, "read-only file system"), (errno.EACCES, "not writable"), (errno.ENOSPC, "disk is full")],
+)
+def test_prepare_into_a_read_only_or_full_place_is_one_line(lopsided, tmp_path, capsys, monkeypatch, fault, said):
+    from datasets import DatasetDict
+
+    def refuse(*args, **kwargs):
+        raise OSError(fault, "refused", str(tmp_path / "ds" / "train"))
+
+    monkeypatch.setattr(DatasetDict, "save_to_disk", refuse)
+    fails(capsys, ["prepare", recipe(tmp_path, lopsided[:1]), "--output", tmp_path / "ds"], str(tmp_path / "ds"), said)
+    assert not (tmp_path / "ds").exists() and not hidden_siblings(tmp_path / "ds")
+
+
+def test_a_folder_that_cannot_be_created_is_one_line(lopsided, tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    fails(capsys, ["prepare", recipe(tmp_path, lopsided[:1]), "--output", tmp_path / "ds"], "ds", "not writable")
+
+
+def test_other_errors_pass_through_the_fault_handling(tmp_path):
+    from polyglot_vision.outputs import machine_faults
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with pytest.raises(OSError) as caught, machine_faults(tmp_path, cleanup=[scratch]):
+        raise OSError(errno.EIO, "Input/output error")
+    assert caught.value.errno == errno.EIO and not scratch.exists()
+    with pytest.raises(ValueError), machine_faults(tmp_path):
+        raise ValueError("a bug, not the machine")

@@ -80,9 +80,11 @@ MACHINE_FAULTS = {
 _FAULT_TEXT = {
     "No space left on device": errno.ENOSPC,
     "os error 28": errno.ENOSPC,
+    "kind: StorageFull": errno.ENOSPC,
     "Disk quota exceeded": errno.EDQUOT,
     "Read-only file system": errno.EROFS,
     "os error 30": errno.EROFS,
+    "kind: ReadOnlyFilesystem": errno.EROFS,
 }
 
 
