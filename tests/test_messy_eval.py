@@ -328,3 +328,184 @@ def test_other_errors_pass_through_the_fault_handling(tmp_path):
     assert caught.value.errno == errno.EIO and not scratch.exists()
     with pytest.raises(ValueError), machine_faults(tmp_path):
         raise ValueError("a bug, not the machine")
+
+
+# ---- streaming holds to the same policies ---------------------------------------------------------------
+
+
+@pytest.fixture
+def stream_recipe(tmp_path, monkeypatch):
+    """A CSV manifest streamed with a short head: `write(rows, **overrides)` -> the recipe's data arguments.
+
+    `rows` are (label, image kind) pairs: kind `ok` draws a distinct image, `corrupt` writes bytes that are no image.
+    """
+    import polyglot_vision.data.streaming as streaming
+    from polyglot_vision.training import recipe_from_dict
+
+    monkeypatch.setattr(streaming, "STREAM_ALIGN_PEEK", 6)  # labels after the 6th row are met late
+
+    def write(rows: list[tuple[str, str]], **overrides):
+        lines = ["file,digit"]
+        for i, (label, kind) in enumerate(rows):
+            path = tmp_path / "images" / f"{i:03d}.png"
+            if kind == "ok":
+                draw(path, 500 + i)
+            else:
+                path.parent.mkdir(exist_ok=True)
+                path.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+            lines.append(f"images/{path.name},{label}")
+        (tmp_path / "stream.csv").write_text("\n".join(lines) + "\n")
+        source = {
+            "name": "scans",
+            "path": str(tmp_path / "stream.csv"),
+            "language": "en",
+            "image_column": "file",
+            "label_column": "digit",
+        }
+        data = {
+            "model_config": dict(TINY_MODEL),
+            "label_space": str(LABELS / "digits.yaml"),
+            "sources": [source],
+            "output_dir": str(tmp_path / "model"),
+            "streaming": True,
+            "max_steps": 2,
+            "test_fraction": 0.2,
+            "validation_fraction": 0.0,
+            **overrides,
+        }
+        return recipe_from_dict(data).data
+
+    return write
+
+
+def streamed(data_args) -> list[dict]:
+    from polyglot_vision.data import streaming_splits
+    from polyglot_vision.labels import LabelSpace
+
+    splits = streaming_splits(data_args, LabelSpace.from_yaml(data_args.label_space))
+    names = splits["train"].features["label"].names
+    return [
+        {**row, "label": names[row["label"]]} for split in ("train", "validation", "test") for row in splits[split]
+    ]
+
+
+HEAD = [(str(d % 3), "ok") for d in range(6)]
+
+
+def test_a_stream_with_a_corrupt_row_stops_under_on_bad_image_error(stream_recipe):
+    data_args = stream_recipe([*HEAD, ("1", "corrupt"), ("2", "ok")], on_bad_image="error")
+    with pytest.raises(UserError, match=r"source 'scans': image .*006\.png.*on_bad_image: skip"):
+        streamed(data_args)
+    rows = streamed(stream_recipe([*HEAD, ("1", "corrupt"), ("2", "ok")], on_bad_image="skip"))
+    assert len(rows) == 7  # the corrupt row alone is left out
+
+
+def test_a_stream_with_an_unlabelled_row_stops_under_on_bad_image_error(stream_recipe):
+    with pytest.raises(UserError, match="without a label in column 'digit'"):
+        streamed(stream_recipe([*HEAD, ("", "ok")], on_bad_image="error"))
+    assert len(streamed(stream_recipe([*HEAD, ("", "ok")]))) == 6
+
+
+def test_a_registry_label_met_late_in_a_stream_is_aligned_as_prepare_aligns_it(stream_recipe):
+    rows = streamed(stream_recipe([*HEAD, ("7", "ok"), ("٨", "ok")], unmapped_labels="error"))
+    assert sorted(row["label"] for row in rows) == sorted(["0", "1", "2"] * 2 + ["7", "8"])
+    # A French name in an English source is a proposal, not a match: the same one line as `prepare` gives.
+    with pytest.raises(UserError, match="'sept' \\(source 'scans', proposed"):
+        streamed(stream_recipe([*HEAD, ("sept", "ok")], unmapped_labels="error"))
+
+
+def test_an_unknown_label_met_late_in_a_stream_follows_unmapped_labels(stream_recipe, caplog):
+    late = [*HEAD, ("3", "ok"), ("banana", "ok")]
+    with pytest.raises(UserError, match="'banana'"):
+        streamed(stream_recipe(late, unmapped_labels="error"))
+    with caplog.at_level(logging.WARNING):
+        rows = streamed(stream_recipe(late, unmapped_labels="drop"))
+    assert sorted(row["label"] for row in rows) == sorted(["0", "1", "2"] * 2 + ["3"])
+    assert any("'banana'" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
+    with pytest.raises(UserError, match="'banana'.*cannot add a class"):
+        streamed(stream_recipe(late, unmapped_labels="keep"))
+
+
+def test_streamed_training_stops_in_one_line_on_a_corrupt_row_under_on_bad_image_error(
+    stream_recipe, tmp_path, capsys
+):
+    stream_recipe([*HEAD, ("1", "corrupt"), ("2", "ok")])
+    data = {
+        "model_config": dict(TINY_MODEL),
+        "label_space": str(LABELS / "digits.yaml"),
+        "sources": [
+            {
+                "name": "scans",
+                "path": str(tmp_path / "stream.csv"),
+                "language": "en",
+                "image_column": "file",
+                "label_column": "digit",
+            }
+        ],
+        "output_dir": str(tmp_path / "model"),
+        "streaming": True,
+        "max_steps": 3,
+        "per_device_train_batch_size": 4,
+        "test_fraction": 0.2,
+        "validation_fraction": 0.0,
+        "on_bad_image": "error",
+        "disable_tqdm": True,
+    }
+    fails(capsys, ["train", write_yaml(tmp_path / "s.yaml", data)], "scans", "006.png", "on_bad_image")
+    assert not (tmp_path / "model" / "model.safetensors").exists()
+
+
+# ---- counts agree ---------------------------------------------------------------------------------------
+
+
+def console_table(out: str, *names: str) -> dict[str, dict[str, str]]:
+    lines = out.splitlines()
+    header = next(line.split() for line in lines if line.startswith("source") and "kept" in line)
+    return {
+        line.split()[0]: dict(zip(header[1:], line.split()[1:]))
+        for line in lines
+        if line.split()[:1] in [[n] for n in names]
+    }
+
+
+def test_a_conflict_copy_is_counted_as_a_conflict_and_never_as_a_duplicate(tmp_path, capsys):
+    a = class_folder(tmp_path / "a", {"1": 3, "2": 3})
+    b = class_folder(tmp_path / "b", {"1": 2, "2": 2}, seed=9)
+    shutil.copy(a / "1" / "000.png", b / "2" / "same-image-other-label.png")  # one conflict
+    shutil.copy(a / "2" / "001.png", b / "2" / "plain-copy.png")  # one duplicate
+    sources = [{"name": "a", "path": str(a), "language": "en"}, {"name": "b", "path": str(b), "language": "en"}]
+    overrides = dict(on_label_conflict="drop", validation_fraction=0.0, test_fraction=0.0)
+    assert main(["prepare", str(recipe(tmp_path, sources, **overrides)), "--output", str(tmp_path / "ds")]) == 0
+    out = capsys.readouterr().out
+    table = console_table(out, "a", "b")
+    assert table["b"]["duplicates"] == "1" and table["a"]["duplicates"] == "0"
+    assert table["a"]["conflicts"] == "1" and table["b"]["conflicts"] == "1"  # both copies of it left out
+    removed = int(next(line for line in out.splitlines() if line.startswith("duplicates removed:")).split(":")[1])
+    assert removed == sum(int(row["duplicates"]) for row in table.values())
+    assert sum(int(row["kept"]) for row in table.values()) == 6 + 6 - 1 - 2
+    report = (tmp_path / "ds" / "alignment_report.md").read_text(encoding="utf-8")
+    assert "| b | 6 | 0 | 1 | 1 | 4 |" in report and "| a | 6 | 0 | 0 | 1 | 5 |" in report
+
+
+# ---- messages that fit the case -------------------------------------------------------------------------
+
+
+def test_a_model_folder_holding_only_checkpoints_says_so(tmp_path, capsys):
+    whole_checkpoint(tmp_path / "run" / "checkpoint-2", 2)
+    whole_checkpoint(tmp_path / "run" / "checkpoint-10", 10)
+    draw(tmp_path / "x.png", 1)
+    line = fails(capsys, ["predict", tmp_path / "run", tmp_path / "x.png"], "holds only checkpoints", "checkpoint-10")
+    assert "model_type" not in line and "resume training" in line
+    source = [{"name": "a", "path": str(class_folder(tmp_path / "a", {"1": 2, "2": 2})), "language": "en"}]
+    fails(capsys, ["evaluate", tmp_path / "run", "--recipe", recipe(tmp_path, source)], "holds only checkpoints")
+    base = recipe(tmp_path, source, "base.yaml", model_name_or_path=str(tmp_path / "run"), model_config=None)
+    fails(capsys, ["train", base], str(tmp_path / "run"), "holds only checkpoints")
+
+
+def test_class_folders_with_images_at_several_depths_are_not_called_too_few(tmp_path, capsys):
+    folder = class_folder(tmp_path / "photos", {"1": 2, "2": 2, "3": 2})
+    draw(folder / "3" / "extra" / "nested.png", 99)
+    sources = [{"name": "photos", "path": str(folder), "language": "en"}]
+    line = fails(capsys, ["prepare", recipe(tmp_path, sources), "--output", tmp_path / "ds"], "photos")
+    assert "at least two class sub-folders" not in line
+    assert "3/extra/nested.png" in line or "nested" in line
