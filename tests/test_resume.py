@@ -76,12 +76,11 @@ def test_killed_run_resumes_to_the_same_model(write_recipe, tmp_path):
 
 @pytest.mark.parametrize("checkpoints, expected", [((10, 20), 20)])
 def test_auto_takes_the_last_complete_checkpoint(tmp_path, checkpoints, expected):
+    import torch
+    from safetensors.torch import save_file
     from transformers import TrainingArguments
 
     from polyglot_vision.training.run import resolve_checkpoint
-
-    import torch
-    from safetensors.torch import save_file
 
     for step in checkpoints:
         folder = tmp_path / f"checkpoint-{step}"

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_LICENSE = "apache-2.0"
 CARD_TAGS = ["image-classification", "vision", "multilingual", "polyglot-vision"]
 CONFUSION_PNG = "confusion_matrix.png"
+CARD_NAMES_SHOWN = 40  # names per column in the card's "not evaluated" line (metrics.json lists them all)
 
 
 # ---- the model card ---------------------------------------------------------------------------
@@ -77,7 +78,11 @@ def coverage_lines(metrics: dict) -> list[str]:
     lines = []
     missing = metrics.get("not_evaluated") or {}
     if missing:
-        named = "; ".join(f"{column} {', '.join(values)}" for column, values in missing.items())
+        named = "; ".join(
+            f"{column} {', '.join(values[:CARD_NAMES_SHOWN])}"
+            + (f" and {len(values) - CARD_NAMES_SHOWN} more" if len(values) > CARD_NAMES_SHOWN else "")
+            for column, values in missing.items()
+        )
         lines += [
             f"- **not evaluated: {named}** — the test split has no image of these, so the numbers above say "
             "nothing about them."

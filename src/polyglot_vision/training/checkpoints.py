@@ -4,8 +4,8 @@ The Trainer writes a checkpoint's weights first and `trainer_state.json` last, b
 disk or a kill can leave any of its files short: a checkpoint is whole only when its
 state parses, its safetensors headers cover their files and its optimizer archive is
 complete. A finished run is never trained again in silence under other settings: the
-settings that shape the weights are kept beside the model (`training_settings.json`)
-and compared.
+settings that shape the weights are kept in each checkpoint and beside the exported
+model (`training_settings.json`), and compared.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import zipfile
 from pathlib import Path
 
 from safetensors import safe_open
+from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..errors import UserError
+from ..outputs import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +160,18 @@ def training_settings(recipe) -> dict:
     }
 
 
+class RecordSettings(TrainerCallback):
+    """Writes the run's settings into each checkpoint it saves, for a later `auto` to compare."""
+
+    def __init__(self, settings: dict):
+        self.settings = settings
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            write_json(folder / SETTINGS_FILE, self.settings)
+
+
 def finished_state(checkpoint: Path, args) -> dict | None:
     """The trainer state of `checkpoint` when the run that wrote it has nothing left to train under `args`."""
     state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
@@ -173,21 +187,25 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def settings_change(output_dir: Path, settings: dict) -> list[str] | None:
-    """`key old -> new` for each setting that differs from the finished run's; None when it was not recorded."""
-    path = Path(output_dir) / SETTINGS_FILE
-    if not path.is_file():
+def settings_change(checkpoint: Path, settings: dict) -> list[str] | None:
+    """`key old -> new` for each setting that differs from the finished run's; None when it was not recorded.
+
+    The checkpoint's own record comes first; the exported model's stands in for a checkpoint saved without one.
+    """
+    path = next((p for p in (checkpoint / SETTINGS_FILE, checkpoint.parent / SETTINGS_FILE) if p.is_file()), None)
+    if path is None:
         return None
     try:
         before = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, OSError):
         return None
+    settings = json.loads(json.dumps(settings))  # compared as they are stored: lists, not tuples
+
+    def same(key) -> bool:
+        return json.dumps(before.get(key), sort_keys=True) == json.dumps(settings.get(key), sort_keys=True)
+
     keys = sorted(set(before) | set(settings))
-    return [
-        f"{key} {_shown(before.get(key))} -> {_shown(settings.get(key))}"
-        for key in keys
-        if before.get(key) != settings.get(key)
-    ]
+    return [f"{key} {_shown(before.get(key))} -> {_shown(settings.get(key))}" for key in keys if not same(key)]
 
 
 def nothing_left_to_train(recipe, checkpoint: Path | None) -> bool | None:
@@ -206,7 +224,7 @@ def nothing_left_to_train(recipe, checkpoint: Path | None) -> bool | None:
     output_dir = Path(args.output_dir)
     step = f"step {state.get('global_step')} of {state.get('max_steps')}"
     done = f"{output_dir} holds a finished run ({checkpoint.name}, {step})"
-    changed = settings_change(output_dir, training_settings(recipe))
+    changed = settings_change(Path(checkpoint), training_settings(recipe))
     if changed and args.overwrite_output_dir:
         logger.warning("%s under other settings; --overwrite_output_dir: training anew", done)
         return None

@@ -49,6 +49,7 @@ from ..outputs import check_output_dir, claim, machine_faults, publish, remove_s
 from .augment import BatchPreprocessor
 from .checkpoints import (
     SETTINGS_FILE,
+    RecordSettings,
     check_explicit_checkpoint,
     last_whole_checkpoint,
     nothing_left_to_train,
@@ -268,9 +269,9 @@ def train(recipe: Recipe) -> dict:
     if args.process_index == 0:
         with machine_faults(output_dir, "output_dir"):
             claim(output_dir)  # checkpoints written while training land in a folder marked as the tool's
-            write_json(output_dir / SETTINGS_FILE, training_settings(recipe))
         remove_stale_siblings(output_dir)
     trainer = build_trainer(recipe, model, processor, train_split, eval_split)
+    trainer.add_callback(RecordSettings(training_settings(recipe)))
     with machine_faults(output_dir, "output_dir"):  # checkpoints
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.log_metrics("train", train_result.metrics)
