@@ -4,8 +4,8 @@ The Trainer writes a checkpoint's weights first and `trainer_state.json` last, b
 disk or a kill can leave any of its files short: a checkpoint is whole only when its
 state parses, its safetensors headers cover their files and its optimizer archive is
 complete. A finished run is never trained again in silence under other settings: the
-settings that shape the weights are kept in each checkpoint and beside the exported
-model (`training_settings.json`), and compared.
+settings that shape the weights are kept in each checkpoint (`training_settings.json`,
+left out of a push with the rest of the training state) and compared.
 """
 
 from __future__ import annotations
@@ -188,12 +188,9 @@ def _shown(value) -> str:
 
 
 def settings_change(checkpoint: Path, settings: dict) -> list[str] | None:
-    """`key old -> new` for each setting that differs from the finished run's; None when it was not recorded.
-
-    The checkpoint's own record comes first; the exported model's stands in for a checkpoint saved without one.
-    """
-    path = next((p for p in (checkpoint / SETTINGS_FILE, checkpoint.parent / SETTINGS_FILE) if p.is_file()), None)
-    if path is None:
+    """`key old -> new` for each setting that differs from the run that saved `checkpoint`; None when unrecorded."""
+    path = checkpoint / SETTINGS_FILE
+    if not path.is_file():
         return None
     try:
         before = json.loads(path.read_text(encoding="utf-8"))

@@ -48,7 +48,6 @@ from ..modeling import (
 from ..outputs import check_output_dir, claim, machine_faults, publish, remove_stale_siblings, write_json
 from .augment import BatchPreprocessor
 from .checkpoints import (
-    SETTINGS_FILE,
     RecordSettings,
     check_explicit_checkpoint,
     last_whole_checkpoint,
@@ -372,7 +371,6 @@ def test_and_publish(trainer, recipe, label_space, staging, test_split, train_me
     write_json(staging / "train_results.json", train_metrics or {})
     write_json(staging / "all_results.json", results)
     write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
-    write_json(staging / SETTINGS_FILE, training_settings(recipe))
     write_model_card(staging, recipe, label_space, metrics, model_name=args.hub_model_id or output_dir.name)
     publish(staging, output_dir, carry=CARRIED_ON_EXPORT)
     if args.push_to_hub:
