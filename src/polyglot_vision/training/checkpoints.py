@@ -205,26 +205,28 @@ def settings_change(checkpoint: Path, settings: dict) -> list[str] | None:
     return [f"{key} {_shown(before.get(key))} -> {_shown(settings.get(key))}" for key in keys if not same(key)]
 
 
-def nothing_left_to_train(recipe, checkpoint: Path | None) -> bool | None:
-    """True when `checkpoint` ends a finished, exported run of the same settings (said on the console).
+def resume_point(recipe, checkpoint: str | None) -> tuple[bool, str | None]:
+    """(nothing left to do, the checkpoint to resume from) after `resolve_checkpoint` chose `checkpoint`.
 
-    A finished run asked to go on under other settings is one error line: resuming would train
-    no step and publish the old weights under the new recipe. With `overwrite_output_dir` it is
-    trained anew instead: None (do not resume).
+    A finished and exported run of the same settings has nothing left to do (said on the
+    console). A finished run asked to go on under other settings is one error line: resuming
+    would train no step and publish the old weights under the new recipe; with
+    `overwrite_output_dir` it is trained anew instead (no checkpoint).
     """
     args = recipe.training
     if checkpoint is None:
-        return False
+        return False, None
+    checkpoint = Path(checkpoint)
     state = finished_state(checkpoint, args)
     if state is None:
-        return False
+        return False, str(checkpoint)
     output_dir = Path(args.output_dir)
     step = f"step {state.get('global_step')} of {state.get('max_steps')}"
     done = f"{output_dir} holds a finished run ({checkpoint.name}, {step})"
     changed = settings_change(Path(checkpoint), training_settings(recipe))
     if changed and args.overwrite_output_dir:
         logger.warning("%s under other settings; --overwrite_output_dir: training anew", done)
-        return None
+        return False, None
     if changed:
         raise UserError(
             f"output_dir {done}, trained with other settings ({'; '.join(changed[:4])}"
@@ -232,7 +234,7 @@ def nothing_left_to_train(recipe, checkpoint: Path | None) -> bool | None:
             "to train anew there"
         )
     if not (output_dir / "model.safetensors").is_file() and not list(output_dir.glob("model*.safetensors")):
-        return False  # killed after its last step but before export: resuming exports it
+        return False, str(checkpoint)  # killed after its last step but before export: resuming exports it
     note = "" if changed is not None else " (its settings were not recorded)"
     print(f"already trained: {done}{note}; nothing left to train, the model is left as it is", flush=True)
-    return True
+    return True, None

@@ -51,7 +51,7 @@ from .checkpoints import (
     RecordSettings,
     check_explicit_checkpoint,
     last_whole_checkpoint,
-    nothing_left_to_train,
+    resume_point,
     training_settings,
 )
 from .recipe import Recipe
@@ -239,12 +239,9 @@ def train(recipe: Recipe) -> dict:
         sources=read_paths(recipe.data),
         what="output_dir",
     )
-    checkpoint = resolve_checkpoint(args)
-    finished = nothing_left_to_train(recipe, Path(checkpoint) if checkpoint else None)
-    if finished:
+    done, checkpoint = resume_point(recipe, resolve_checkpoint(args))
+    if done:
         return finished_metrics(output_dir)
-    if finished is None:
-        checkpoint = None
     check_checkpoint(recipe.model)  # a hostile or oversized checkpoint stops before any data is prepared
     set_seed(args.seed)
 
