@@ -15,7 +15,6 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -544,6 +543,25 @@ def _written(value) -> str:
     return repr(value.strip() if isinstance(value, str) else value)
 
 
+class LabelReader:
+    """`label_value` for one source: a value its label_map or (via `names`) the registry names is a label,
+    even one that usually means "no label". Shared by the map-style and the streaming path."""
+
+    def __init__(self, source: SourceConfig, names=None):
+        self.mapped = {str(key).strip() for key in source.label_map or {}}
+        self.names = names
+        self.kept: dict[str, bool] = {}
+
+    def keep(self, text: str) -> bool:
+        if text not in self.kept:
+            named = self.names is not None and text.casefold() in NO_LABEL and bool(self.names(text))
+            self.kept[text] = text in self.mapped or named
+        return self.kept[text]
+
+    def __call__(self, value):
+        return label_value(value, self.keep)
+
+
 def source_labels(dataset: Dataset, source: SourceConfig, missing: Counter | None = None, names=None) -> list:
     """Each row's label as `label_value` reads it (ClassLabel ids become their names).
 
@@ -555,14 +573,8 @@ def source_labels(dataset: Dataset, source: SourceConfig, missing: Counter | Non
     feature = dataset.features[source.label_column]
     if isinstance(feature, ClassLabel):
         values = [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
-    # A value the recipe's label_map names is a label, even one that usually means "no label".
-    mapped = {str(key).strip() for key in source.label_map or {}}
-
-    @lru_cache(maxsize=None)
-    def keep(text: str) -> bool:
-        return text in mapped or (names is not None and text.casefold() in NO_LABEL and names(text))
-
-    labels = [label_value(v, keep) for v in values]
+    read = LabelReader(source, names)
+    labels = [read(v) for v in values]
     if missing is not None:
         missing.update(_written(v) for v, label in zip(values, labels) if label is None)
     bad = next((v for v in labels if isinstance(v, (list, dict, bytes))), None)

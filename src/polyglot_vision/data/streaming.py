@@ -20,8 +20,8 @@ from datasets import ClassLabel, Features, Image, IterableDataset, Value, interl
 from ..errors import UserError
 from ..images import check_batch
 from ..labels import LabelSpace, align_sources
-from .sources import SPLITS, DataArguments, SourceConfig, label_value, load_source, source_base_dir
-from .unify import unified_features
+from .sources import SPLITS, DataArguments, LabelReader, SourceConfig, load_source, source_base_dir
+from .unify import _names, unified_features
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +29,13 @@ logger = logging.getLogger(__name__)
 STREAM_ALIGN_PEEK = 10_000
 
 
-def _stream_labels(stream, source: SourceConfig) -> tuple[list, dict]:
+def _stream_labels(stream, source: SourceConfig, read: LabelReader) -> tuple[list, dict]:
     """(labels seen at the head of the stream, how to read a raw value as the community wrote it)."""
     feature = (stream.features or {}).get(source.label_column)
     if isinstance(feature, ClassLabel):
         return list(feature.names), {"names": feature.names}
     head = stream.select_columns([source.label_column]).take(STREAM_ALIGN_PEEK)
-    return [label_value(row[source.label_column]) for row in head], {}
+    return [read(row[source.label_column]) for row in head], {}
 
 
 class LateLabels:
@@ -84,11 +84,13 @@ class LateLabels:
         return self.index[match.concept]
 
 
-def _stream_rows(batch: dict, *, source: SourceConfig, concept_of, names, base_dir, bounds, on_bad_image) -> dict:
+def _stream_rows(
+    batch: dict, *, source: SourceConfig, read: LabelReader, concept_of, names, base_dir, bounds, on_bad_image
+) -> dict:
     labels = batch[source.label_column]
     if names is not None:
         labels = [names[v] if v is not None and v >= 0 else None for v in labels]
-    labels = [label_value(v) if v is not None else None for v in labels]
+    labels = [read(v) if v is not None else None for v in labels]
     checked = check_batch(batch[source.image_column], base_dir=base_dir)
     if on_bad_image == "error":
         _refuse_bad_rows(source, labels, checked)
@@ -155,7 +157,13 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
         if source.own_splits:
             raise UserError(f"source '{source.name}': with `streaming: true`, give `split` as one name")
         streams[source.name] = load_source(source, source.split, streaming=True)
-    heads = {source.name: _stream_labels(streams[source.name], source) for source in data_args.sources}
+    readers = {
+        source.name: LabelReader(source, partial(_names, label_space=label_space, language=source.language))
+        for source in data_args.sources
+    }
+    heads = {
+        source.name: _stream_labels(streams[source.name], source, readers[source.name]) for source in data_args.sources
+    }
     counts = {name: Counter(v for v in labels if v is not None) for name, (labels, _) in heads.items()}
     if data_args.image_votes and not data_args.alignment_file:
         logger.info(
@@ -182,6 +190,7 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
         rows = partial(
             _stream_rows,
             source=source,
+            read=readers[source.name],
             concept_of=LateLabels(source, data_args, label_space, concept_of),
             names=how.get("names"),
             base_dir=source_base_dir(source),
