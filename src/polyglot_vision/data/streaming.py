@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..images import check_batch
 from ..labels import LabelSpace, align_sources
 from .sources import SPLITS, DataArguments, LabelReader, SourceConfig, load_source, source_base_dir
-from .unify import _names, unified_features
+from .unify import named_in_registry, unified_features
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
             raise UserError(f"source '{source.name}': with `streaming: true`, give `split` as one name")
         streams[source.name] = load_source(source, source.split, streaming=True)
     readers = {
-        source.name: LabelReader(source, partial(_names, label_space=label_space, language=source.language))
+        source.name: LabelReader(source, partial(named_in_registry, label_space=label_space, language=source.language))
         for source in data_args.sources
     }
     heads = {

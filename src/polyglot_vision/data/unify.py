@@ -224,7 +224,7 @@ def _image_voter(loaded: dict, raw: dict, data_args: DataArguments, vote):
     return voter
 
 
-def _names(text: str, *, label_space: LabelSpace, language: str) -> bool:
+def named_in_registry(text: str, *, label_space: LabelSpace, language: str) -> bool:
     """Whether the registry names `text` in `language` (German "null" is zero, not a missing label)."""
     return label_space.resolve(text, language) is not None
 
@@ -249,7 +249,7 @@ def load_and_align(
     missing = {} if missing is None else missing
     raw = {}
     for source in data_args.sources:
-        named = partial(_names, label_space=label_space, language=source.language)
+        named = partial(named_in_registry, label_space=label_space, language=source.language)
         counter = missing.setdefault(source.name, Counter())
         raw[source.name] = {
             role: source_labels(part, source, counter, named) for role, part in loaded[source.name].items()
