@@ -645,7 +645,7 @@ def read_inputs(source: SourceConfig, streaming: bool = False) -> list[str]:
     folders: dict[str, str | None] = {}  # folder -> one of its listed files that exists
     for split in list(whole.own_splits.values()) or [None]:
         part = load_source(whole, split, streaming=streaming)
-        if isinstance(part.features.get(source.image_column), Image):
+        if isinstance((part.features or {}).get(source.image_column), Image):
             part = part.cast_column(source.image_column, Image(decode=False))
         if streaming:
             values = (row[source.image_column] for row in part.select_columns([source.image_column]))
