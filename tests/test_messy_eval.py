@@ -506,6 +506,11 @@ def test_class_folders_with_images_at_several_depths_are_not_called_too_few(tmp_
     folder = class_folder(tmp_path / "photos", {"1": 2, "2": 2, "3": 2})
     draw(folder / "3" / "extra" / "nested.png", 99)
     sources = [{"name": "photos", "path": str(folder), "language": "en"}]
-    line = fails(capsys, ["prepare", recipe(tmp_path, sources), "--output", tmp_path / "ds"], "photos")
+    line = fails(capsys, ["prepare", recipe(tmp_path, sources), "--output", tmp_path / "ds"], "photos", "3/extra")
     assert "at least two class sub-folders" not in line
-    assert "3/extra/nested.png" in line or "nested" in line
+    # An image beside the class folders rather than below one: named, with where it lies.
+    (folder / "3" / "extra" / "nested.png").unlink()
+    (folder / "3" / "extra").rmdir()
+    draw(folder / "stray.png", 98)
+    line = fails(capsys, ["prepare", recipe(tmp_path, sources), "--output", tmp_path / "ds"], "photos", "stray.png")
+    assert "at least two class sub-folders" not in line
