@@ -7,6 +7,8 @@ console, `metrics.json` and the model card can say what the numbers do not cover
 
 from __future__ import annotations
 
+from ..errors import printable
+
 COVERAGE_COLUMNS = ("language", "script", "concept", "source")
 # More names than this on one console line are counted, not listed.
 SHOWN_PER_COLUMN = 12
@@ -55,7 +57,7 @@ def format_not_evaluated(missing: dict[str, list[str]], split: str = "test") -> 
         return ""
     parts = []
     for column, values in missing.items():
-        shown = ", ".join(values[:SHOWN_PER_COLUMN])
+        shown = ", ".join(printable(v, 100) for v in values[:SHOWN_PER_COLUMN])
         more = len(values) - SHOWN_PER_COLUMN
         parts.append(f"{column}: {shown}" + (f" and {more} more" if more > 0 else ""))
     return f"not evaluated (no {split} image): " + "; ".join(parts)
