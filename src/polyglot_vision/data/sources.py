@@ -15,7 +15,6 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -409,6 +408,27 @@ def _open(source: SourceConfig, split: str, streaming: bool):
     return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
 
 
+def _why_no_class_label(source: SourceConfig) -> str:
+    """Why `datasets` read an image folder without labels: too few class folders, or images at several depths."""
+    path = Path(source.path).expanduser()
+    if not path.is_dir():
+        return ""
+    classes = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(classes) < 2:
+        return "; an image folder needs at least two class sub-folders"
+    depths = {}
+    for file in path.rglob("*"):
+        if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+            depths.setdefault(len(file.relative_to(path).parts), file.relative_to(path).as_posix())
+    if len(depths) > 1:
+        shown = " and ".join(depths[d] for d in sorted(depths)[:2])
+        return (
+            f"; its {len(classes)} class sub-folders hold images at different depths (e.g. {shown}), so no label "
+            "is read: keep every image directly inside its class folder"
+        )
+    return ""
+
+
 def source_base_dir(source: SourceConfig) -> str | None:
     """Folder that relative image paths in a manifest are read from: the manifest's own."""
     path = Path(source.path).expanduser()
@@ -447,8 +467,7 @@ def load_source(source: SourceConfig, split: str | None = None, streaming: bool 
             if column not in columns:
                 raise UserError(
                     f"source '{source.name}': {role} column '{column}' not found in {source.path} "
-                    f"(columns: {', '.join(columns)})"
-                    + ("; an image folder needs at least two class sub-folders" if columns == ["image"] else "")
+                    f"(columns: {', '.join(columns)})" + (_why_no_class_label(source) if columns == ["image"] else "")
                 )
     feature = (dataset.features or {}).get(source.image_column)
     if (
@@ -524,6 +543,25 @@ def _written(value) -> str:
     return repr(value.strip() if isinstance(value, str) else value)
 
 
+class LabelReader:
+    """`label_value` for one source: a value its label_map or (via `names`) the registry names is a label,
+    even one that usually means "no label". Shared by the map-style and the streaming path."""
+
+    def __init__(self, source: SourceConfig, names=None):
+        self.mapped = {str(key).strip() for key in source.label_map or {}}
+        self.names = names
+        self.kept: dict[str, bool] = {}
+
+    def keep(self, text: str) -> bool:
+        if text not in self.kept:
+            named = self.names is not None and text.casefold() in NO_LABEL and bool(self.names(text))
+            self.kept[text] = text in self.mapped or named
+        return self.kept[text]
+
+    def __call__(self, value):
+        return label_value(value, self.keep)
+
+
 def source_labels(dataset: Dataset, source: SourceConfig, missing: Counter | None = None, names=None) -> list:
     """Each row's label as `label_value` reads it (ClassLabel ids become their names).
 
@@ -535,14 +573,8 @@ def source_labels(dataset: Dataset, source: SourceConfig, missing: Counter | Non
     feature = dataset.features[source.label_column]
     if isinstance(feature, ClassLabel):
         values = [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
-    # A value the recipe's label_map names is a label, even one that usually means "no label".
-    mapped = {str(key).strip() for key in source.label_map or {}}
-
-    @lru_cache(maxsize=None)
-    def keep(text: str) -> bool:
-        return text in mapped or (names is not None and text.casefold() in NO_LABEL and names(text))
-
-    labels = [label_value(v, keep) for v in values]
+    read = LabelReader(source, names)
+    labels = [read(v) for v in values]
     if missing is not None:
         missing.update(_written(v) for v, label in zip(values, labels) if label is None)
     bad = next((v for v in labels if isinstance(v, (list, dict, bytes))), None)
@@ -613,7 +645,7 @@ def read_inputs(source: SourceConfig, streaming: bool = False) -> list[str]:
     folders: dict[str, str | None] = {}  # folder -> one of its listed files that exists
     for split in list(whole.own_splits.values()) or [None]:
         part = load_source(whole, split, streaming=streaming)
-        if isinstance(part.features.get(source.image_column), Image):
+        if isinstance((part.features or {}).get(source.image_column), Image):
             part = part.cast_column(source.image_column, Image(decode=False))
         if streaming:
             values = (row[source.image_column] for row in part.select_columns([source.image_column]))

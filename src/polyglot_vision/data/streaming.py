@@ -9,6 +9,7 @@ stratification, and duplicates are dropped per split and pass.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from functools import partial
@@ -19,8 +20,8 @@ from datasets import ClassLabel, Features, Image, IterableDataset, Value, interl
 from ..errors import UserError
 from ..images import check_batch
 from ..labels import LabelSpace, align_sources
-from .sources import SPLITS, DataArguments, SourceConfig, label_value, load_source, source_base_dir
-from .unify import unified_features
+from .sources import SPLITS, DataArguments, LabelReader, SourceConfig, load_source, source_base_dir
+from .unify import named_in_registry, unified_features
 
 logger = logging.getLogger(__name__)
 
@@ -28,22 +29,73 @@ logger = logging.getLogger(__name__)
 STREAM_ALIGN_PEEK = 10_000
 
 
-def _stream_labels(stream, source: SourceConfig) -> tuple[list, dict]:
+def _stream_labels(stream, source: SourceConfig, read: LabelReader) -> tuple[list, dict]:
     """(labels seen at the head of the stream, how to read a raw value as the community wrote it)."""
     feature = (stream.features or {}).get(source.label_column)
     if isinstance(feature, ClassLabel):
         return list(feature.names), {"names": feature.names}
     head = stream.select_columns([source.label_column]).take(STREAM_ALIGN_PEEK)
-    return [label_value(row[source.label_column]) for row in head], {}
+    return [read(row[source.label_column]) for row in head], {}
 
 
-def _stream_rows(batch: dict, *, source: SourceConfig, concept_of: dict, names, base_dir, bounds) -> dict:
+class LateLabels:
+    """A source's labels first met after the head of its stream was aligned.
+
+    Each is aligned as the head's labels were (`align_sources`, for this source alone) and
+    under the same `unmapped_labels` policy: `error` stops the run in one line naming it,
+    `drop` leaves its images out with a warning. `keep` cannot add a class once the model
+    is built, so a new label under `keep` is one line as well.
+    """
+
+    def __init__(self, source: SourceConfig, data_args: DataArguments, label_space: LabelSpace, concept_of: dict):
+        self.source, self.label_space = source, label_space
+        self.data_args = copy.copy(data_args)
+        self.data_args.sources = [source]
+        self.concept_of = dict(concept_of)  # label -> concept index, or -1 for a label decided as left out
+        self.index = {cid: i for i, cid in enumerate(label_space.ids)}
+
+    def __call__(self, label) -> int:
+        concept = self.concept_of.get(label)
+        if concept is None:
+            concept = self.concept_of[label] = self._align(label)
+        return concept
+
+    def _align(self, label) -> int:
+        known = len(self.label_space.ids)
+        alignment = align_sources({self.source.name: Counter({label: 1})}, self.data_args, self.label_space)
+        match = alignment[self.source.name].matches.get(label)
+        if len(self.label_space.ids) != known or (match is not None and match.concept not in self.index):
+            raise UserError(
+                f"source '{self.source.name}': label {label!r}, first met after the first {STREAM_ALIGN_PEEK} "
+                "rows of the stream, is no concept of the registry; `unmapped_labels: keep` cannot add a class "
+                "to a model already built: add it to the registry or the source's label_map, or set "
+                "`unmapped_labels: drop`"
+            )
+        if match is None:
+            logger.warning(
+                "source %s: label %r, first met after the first %d rows of the stream, is left out (%s)",
+                self.source.name,
+                label,
+                STREAM_ALIGN_PEEK,
+                f"unmapped_labels: {self.data_args.unmapped_labels}",
+            )
+            return -1
+        logger.info("source %s: label %r, first met late in the stream, is %s", self.source.name, label, match.concept)
+        return self.index[match.concept]
+
+
+def _stream_rows(
+    batch: dict, *, source: SourceConfig, read: LabelReader, concept_of, names, base_dir, bounds, on_bad_image
+) -> dict:
     labels = batch[source.label_column]
     if names is not None:
         labels = [names[v] if v is not None and v >= 0 else None for v in labels]
+    labels = [read(v) if v is not None else None for v in labels]
     checked = check_batch(batch[source.image_column], base_dir=base_dir)
+    if on_bad_image == "error":
+        _refuse_bad_rows(source, labels, checked)
     n = len(labels)
-    concepts = [concept_of.get(label_value(v), -1) if v is not None else -1 for v in labels]
+    concepts = [concept_of(v) if v is not None else -1 for v in labels]
     # A stable split from the content hash: copies of one image always fall in the same split.
     splits = [None if h is None else _hash_split(h, bounds) for h in checked["_hash"]]
     return {
@@ -56,6 +108,23 @@ def _stream_rows(batch: dict, *, source: SourceConfig, concept_of: dict, names, 
         "_problem": checked["_problem"],
         "_split": splits,
     }
+
+
+def _refuse_bad_rows(source: SourceConfig, labels: list, checked: dict) -> None:
+    """`on_bad_image: error`, as `unify` applies it: a bad image or a row without a label stops the run."""
+    problems = checked["_problem"]
+    bad = [i for i, problem in enumerate(problems) if problem is not None]
+    if bad:
+        first = bad[0]
+        raise UserError(
+            f"source '{source.name}': image {checked['_file'][first] or 'in the stream'}: {problems[first]} "
+            "(met while streaming); set `on_bad_image: skip` to leave such images out"
+        )
+    if any(label is None for label in labels):
+        raise UserError(
+            f"source '{source.name}': an image without a label in column '{source.label_column}' met while "
+            "streaming; set `on_bad_image: skip` to leave such images out"
+        )
 
 
 def _hash_split(digest: str, bounds: tuple[float, float]) -> str:
@@ -80,14 +149,21 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
     content hash (so a copy never crosses splits), not from stratification, which needs
     the whole set; bad images are skipped and duplicates dropped as they stream by.
     Labels are aligned from a ClassLabel's names or the first labels of a stream; a label
-    first met later, after alignment, is left out.
+    first met later is aligned when it comes, under the same `unmapped_labels` policy
+    (`LateLabels`). `on_bad_image: error` stops at the first bad image or unlabelled row.
     """
     streams = {}
     for source in data_args.sources:
         if source.own_splits:
             raise UserError(f"source '{source.name}': with `streaming: true`, give `split` as one name")
         streams[source.name] = load_source(source, source.split, streaming=True)
-    heads = {source.name: _stream_labels(streams[source.name], source) for source in data_args.sources}
+    readers = {
+        source.name: LabelReader(source, partial(named_in_registry, label_space=label_space, language=source.language))
+        for source in data_args.sources
+    }
+    heads = {
+        source.name: _stream_labels(streams[source.name], source, readers[source.name]) for source in data_args.sources
+    }
     counts = {name: Counter(v for v in labels if v is not None) for name, (labels, _) in heads.items()}
     if data_args.image_votes and not data_args.alignment_file:
         logger.info(
@@ -109,15 +185,17 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
     index = {cid: i for i, cid in enumerate(label_space.ids)}
     mapped = []
     for source in data_args.sources:
-        concept_of = {label: index[m.concept] for label, m in alignments[source.name].matches.items() if m}
+        concept_of = {label: index[m.concept] if m else -1 for label, m in alignments[source.name].matches.items()}
         _, how = heads[source.name]
         rows = partial(
             _stream_rows,
             source=source,
-            concept_of=concept_of,
+            read=readers[source.name],
+            concept_of=LateLabels(source, data_args, label_space, concept_of),
             names=how.get("names"),
             base_dir=source_base_dir(source),
             bounds=bounds,
+            on_bad_image=data_args.on_bad_image,
         )
         stream = streams[source.name]
         if isinstance((stream.features or {}).get(source.image_column), Image):

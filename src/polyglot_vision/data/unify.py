@@ -224,7 +224,7 @@ def _image_voter(loaded: dict, raw: dict, data_args: DataArguments, vote):
     return voter
 
 
-def _names(text: str, *, label_space: LabelSpace, language: str) -> bool:
+def named_in_registry(text: str, *, label_space: LabelSpace, language: str) -> bool:
     """Whether the registry names `text` in `language` (German "null" is zero, not a missing label)."""
     return label_space.resolve(text, language) is not None
 
@@ -249,7 +249,7 @@ def load_and_align(
     missing = {} if missing is None else missing
     raw = {}
     for source in data_args.sources:
-        named = partial(_names, label_space=label_space, language=source.language)
+        named = partial(named_in_registry, label_space=label_space, language=source.language)
         counter = missing.setdefault(source.name, Counter())
         raw[source.name] = {
             role: source_labels(part, source, counter, named) for role, part in loaded[source.name].items()
@@ -307,6 +307,7 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
             "unlabelled": 0,
             "dropped_labels": 0,
             "duplicates": 0,
+            "conflicts": 0,
             "kept": 0,
             "bad_examples": [],
             "unlabelled_as": dict(missing.get(source.name, {})),
@@ -376,10 +377,12 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
 
     kept, duplicates = deduplicate(pieces, label_space.ids, data_args.on_label_conflict, data_args.deduplicate)
     parts = defaultdict(list)
+    for name, row in duplicates.pop("by_source").items():
+        stats[name]["duplicates"] = row["duplicates"]
+        stats[name]["conflicts"] = row["conflicts"]
     for source, role, dataset in pieces:
         selection = kept[id(dataset)]
         if len(selection) != len(dataset):
-            stats[source.name]["duplicates"] += len(dataset) - len(selection)
             dataset = select(dataset, selection)
         stats[source.name]["kept"] += len(dataset)
         parts[role].append((source, dataset))
@@ -395,7 +398,8 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
 
 def format_counts(report: dict) -> str:
     """Per source, what became of its images: a table for the console (the report has the details)."""
-    header = ("source", "read", "unlabelled", "unmapped", "bad", "duplicates", "kept")
+    conflicts = any(row.get("conflicts") for row in report["sources"].values())
+    header = ("source", "read", "unlabelled", "unmapped", "bad", "duplicates", *(("conflicts",) * conflicts), "kept")
     rows = [
         (
             name,
@@ -404,6 +408,7 @@ def format_counts(report: dict) -> str:
             row["dropped_labels"],
             row["bad_images"],
             row["duplicates"],
+            *((row.get("conflicts", 0),) * conflicts),
             row["kept"],
         )
         for name, row in report["sources"].items()
@@ -447,6 +452,8 @@ def deduplicate(pieces: list, names: list[str], conflicts: str = "error", remove
     prefer = conflicts.split(":", 1)[1].strip() if conflicts.startswith("prefer:") else None
     kept: dict[int, list[int]] = {id(piece[2]): [] for piece in pieces}
     counts = Counter(within_source=0, across_sources=0, across_splits=0, label_conflicts=0, conflict_images_dropped=0)
+    # Per source: copies removed as duplicates, and copies left out by a label conflict; one count each.
+    by_source = {piece[0].name: Counter(duplicates=0, conflicts=0) for piece in pieces}
     unsettled = []
     for group in copies.values():
         if len({label for _, _, label, _ in group}) == 1:
@@ -454,12 +461,15 @@ def deduplicate(pieces: list, names: list[str], conflicts: str = "error", remove
             for other in group[len(chosen) :]:
                 counts["within_source" if pieces[other[0]][0] is pieces[group[0][0]][0] else "across_sources"] += 1
                 counts["across_splits"] += pieces[other[0]][1] != pieces[group[0][0]][1]
+                by_source[pieces[other[0]][0].name]["duplicates"] += 1
         else:
             counts["label_conflicts"] += 1
             chosen = [c for c in group if pieces[c[0]][0].name == prefer][:1] if prefer else []
             if conflicts == "error" or (prefer and not chosen):
                 unsettled.append(group)
             counts["conflict_images_dropped"] += len(group) - len(chosen)
+            for left_out in (c for c in group if c not in chosen):
+                by_source[pieces[left_out[0]][0].name]["conflicts"] += 1
         for i, row, _, _ in chosen:
             kept[id(pieces[i][2])].append(row)
     if unsettled:
@@ -475,7 +485,7 @@ def deduplicate(pieces: list, names: list[str], conflicts: str = "error", remove
     for rows in kept.values():
         rows.sort()
     counts["removed"] = counts["within_source"] + counts["across_sources"]
-    return kept, dict(counts)
+    return kept, {**counts, "by_source": {name: dict(row) for name, row in by_source.items()}}
 
 
 def _assemble(parts: dict, data_args: DataArguments, label_space: LabelSpace) -> DatasetDict:

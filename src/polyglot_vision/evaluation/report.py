@@ -20,6 +20,7 @@ from ..labels import LabelSpace, script_name
 from ..modeling import concept_ids
 from ..outputs import atomic_directory, check_output_dir, write_json, write_text
 from ..rendering import annotate, group_table, markdown_table, percent, pyplot, save_figure
+from .coverage import not_evaluated
 from .predict import metrics_from_probabilities, predict_proba_dataset
 
 PLOTS = {
@@ -197,6 +198,9 @@ def render_markdown(metrics: dict, split: str, model: str, recipe: str | None, e
         "",
         *summary_lines(metrics),
     ]
+    if metrics.get("not_evaluated"):
+        named = "; ".join(f"{column} {', '.join(values)}" for column, values in metrics["not_evaluated"].items())
+        lines += ["", f"**Not evaluated: {named}** (no image of them in the {split} split)."]
     if metrics.get("top_confusions"):
         rows = [
             (row["true"], row["predicted"], row["count"], ", ".join(f"{s} ({n})" for s, n in row["scripts"].items()))
@@ -234,9 +238,15 @@ def write_report(
     model: str = "",
     recipe: str | None = None,
     overwrite: bool = False,
+    other_splits=(),
+    sources=(),
 ) -> tuple[dict, Path]:
-    """Metrics, report.md and plots for `probabilities` predicted on `split_dataset` (with its image column)."""
+    """Metrics, report.md and plots for `probabilities` predicted on `split_dataset` (with its image column).
+
+    `metrics["not_evaluated"]` names what `other_splits` and `labels` hold but `split_dataset` has no image of.
+    """
     metrics = metrics_from_probabilities(probabilities, split_dataset, labels)
+    metrics["not_evaluated"] = not_evaluated(split_dataset, other_splits, labels, sources)
     references = np.asarray([int(v) for v in split_dataset["label"]])
     predictions = probabilities.argmax(axis=-1)
     columns = {column: list(split_dataset[column]) for column in GROUP_COLUMNS}
@@ -305,10 +315,20 @@ def evaluate_model(
     if split not in dataset:
         raise UserError(f"--split {split}: choose from {', '.join(dataset)} or all")
     part = dataset[split]
+    others = [other for name, other in dataset.items() if name != split]
     if not len(part):
         raise UserError(f"--split {split}: the recipe's {split} split is empty; choose another split (or all)")
     cached = cache_pixels(DatasetDict({split: part}), processor)[split]
     probabilities = predict_proba_dataset(model, PixelNormalizer.from_processor(processor), cached)
     return write_report(
-        probabilities, part, labels, out, split=split, model=model_name, recipe=recipe.path, overwrite=overwrite
+        probabilities,
+        part,
+        labels,
+        out,
+        split=split,
+        model=model_name,
+        recipe=recipe.path,
+        overwrite=overwrite,
+        other_splits=others,
+        sources=recipe.data.sources,
     )

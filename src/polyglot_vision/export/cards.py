@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_LICENSE = "apache-2.0"
 CARD_TAGS = ["image-classification", "vision", "multilingual", "polyglot-vision"]
 CONFUSION_PNG = "confusion_matrix.png"
+CARD_NAMES_SHOWN = 40  # names per column in the card's "not evaluated" line (metrics.json lists them all)
 
 
 # ---- the model card ---------------------------------------------------------------------------
@@ -70,6 +71,34 @@ def known_limits(metrics: dict, label_space, language: str, k: int = 5) -> list[
             + "."
         )
     return lines or ["- No confusions were measured on a test split when this card was written."]
+
+
+def coverage_lines(metrics: dict) -> list[str]:
+    """What the test numbers do not cover, and how the scores were calibrated: sentences for the card."""
+    lines = []
+    missing = metrics.get("not_evaluated") or {}
+    if missing:
+        named = "; ".join(
+            f"{column} {', '.join(values[:CARD_NAMES_SHOWN])}"
+            + (f" and {len(values) - CARD_NAMES_SHOWN} more" if len(values) > CARD_NAMES_SHOWN else "")
+            for column, values in missing.items()
+        )
+        lines += [
+            f"- **not evaluated: {named}** — the test split has no image of these, so the numbers above say "
+            "nothing about them."
+        ]
+    calibration = metrics.get("calibration") or {}
+    if calibration.get("fitted"):
+        lines.append(
+            f"- Scores are calibrated: softmax temperature {calibration['temperature']:.3f}, fitted on "
+            f"{calibration['images']} validation images and folded into the head."
+        )
+    elif calibration:
+        lines.append(
+            f"- **Scores are not calibrated**: calibration was skipped ({calibration.get('reason')}); "
+            "the softmax temperature is 1.0, as trained."
+        )
+    return lines
 
 
 def _recipe_yaml(recipe) -> str:
@@ -143,6 +172,9 @@ def render_card(recipe, label_space, metrics: dict, model_name: str, confusion_p
         if metrics.get("accuracy") is not None
         else ["No test metrics were measured."]
     )
+    coverage = coverage_lines(metrics)
+    if coverage:
+        lines += ["", "### Coverage and calibration", "", *coverage]
     if confusion_png:
         lines += ["", "### Confusion matrix", "", f"![Confusion matrix on the test split]({confusion_png})"]
     lines += [

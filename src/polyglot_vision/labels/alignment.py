@@ -517,11 +517,14 @@ def render_markdown(report: dict) -> str:
         "",
         "## Images per source",
         "",
-        "| source | read | bad images skipped | duplicates removed | kept |",
-        "|---|---:|---:|---:|---:|",
+        "| source | read | bad images skipped | duplicates removed | label conflicts left out | kept |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, row in report["sources"].items():
-        lines.append(f"| {name} | {row['read']} | {row['bad_images']} | {row['duplicates']} | {row['kept']} |")
+        lines.append(
+            f"| {name} | {row['read']} | {row['bad_images']} | {row['duplicates']} | {row.get('conflicts', 0)} "
+            f"| {row['kept']} |"
+        )
     bad = {kind: n for row in report["sources"].values() for kind, n in row["bad_by_kind"].items()}
     if bad:
         lines += ["", "## Bad images", "", "| source | problem | images |", "|---|---|---:|"]
@@ -538,7 +541,8 @@ def render_markdown(report: dict) -> str:
         f"Identical images found: {dup['removed']} extra copies removed "
         f"({dup['within_source']} within a source, {dup['across_sources']} across sources; "
         f"{dup['across_splits']} of them sat in another split than the copy kept, so none leaks into test); "
-        f"{dup['label_conflicts']} copies carried a different concept than the copy kept.",
+        f"{dup['label_conflicts']} image(s) carried different concepts in different places "
+        f"({dup['conflict_images_dropped']} copies of them left out).",
         "",
     ]
     lines += [

@@ -201,6 +201,26 @@ def _count_file(name: str, path: Path) -> int:
     return sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
 
 
+def check_model_folder(model: str | Path, what: str = "model") -> None:
+    """One line for a local folder that holds only the checkpoints of a run stopped before its export.
+
+    transformers would say it lacks a `model_type` key, which points at the wrong remedy.
+    """
+    folder = Path(str(model)).expanduser()
+    if not folder.is_dir() or (folder / "config.json").is_file():
+        return
+    found = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.rpartition("-")[2].isdigit()),
+        key=lambda p: int(p.name.rpartition("-")[2]),
+    )
+    if found:
+        raise UserError(
+            f"{what} {model}: holds only checkpoints ({', '.join(p.name for p in found[-3:])}), no exported model: "
+            f"the run stopped before its export; resume training (resume_from_checkpoint: auto) or pass a "
+            f"checkpoint-N folder such as {found[-1]}"
+        )
+
+
 def check_model_source(name: str, revision: str | None = None, classifier: bool = True) -> None:
     """Refuse, in one line, a model folder or Hub id that asks for custom code or declares sizes it cannot hold.
 
@@ -208,6 +228,7 @@ def check_model_source(name: str, revision: str | None = None, classifier: bool 
     `evaluate` and the demo need; a checkpoint to fine-tune may lack its labels (it gets a new head).
     """
     name = str(name)
+    check_model_folder(name)
     try:
         settings, _ = PretrainedConfig.get_config_dict(name, revision=revision)
         processor, _ = ImageProcessingMixin.get_image_processor_dict(name, revision=revision)

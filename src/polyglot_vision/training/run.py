@@ -7,8 +7,8 @@ same Trainer assembly (`build_trainer`) with streamed splits.
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from datasets import Dataset, DatasetDict, IterableDataset
 from transformers import EarlyStoppingCallback, set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import (
     PixelBatches,
@@ -31,8 +31,7 @@ from ..data import (
     streaming_splits,
     unify,
 )
-from ..errors import UserError
-from ..evaluation import evaluate_dataset, format_table, predict_logits_dataset
+from ..evaluation import evaluate_dataset, format_not_evaluated, format_table, not_evaluated, predict_logits_dataset
 from ..export import push_model, write_model_card
 from ..labels import LabelSpace
 from ..modeling import (
@@ -40,13 +39,21 @@ from ..modeling import (
     build_model,
     check_checkpoint,
     concept_fold,
+    concept_ids,
     fit_temperature,
     fold_temperature,
     freeze_backbone,
     is_joint,
 )
-from ..outputs import check_output_dir, claim, publish, remove_stale_siblings, write_json
+from ..outputs import check_output_dir, claim, machine_faults, publish, remove_stale_siblings, write_json
 from .augment import BatchPreprocessor
+from .checkpoints import (
+    RecordSettings,
+    check_explicit_checkpoint,
+    last_whole_checkpoint,
+    resume_point,
+    training_settings,
+)
 from .recipe import Recipe
 from .trainer import PolyglotTrainer, compute_metrics_for
 
@@ -83,10 +90,33 @@ def language_scripts(dataset) -> dict[str, str]:
     return {language: max(by_script, key=by_script.get) for language, by_script in counts.items()}
 
 
-def calibrate(model, preprocessor, split, batch_size: int) -> float | None:
-    """Fit the softmax temperature on `split` (the validation split) and fold it into the head; returns T."""
-    if split is None or not len(split):
-        return None
+# The softmax temperature is one number fitted by likelihood: on a few validation images it
+# follows which of them happen to be right (3 images gave 0.48, much sharper scores) rather
+# than the model. Below these counts the scores are left as trained (temperature 1.0).
+MIN_CALIBRATION_IMAGES = 50
+MIN_CALIBRATION_CONCEPTS = 2
+
+
+def calibration_problem(split) -> str | None:
+    """Why `split` is too small to fit a temperature on, or None."""
+    n = len(split) if split is not None else 0
+    if n < MIN_CALIBRATION_IMAGES:
+        return f"only {n} validation image(s), fewer than {MIN_CALIBRATION_IMAGES}"
+    concepts = len(set(split.with_format(None)["label"]))
+    if concepts < MIN_CALIBRATION_CONCEPTS:
+        return f"the {n} validation images show {concepts} concept(s), fewer than {MIN_CALIBRATION_CONCEPTS}"
+    return None
+
+
+def calibrate(model, preprocessor, split, batch_size: int) -> dict:
+    """Fit the softmax temperature on `split` (the validation split) and fold it into the head.
+
+    Returns what was done: {"fitted", "temperature", "images"} and, when skipped, "reason".
+    """
+    n = len(split) if split is not None else 0
+    problem = calibration_problem(split)
+    if problem is not None:
+        return {"fitted": False, "temperature": 1.0, "images": n, "reason": problem}
     labels = (
         joint_label_ids(split, model.config)
         if is_joint(model.config)
@@ -95,8 +125,8 @@ def calibrate(model, preprocessor, split, batch_size: int) -> float | None:
     logits = predict_logits_dataset(model, preprocessor, split, batch_size)
     temperature = fit_temperature(logits, torch.as_tensor(labels))
     fold_temperature(model, temperature)
-    logger.info("temperature fitted on %d validation images: %.3f (folded into the head)", len(split), temperature)
-    return temperature
+    logger.info("temperature fitted on %d validation images: %.3f (folded into the head)", n, temperature)
+    return {"fitted": True, "temperature": float(temperature), "images": n}
 
 
 def joint_label_ids(part, config) -> np.ndarray:
@@ -116,32 +146,25 @@ def pixel_batches(part, config) -> PixelBatches:
 
 
 def resolve_checkpoint(args) -> str | None:
-    """`resume_from_checkpoint: auto` -> the last checkpoint-N in output_dir, or None (start fresh)."""
+    """`resume_from_checkpoint: auto` -> the last whole checkpoint-N in output_dir, or None (start fresh)."""
     checkpoint = args.resume_from_checkpoint
     if checkpoint is None or checkpoint is False:
         return None
     if str(checkpoint).strip().lower() != "auto":
-        if not os.path.isfile(os.path.join(str(checkpoint), "trainer_state.json")):
-            raise UserError(
-                f"resume_from_checkpoint {checkpoint}: no complete checkpoint there "
-                "(a checkpoint-N folder with trainer_state.json), or use `auto`"
-            )
-        return checkpoint
-    last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
-    if last is not None and not os.path.isfile(os.path.join(last, "trainer_state.json")):
-        # A run killed while saving leaves a checkpoint without trainer_state.json (the
-        # Trainer writes it last): take the newest complete one; the resumed run overwrites it.
-        logger.warning("checkpoint %s is incomplete; looking for an earlier one", last)
-        complete = [
-            path
-            for path in Path(args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")
-            if path.name.rpartition("-")[2].isdigit() and (path / "trainer_state.json").is_file()
-        ]
-        last = str(max(complete, key=lambda path: int(path.name.rpartition("-")[2]))) if complete else None
+        return check_explicit_checkpoint(str(checkpoint))
+    last = last_whole_checkpoint(args.output_dir)
     logger.info(
         "resume_from_checkpoint auto: %s", f"resuming from {last}" if last else "no checkpoint, starting fresh"
     )
-    return last
+    return str(last) if last else None
+
+
+def finished_metrics(output_dir: Path) -> dict:
+    """The test metrics a finished run left in its folder (empty when it has none)."""
+    try:
+        return json.loads((output_dir / "metrics.json").read_text(encoding="utf-8")).get("test") or {}
+    except (OSError, ValueError):
+        return {}
 
 
 def end_distributed() -> None:
@@ -216,7 +239,9 @@ def train(recipe: Recipe) -> dict:
         sources=read_paths(recipe.data),
         what="output_dir",
     )
-    checkpoint = resolve_checkpoint(args)
+    done, checkpoint = resume_point(recipe, resolve_checkpoint(args))
+    if done:
+        return finished_metrics(output_dir)
     check_checkpoint(recipe.model)  # a hostile or oversized checkpoint stops before any data is prepared
     set_seed(args.seed)
 
@@ -238,14 +263,25 @@ def train(recipe: Recipe) -> dict:
 
     # Training loop
     if args.process_index == 0:
-        claim(output_dir)  # checkpoints written while training land in a folder marked as the tool's
+        with machine_faults(output_dir, "output_dir"):
+            claim(output_dir)  # checkpoints written while training land in a folder marked as the tool's
         remove_stale_siblings(output_dir)
     trainer = build_trainer(recipe, model, processor, train_split, eval_split)
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.add_callback(RecordSettings(training_settings(recipe)))
+    with machine_faults(output_dir, "output_dir"):  # checkpoints
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.log_metrics("train", train_result.metrics)
 
     # Test, save the model and write its card
-    return export(trainer, recipe, label_space, test_split, train_result.metrics, calibration_split=eval_split)
+    return export(
+        trainer,
+        recipe,
+        label_space,
+        test_split,
+        train_result.metrics,
+        calibration_split=eval_split,
+        other_splits=[train_split, eval_split] if not recipe.data.streaming else [],
+    )
 
 
 def stream_data(recipe: Recipe) -> tuple[LabelSpace, object, dict]:
@@ -270,48 +306,80 @@ def export(
     test_split=None,
     train_metrics: dict | None = None,
     calibration_split=None,
+    other_splits=(),
 ) -> dict:
     """Calibrate and test the model, and publish its folder whole: weights, processor, metrics, card, push.
 
     The softmax temperature is fitted on `calibration_split` (the validation split) and folded into
     the classifier head before anything is saved, so the scores of the saved model are calibrated
-    wherever it is loaded.
+    wherever it is loaded; too few images leave it at 1.0, said on the console and in the card.
+    What the test split has no image of (languages, scripts, concepts, sources of `other_splits`)
+    is named on the console, in metrics.json (`not_evaluated`) and in the card.
 
     Everything is written into a staging sibling of `output_dir` that replaces it at the
     end, so a run killed while exporting leaves the previous model or the new one, never
-    a mix; the earlier folder's checkpoints move into the new one.
+    a mix; the earlier folder's checkpoints move into the new one. A failed export (a full
+    disk, a read-only folder) removes its staging folder.
     """
     args = recipe.training
     output_dir = Path(args.output_dir)
     staging = output_dir.parent / f".{output_dir.name}.tmp-export"
-    calibrate(trainer.model, trainer.preprocessor, calibration_split, args.per_device_eval_batch_size)
-    trainer.save_model(str(staging))  # on every process: sharded set-ups gather the weights here
-    metrics = {}
-    if trainer.is_world_process_zero():
-        if test_split is not None and len(test_split):
-            metrics = evaluate_dataset(
-                trainer.model, trainer.preprocessor, test_split, args.per_device_eval_batch_size
+    calibration = calibrate(trainer.model, trainer.preprocessor, calibration_split, args.per_device_eval_batch_size)
+    with machine_faults(output_dir, "output_dir", cleanup=[staging] if trainer.is_world_process_zero() else []):
+        trainer.save_model(str(staging))  # on every process: sharded set-ups gather the weights here
+        metrics = {}
+        if trainer.is_world_process_zero():
+            metrics = test_and_publish(
+                trainer, recipe, label_space, staging, test_split, train_metrics, calibration, other_splits
             )
-        results = {**(train_metrics or {})}
-        if metrics:
-            results.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
-            metrics["softmax_temperature"] = float(getattr(trainer.model.config, "softmax_temperature", 1.0) or 1.0)
-        write_json(staging / "train_results.json", train_metrics or {})
-        write_json(staging / "all_results.json", results)
-        write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
-        write_model_card(staging, recipe, label_space, metrics, model_name=args.hub_model_id or output_dir.name)
-        publish(staging, output_dir, carry=CARRIED_ON_EXPORT)
-        if args.push_to_hub:
-            # After the Trainer's own pushes: our card, metrics and plots replace its generated README.
-            url = push_model(
-                output_dir,
-                args.hub_model_id or output_dir.name,
-                private=getattr(args, "hub_private_repo", None),
-                token=args.hub_token,
-            )
-            print(f"Pushed to {url}", flush=True)
-        if metrics:
-            print(format_table(metrics), flush=True)
-        print(f"\nModel saved to {output_dir}", flush=True)
     trainer.accelerator.wait_for_everyone()
+    return metrics
+
+
+def coverage(metrics: dict, calibration: dict, test_split, other_splits, labels: list[str], sources=()) -> dict:
+    """`metrics` with what the test did not cover and how the scores were calibrated, both said on the console."""
+    missing = not_evaluated(test_split, [part for part in other_splits if part is not None], labels, sources)
+    if calibration["fitted"]:
+        print(
+            f"calibration: softmax temperature {calibration['temperature']:.3f} fitted on "
+            f"{calibration['images']} validation images",
+            flush=True,
+        )
+    else:
+        print(f"calibration skipped: {calibration['reason']}; the softmax temperature stays 1.0", flush=True)
+    if missing:
+        print(format_not_evaluated(missing), flush=True)
+    return {**metrics, "not_evaluated": missing, "calibration": calibration}
+
+
+def test_and_publish(trainer, recipe, label_space, staging, test_split, train_metrics, calibration, other_splits):
+    """On the main process: test metrics, results files, the card, the swap into output_dir, the push."""
+    args = recipe.training
+    output_dir = Path(args.output_dir)
+    metrics = {}
+    if test_split is not None and len(test_split):
+        metrics = evaluate_dataset(trainer.model, trainer.preprocessor, test_split, args.per_device_eval_batch_size)
+    results = {**(train_metrics or {})}
+    if metrics:
+        results.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
+        metrics["softmax_temperature"] = float(getattr(trainer.model.config, "softmax_temperature", 1.0) or 1.0)
+    labels = concept_ids(trainer.model.config)
+    metrics = coverage(metrics, calibration, test_split, other_splits, labels, recipe.data.sources)
+    write_json(staging / "train_results.json", train_metrics or {})
+    write_json(staging / "all_results.json", results)
+    write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
+    write_model_card(staging, recipe, label_space, metrics, model_name=args.hub_model_id or output_dir.name)
+    publish(staging, output_dir, carry=CARRIED_ON_EXPORT)
+    if args.push_to_hub:
+        # After the Trainer's own pushes: our card, metrics and plots replace its generated README.
+        url = push_model(
+            output_dir,
+            args.hub_model_id or output_dir.name,
+            private=getattr(args, "hub_private_repo", None),
+            token=args.hub_token,
+        )
+        print(f"Pushed to {url}", flush=True)
+    if metrics.get("accuracy") is not None:
+        print(format_table(metrics), flush=True)
+    print(f"\nModel saved to {output_dir}", flush=True)
     return metrics
