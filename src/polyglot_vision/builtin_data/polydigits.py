@@ -240,11 +240,11 @@ def _ref_height(face: tuple[str, ...], numerals: str) -> float:
     Glyphs are scaled by this font-level height, not by their own bbox, so that a dot (Arabic zero)
     stays a dot and Han 一 stays a thin stroke.
     """
+    # private font objects (the cached ones get their variation axes changed while rendering), one per file
+    fonts = {p: ImageFont.truetype(p, size=_REF_SIZE, layout_engine=ImageFont.Layout.RAQM) for p in set(face)}
     heights = []
     for path, ch in zip(face, DIGITS[numerals]):
-        # a private font object: the cached ones get their variation axes changed while rendering
-        font = ImageFont.truetype(path, size=_REF_SIZE, layout_engine=ImageFont.Layout.RAQM)
-        _, bbox = render_mask(font, ch)
+        _, bbox = render_mask(fonts[path], ch)
         if bbox:
             heights.append(bbox[3] - bbox[1])
     return float(max(heights)) if heights else float(_REF_SIZE)
