@@ -316,7 +316,7 @@ def test_png_round_trip_is_grayscale(generated):
 
 
 def test_every_font_of_the_table_draws_the_digits_of_its_scripts():
-    """Each face of each table entry, for every numeral system the entry names: all ten digits in the cmap,
+    """Each entry of the table, for every numeral system it names: all ten digits in the cmap,
     ten ink boxes, ten distinct glyphs, and non-Latin digits not drawn as the family's Latin ones (as Hind,
     Rajdhani, Teko and Poppins do for Devanagari)."""
     from fontTools.ttLib import TTFont
@@ -340,10 +340,14 @@ def test_every_font_of_the_table_draws_the_digits_of_its_scripts():
         return ImageFont.truetype(str(path), 64, layout_engine=ImageFont.Layout.RAQM)
 
     assert len(FONTS) >= 150
+    # every family for every system it names, on its regular face (the selection checked every face; this
+    # keeps `make test` short)
     for spec in FONTS.values():
         latin = font_faces(spec, "latn") if "latn" in spec.scripts else []
         for key in spec.scripts:
-            for i, face in enumerate(font_faces(spec, key)):
+            faces = font_faces(spec, key)
+            regular = min(range(len(faces)), key=lambda i: (abs(i - 1), i)) if len(faces) > 1 else 0
+            for i, face in [(regular, faces[regular])]:
                 for path, ch in zip(face, NUMERALS[key]):
                     assert ord(ch) in TTFont(str(path), lazy=True).getBestCmap(), (key, spec.name, path.name, ch)
                 fonts = [load(p) for p in face]

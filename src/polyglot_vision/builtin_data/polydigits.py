@@ -288,7 +288,8 @@ def _mesh(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 # The ingredients of synthesis beyond the fonts' own glyphs, each of which `generate_polydigits` can leave out
 # (to measure what it is worth):
-#   axes            every variation axis of a variable font (weight, width, slant, optical size)
+#   axes            every weight and italic the table lists for a family, and every variation axis of a
+#                   variable font (weight, width, slant, optical size); without it, the regular face
 #   outlines        the glyph's outline cut into straight segments and its corners moved: angular, uneven designs
 #   strokes         the font's strokes thickened or thinned
 #   pens            the glyph's skeleton redrawn with another pen: round with varying pressure, or a broad nib
@@ -389,7 +390,10 @@ def render_digit(
     # Font, face file and variation
     spec = _choose_font(rng, fonts)
     faces = font_faces(spec, numerals)
-    face = tuple(str(p) for p in faces[int(rng.integers(len(faces)))])
+    pick = int(rng.integers(len(faces)))
+    if "axes" not in synthesis:  # the regular face only (the table lists light, regular, bold, italic)
+        pick = min(1, len(faces) - 1)
+    face = tuple(str(p) for p in faces[pick])
     path = face[digit]
     frac = rng.uniform(0.45, 0.9)  # height of the font's digits relative to the canvas
     ref = _ref_height(face, numerals)
