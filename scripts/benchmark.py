@@ -55,9 +55,11 @@ from PIL import Image
 
 def cmd_generalization(args) -> dict:
     """Accuracy on held-out publishers' typefaces and on handwriting (polyglot_vision.experiments.generalization)."""
+    from polyglot_vision.builtin_data import handwriting_framings
+    from polyglot_vision.builtin_data.polydigits import held_out_digits
     from polyglot_vision.experiments.generalization import generalization, report
 
-    result = generalization(args.model, per_class=args.per_class)
+    result = generalization(args.model, held_out_digits(args.per_class), handwriting_framings(), "Latn")
     print(report(result))
     return result
 

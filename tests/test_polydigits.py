@@ -436,9 +436,12 @@ def test_a_family_is_credited_to_its_foundry_or_to_the_owner_of_its_sources():
 
 
 def test_the_yardstick_reports_each_system_with_no_hint_with_its_script_and_within_the_top_two(trained_model):
+    from polyglot_vision.builtin_data import handwriting_framings
+    from polyglot_vision.builtin_data.polydigits import held_out_digits
     from polyglot_vision.experiments.generalization import generalization, report
 
-    result = generalization(trained_model, per_class=1)
+    hand = {k: (images[:100], labels[:100]) for k, (images, labels) in handwriting_framings().items()}
+    result = generalization(trained_model, held_out_digits(per_class=1, workers=1), hand, "Latn")
     assert set(result["per_system"]) == {s.numerals for s in SOURCES if s.numerals}
     for system, row in result["per_system"].items():
         assert row["n"] >= 10

@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
+from fontTools.ttLib import TTFont
 from PIL import ImageFont
 
 from ..errors import UserError
-from .assets import NpmPackage
-from .fonts import NUMERALS, render_mask
+from .assets import LOCK, NpmPackage, load_lock
+from .fonts import NUMERALS, TABLE, render_mask
 
 __all__ = ["METADATA", "Candidate", "assign_holdout", "select_fonts", "table_entries"]
 
@@ -206,8 +208,6 @@ _CMAPS: dict[Path, set[int]] = {}
 
 def _cmap(path: Path) -> set[int]:
     if path not in _CMAPS:
-        from fontTools.ttLib import TTFont
-
         _CMAPS[path] = set(TTFont(str(path), lazy=True).getBestCmap())
     return _CMAPS[path]
 
@@ -470,11 +470,6 @@ HEADER = """\
 
 def write_selection(cands: list[Candidate], table: Path | None = None, lock: Path | None = None) -> list[str]:
     """Write fonts.yaml and replace the lock's font packages; return one summary line per numeral system."""
-    import yaml
-
-    from .assets import LOCK, load_lock
-    from .fonts import TABLE
-
     table, lock = Path(table or TABLE), Path(lock or LOCK)
     entries = table_entries(cands)
     text = HEADER + yaml.safe_dump(entries, allow_unicode=True, sort_keys=False, width=120)

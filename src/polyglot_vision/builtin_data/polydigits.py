@@ -57,7 +57,9 @@ __all__ = [
     "SYNTHESIS",
     "DEFAULT_SYNTHESIS",
     "HOLDOUT_FONTS",
+    "YARDSTICK_SYNTHESIS",
     "generate_polydigits",
+    "held_out_digits",
 ]
 
 DIGITS = NUMERALS  # numeral system -> its ten digits
@@ -531,6 +533,48 @@ def _render_chunk(task: tuple) -> list[bytes]:
         rng = _seed_for(seed, name, i, holdout)
         out.append(render_digit(src.numerals, i // per_class, rng, image_size, fonts, synthesis))
     return out
+
+
+# The held-out families are drawn with a fixed set of variations, whatever the training data's synthesis
+# becomes, so that a yardstick does not move with what it measures.
+YARDSTICK_SYNTHESIS = ("axes", "strokes", "elastic")
+
+
+def held_out_digits(per_class: int = 30, seed: int = 1, image_size: int = 48, workers: int | None = None) -> dict:
+    """{source: {images, concepts, script, system, held_out, publishers}}: every rendered source drawn only with
+    the held-out families (whole publishers and lineages) of the font table, in memory.
+
+    A system whose families all come from one publisher has no held-out family: it is drawn with its training
+    families (other images) and marked held_out=False, to be kept out of held-out averages.
+    """
+    chosen = check_synthesis(YARDSTICK_SYNTHESIS)
+    rendered = [s for s in SOURCES if s.numerals]
+    n = 10 * per_class
+    tasks = [
+        (s.name, a, min(a + 50, n), per_class, seed, image_size, True, chosen)
+        for s in rendered
+        for a in range(0, n, 50)
+    ]
+    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    if workers == 1:
+        chunks = [_render_chunk(t) for t in tasks]
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            chunks = pool.map(_render_chunk, tasks)
+    images: dict[str, list] = {s.name: [] for s in rendered}
+    for task, chunk in zip(tasks, chunks):
+        images[task[0]] += [Image.open(io.BytesIO(b)).convert("L") for b in chunk]
+    return {
+        s.name: {
+            "images": images[s.name],
+            "concepts": [str(i // per_class) for i in range(n)],
+            "script": s.script,
+            "system": s.numerals,
+            "held_out": s.numerals in HOLDOUT_FONTS,
+            "publishers": sorted({FONTS[f].publisher or f for f in HOLDOUT_FONTS.get(s.numerals, [])}),
+        }
+        for s in rendered
+    }
 
 
 # --------------------------------------------------------------------------------------------------

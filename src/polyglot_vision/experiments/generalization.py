@@ -1,75 +1,30 @@
-"""The yardstick of what a model never saw: held-out publishers' typefaces and real handwriting.
+"""A yardstick of what a model never saw: images drawn by sources held out of training, and real handwriting.
 
-`generalization(model)` judges a model through `Predictor` (the path of the CLI and the Space; its scores equal
-`pipeline()`'s) on
+`generalization(model, held_out, handwriting)` judges a model through `Predictor` (the path of the CLI and the
+Space; its scores equal `pipeline()`'s) on
 
-- PolyDigits rendered only with the held-out families of the font table: whole publishers and design lineages
-  (a foundry, all Noto, all Baloo …) that no training image was drawn with, reported per numeral system with no
-  hint, with the true script given, and as the right concept among the top two answers;
-- scikit-learn's 1,797 handwritten digits (UCI, 43 writers none of whom wrote the MNIST sample) at five framings
-  (tight, with margins, thin, thick, light on dark).
+- `held_out`: {source: {images, concepts, script, system, held_out, publishers}}, images of each writing system
+  drawn only by publishers and design lineages that no training image came from (PolyDigits makes them:
+  `builtin_data.polydigits.held_out_digits`), reported per system with no hint, with the true script given,
+  and as the right concept among the top two answers;
+- `handwriting`: {framing: (images, concept ids)}, real handwriting at several framings
+  (`builtin_data.handwriting_framings`), also measured with `handwriting_script` as the hint.
 
-    result = generalization("outputs/polydigits/quickstart", per_class=30)
+    result = generalization("outputs/polydigits/quickstart", held_out_digits(30), handwriting_framings(), "Latn")
     print(report(result))
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["YARDSTICK_SYNTHESIS", "generalization", "held_out_fonts", "report"]
+from ..serving import Predictor
 
-# The held-out families are drawn with a fixed set of variations, whatever the training data's synthesis
-# becomes, so that the yardstick does not move with what it measures.
-YARDSTICK_SYNTHESIS = ("axes", "strokes", "elastic")
-DIGITS_REGISTRY = Path(__file__).resolve().parents[3] / "recipes" / "labels" / "digits.yaml"
-
-
-def held_out_fonts(per_class: int, work: Path) -> dict[str, tuple]:
-    """{source: (images, concept ids, script, system, held out)} rendered only with held-out families.
-
-    A system with no held-out publisher (every family from one publisher) is rendered with its training
-    families, other images: it is reported, but kept out of the held-out averages.
-    """
-    from ..builtin_data.fonts import HOLDOUT_FONTS
-    from ..builtin_data.polydigits import SOURCES, generate_polydigits
-    from ..data import SourceConfig, load_source
-    from ..labels import LabelSpace
-
-    label_space = LabelSpace.from_yaml(DIGITS_REGISTRY)
-    systems = {s.name: s.numerals for s in SOURCES}
-    sources = generate_polydigits(
-        work / "holdout",
-        per_class=per_class,
-        seed=1,
-        holdout_fonts=True,
-        synthesis=YARDSTICK_SYNTHESIS,
-        progress=False,
-    )
-    sets = {}
-    for entry in sources:
-        if entry["name"] not in systems or not systems[entry["name"]]:
-            continue
-        source = SourceConfig(**{k: v for k, v in entry.items() if k in SourceConfig.__dataclass_fields__})
-        dataset = load_source(source)
-        raw = dataset[source.label_column]
-        feature = dataset.features[source.label_column]
-        raw = [feature.int2str(v) for v in raw] if hasattr(feature, "int2str") else raw
-        alignment = label_space.align(set(raw), language=source.language)
-        system = systems[source.name]
-        sets[source.name] = (
-            list(dataset[source.image_column]),
-            [alignment[v].concept for v in raw],
-            entry["script"],
-            system,
-            system in HOLDOUT_FONTS,
-        )
-    return sets
+__all__ = ["generalization", "report"]
 
 
 def _scores(predictor, images, labels, hint=None) -> tuple[float, float, dict]:
@@ -91,27 +46,23 @@ def _top3(confusions: dict) -> dict:
     return dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:3])
 
 
-def generalization(model: str | Path, per_class: int = 30) -> dict:
-    """Accuracy on held-out publishers' typefaces and on handwriting, per system and framing, with no hint, with
-    the script given (a `concept_script` model; a concept model reports none) and within the top two."""
-    from ..builtin_data import handwriting_framings
-    from ..builtin_data.fonts import FONTS, SCRIPT_FONTS
-    from ..serving import Predictor
-
+def generalization(
+    model: str | Path, held_out: dict, handwriting: dict, handwriting_script: str | None = None
+) -> dict:
+    """Accuracy on held-out sources and on handwriting, per system and framing, with no hint, with the script
+    given (a `concept_script` model; a concept model reports none) and within the top two."""
     predictor = Predictor.from_pretrained(str(model))
     hints = bool(predictor.scripts)
-    with tempfile.TemporaryDirectory() as tmp:
-        fonts = held_out_fonts(per_class, Path(tmp))
     start, n_images = time.perf_counter(), 0
     by_system: dict[str, dict] = {}
-    for images, labels, script, system, held in fonts.values():
-        held_names = SCRIPT_FONTS[system][1]
+    for data in held_out.values():
+        images, labels, script = data["images"], data["concepts"], data["script"]
         row = by_system.setdefault(
-            system,
+            data["system"],
             {
                 "script": script,
-                "held_out_families": held,
-                "held_out_publishers": sorted({FONTS[n].publisher or n for n in held_names}),
+                "held_out_families": data["held_out"],
+                "held_out_publishers": list(data["publishers"]),
                 "n": 0,
                 "_c": [0.0, 0.0, 0.0],
             },
@@ -132,9 +83,11 @@ def generalization(model: str | Path, per_class: int = 30) -> dict:
         row["accuracy_script_hint"] = correct_hinted / row["n"] if hints else None
         row["accuracy_top2"] = correct_top2 / row["n"]
     framings = {}
-    for framing, (images, labels) in handwriting_framings().items():
+    for framing, (images, labels) in handwriting.items():
         accuracy, top2, confusions = _scores(predictor, images, labels)
-        hinted = _scores(predictor, images, labels, hint="Latn")[0] if hints else None
+        hinted = (
+            _scores(predictor, images, labels, hint=handwriting_script)[0] if hints and handwriting_script else None
+        )
         framings[framing] = {
             "accuracy": accuracy,
             "accuracy_script_hint": hinted,
