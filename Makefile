@@ -12,7 +12,7 @@ DATA   := data/polydigits
 RECIPE := recipes/polydigits/quickstart.yaml
 MODEL  := outputs/polydigits/quickstart
 
-.PHONY: install demo data train test lint format space clean
+.PHONY: install fetch demo data train test lint format space clean
 
 install: $(STAMP)
 
@@ -22,7 +22,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt -e ".[dev,demo]"
 	touch $@
 
-$(DATA)/sources.yaml: $(STAMP)
+# The fonts: pinned npm packages (src/polyglot_vision/builtin_data/assets.lock.json), fetched and verified once
+# into ~/.cache/polyglot-vision/npm; everything after runs offline.
+fetch: $(STAMP)
+	$(BIN)/polyglot-vision fetch
+
+$(DATA)/sources.yaml: $(STAMP) | fetch
 	$(OFFLINE) $(BIN)/polyglot-vision polydigits $(DATA)
 
 data: $(DATA)/sources.yaml
@@ -34,7 +39,7 @@ demo: train
 	$(OFFLINE) $(BIN)/polyglot-vision predict $(MODEL) space/examples/*.png --lang fr --top-k 1
 	@echo "Model: $(MODEL)   (try it: make space)"
 
-test: lint
+test: lint fetch
 	.ci/install-browser
 	$(OFFLINE) $(BIN)/python -m pytest tests
 

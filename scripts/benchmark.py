@@ -13,14 +13,10 @@ With `--markdown` a benchmark also stores its result in recipes/polydigits/resul
 page recipes/polydigits/README.md from every stored result (`page` rewrites it without measuring;
 `transfer DIR` and `adaptation DIR` record what `polyglot-vision transfer` / `adapt` wrote there).
 
-`generalization` judges a model on images it never saw, through `Predictor`
-(the path of the CLI and the Space; its scores equal `pipeline()`'s): PolyDigits
-rendered only with the held-out type families of the font table (no weight,
-italic or variant of them trains), reported per numeral system, and
-scikit-learn's 1,797 handwritten digits (UCI, 43 writers none of whom wrote
-the MNIST sample) at five framings (tight, with margins, thin, thick,
-light on dark). A `concept_language` model is also measured with the image's
-script as a hint (`--hint Arab`).
+`generalization` judges a model on images it never saw (src/polyglot_vision/experiments/generalization.py):
+PolyDigits rendered only with the held-out publishers and lineages of the font table, per numeral system,
+with no hint, with the script given and within the top two, and scikit-learn's 1,797 handwritten digits at
+five framings.
 
 `prepare` measures `polyglot-vision prepare` on synthetic 64-pixel PNGs (parquet
 manifests, as Hub datasets store them, with a few duplicates): images per second
@@ -51,155 +47,21 @@ import json
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-# The held-out families are drawn with a fixed set of variations, whatever the training data's synthesis
-# becomes, so that the yardstick does not move with what it measures.
-YARDSTICK_SYNTHESIS = ("axes", "strokes", "elastic")
-
-
-def held_out_fonts(per_class: int, work: Path):
-    """{source: (images, concept ids, script, system, held out)} rendered only with held-out families.
-
-    A system with no held-out family (one family on PyPI: Gujarati, Kannada) is rendered with its
-    training families, other images: it is reported, but kept out of the held-out averages.
-    """
-    from polyglot_vision.builtin_data.fonts import HOLDOUT_FONTS
-    from polyglot_vision.builtin_data.polydigits import SOURCES, generate_polydigits
-    from polyglot_vision.data import SourceConfig, load_source
-    from polyglot_vision.labels import LabelSpace
-
-    label_space = LabelSpace.from_yaml(Path(__file__).resolve().parents[1] / "recipes" / "labels" / "digits.yaml")
-    systems = {s.name: s.numerals for s in SOURCES}
-    sources = generate_polydigits(
-        work / "holdout",
-        per_class=per_class,
-        seed=1,
-        holdout_fonts=True,
-        synthesis=YARDSTICK_SYNTHESIS,
-        progress=False,
-    )
-    sets = {}
-    for entry in sources:
-        source = SourceConfig(**{k: v for k, v in entry.items() if k in SourceConfig.__dataclass_fields__})
-        dataset = load_source(source)
-        raw = dataset[source.label_column]
-        feature = dataset.features[source.label_column]
-        raw = [feature.int2str(v) for v in raw] if hasattr(feature, "int2str") else raw
-        alignment = label_space.align(set(raw), language=source.language)
-        system = systems[source.name]
-        sets[source.name] = (
-            list(dataset[source.image_column]),
-            [alignment[v].concept for v in raw],
-            entry["script"],
-            system,
-            system in HOLDOUT_FONTS,
-        )
-    return sets
-
-
-def _accuracy(predictor, images, labels, hint=None) -> tuple[float, dict]:
-    predictions = []
-    for start in range(0, len(images), 256):
-        top = predictor.top_k(images[start : start + 256], k=1, hint=hint)
-        predictions += [row[0].concept for row in top]
-    confusions = defaultdict(int)
-    for truth, guess in zip(labels, predictions):
-        if truth != guess:
-            confusions[f"{truth}->{guess}"] += 1
-    return float(np.mean(np.asarray(predictions) == np.asarray(labels))), dict(confusions)
-
-
-def _top3(confusions: dict) -> dict:
-    return dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:3])
-
 
 def cmd_generalization(args) -> dict:
-    """Accuracy on typeface families and handwriting never trained on, per system and framing, with and
-    without a script hint (a hint needs a `concept_language` model; a concept model reports none)."""
+    """Accuracy on held-out publishers' typefaces and on handwriting (polyglot_vision.experiments.generalization)."""
     from polyglot_vision.builtin_data import handwriting_framings
-    from polyglot_vision.serving import Predictor
+    from polyglot_vision.builtin_data.polydigits import held_out_digits
+    from polyglot_vision.experiments.generalization import generalization, report
 
-    predictor = Predictor.from_pretrained(args.model)
-    hints = bool(predictor.scripts)
-    with tempfile.TemporaryDirectory() as tmp:
-        fonts = held_out_fonts(args.per_class, Path(tmp))
-    start, n_images = time.perf_counter(), 0
-    by_system: dict[str, dict] = {}
-    for images, labels, script, system, held in fonts.values():
-        row = by_system.setdefault(system, {"script": script, "held_out_families": held, "n": 0, "_c": [0.0, 0.0]})
-        accuracy, confusions = _accuracy(predictor, images, labels)
-        hinted = _accuracy(predictor, images, labels, hint=script)[0] if hints else None
-        row["n"] += len(labels)
-        row["_c"][0] += accuracy * len(labels)
-        row["_c"][1] += (hinted or 0.0) * len(labels)
-        counts = row.setdefault("top_confusions", {})
-        for pair, n in confusions.items():
-            counts[pair] = counts.get(pair, 0) + n
-        n_images += 2 * len(labels) if hints else len(labels)
-    for row in by_system.values():
-        row["top_confusions"] = _top3(row["top_confusions"])
-        correct, correct_hinted = row.pop("_c")
-        row["accuracy"] = correct / row["n"]
-        row["accuracy_script_hint"] = correct_hinted / row["n"] if hints else None
-    framings = {}
-    for framing, (images, labels) in handwriting_framings().items():
-        accuracy, confusions = _accuracy(predictor, images, labels)
-        hinted = _accuracy(predictor, images, labels, hint="Latn")[0] if hints else None
-        framings[framing] = {
-            "accuracy": accuracy,
-            "accuracy_script_hint": hinted,
-            "n": len(labels),
-            "top_confusions": _top3(confusions),
-        }
-        n_images += 2 * len(labels) if hints else len(labels)
-    elapsed = time.perf_counter() - start
-    held = {k: v for k, v in by_system.items() if v["held_out_families"]}
-
-    def summary_of(key):
-        values = {k: v[key] for k, v in held.items()}
-        if any(v is None for v in values.values()):
-            return None, None, None
-        worst = min(values, key=values.get)
-        return float(np.mean(list(values.values()))), worst, values[worst]
-
-    macro, worst, worst_value = summary_of("accuracy")
-    macro_hint, worst_hint, worst_hint_value = summary_of("accuracy_script_hint")
-    hand = {k: v["accuracy"] for k, v in framings.items()}
-    summary = {
-        "model": args.model,
-        "held_out_families_macro_accuracy": macro,
-        "held_out_families_worst_system": worst,
-        "held_out_families_worst_system_accuracy": worst_value,
-        "held_out_families_macro_accuracy_script_hint": macro_hint,
-        "held_out_families_worst_system_script_hint": worst_hint,
-        "held_out_families_worst_system_accuracy_script_hint": worst_hint_value,
-        "handwriting_worst_framing": min(hand, key=hand.get),
-        "handwriting_worst_framing_accuracy": min(hand.values()),
-        "images_per_second": n_images / elapsed,
-        "per_system": by_system,
-        "handwriting_per_framing": framings,
-    }
-    pct = lambda v: "     –" if v is None else f"{v:>6.1%}"  # noqa: E731
-    print(f"{'system':<8} script  held out  accuracy  +hint      n  most confused (true->predicted)")
-    for system, row in by_system.items():
-        worst3 = ", ".join(f"{k} x{v}" for k, v in list(row["top_confusions"].items())[:3])
-        print(
-            f"{system:<8} {row['script']:<6}  {'yes' if row['held_out_families'] else 'no ':<8}  "
-            f"{pct(row['accuracy'])}  {pct(row['accuracy_script_hint'])}  {row['n']:>5}  {worst3}"
-        )
-    print(f"\n{'handwriting':<16} accuracy  +hint      n")
-    for framing, row in framings.items():
-        print(f"{framing:<16} {pct(row['accuracy'])}    {pct(row['accuracy_script_hint'])}  {row['n']:>5}")
-    print(
-        f"\nheld-out families, macro over {len(held)} systems: {pct(macro)} (worst {worst} {pct(worst_value)}); "
-        f"with a script hint: {pct(macro_hint)} (worst {worst_hint} {pct(worst_hint_value)})"
-    )
-    return summary
+    result = generalization(args.model, held_out_digits(args.per_class), handwriting_framings(), "Latn")
+    print(report(result))
+    return result
 
 
 # ---------------------------------------------------------------- train throughput

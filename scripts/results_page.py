@@ -114,22 +114,30 @@ def _generalization(r: dict) -> list[str]:
         (
             name,
             row["script"],
-            "yes" if row["held_out_families"] else "no (one family)",
+            ", ".join(row.get("held_out_publishers", [])) if row["held_out_families"] else "none (one publisher)",
             _pct(row["accuracy"]),
             _pct(row.get("accuracy_script_hint")),
+            _pct(row.get("accuracy_top2")),
             row["n"],
             confused(row),
         )
         for name, row in r.get("per_system", {}).items()
     ]
     framings = [
-        (name, _pct(row["accuracy"]), _pct(row.get("accuracy_script_hint")), row["n"], confused(row))
+        (
+            name,
+            _pct(row["accuracy"]),
+            _pct(row.get("accuracy_script_hint")),
+            _pct(row.get("accuracy_top2")),
+            row["n"],
+            confused(row),
+        )
         for name, row in r.get("handwriting_per_framing", {}).items()
     ]
-    header = ["accuracy", "with script hint", "images", "most confused (true→predicted)"]
+    header = ["no hint", "script given", "top-2", "images", "most confused (true→predicted)"]
     return (
         lines
-        + ["", *_table(["system", "script", "held-out families", *header], systems)]
+        + ["", *_table(["system", "script", "held-out publishers", *header], systems)]
         + ["", *_table(["handwriting framing", *header], framings)]
     )
 

@@ -94,8 +94,8 @@ def test_entries_and_files(generated):
         assert not Path(d["path"]).is_absolute()
         assert (out / d["path"]).resolve() == Path(e["path"]).resolve()
     readme = (out / "README.md").read_text(encoding="utf-8")
-    for pkg in ("manimgx-fonts", "fontpkg-caveat", "OFL-1.1"):
-        assert pkg in readme
+    for text in ("@fontsource/", "OFL-1.1", "integrity hash"):
+        assert text in readme
     preview = Image.open(out / "preview.png")
     assert preview.height >= len(SOURCES) * SIZE
     # no temporary or backup folder left beside the output
@@ -263,11 +263,49 @@ def test_bad_arguments_raise_user_error(tmp_path, kwargs, culprit):
     assert not any(tmp_path.iterdir())
 
 
-def test_font_packages_are_installed():
-    from importlib.metadata import version
+def test_every_font_comes_from_a_pinned_google_fonts_package():
+    from polyglot_vision.builtin_data.assets import load_lock
 
-    for pkg in FONT_PACKAGES:
-        assert version(pkg)
+    locked = {p.name: p for p in load_lock().values() if p.purpose == "fonts"}
+    assert set(FONT_PACKAGES) == set(locked)
+    for name in FONT_PACKAGES:
+        assert name.startswith("@fontsource/") and locked[name].integrity.startswith("sha512-")
+        assert locked[name].license in ("OFL-1.1", "Apache-2.0")
+
+
+def test_a_missing_or_altered_font_is_one_line_naming_the_fetch(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from polyglot_vision.builtin_data import assets
+    from polyglot_vision.builtin_data.fonts import FONTS, font_faces
+
+    spec = next(iter(FONTS.values()))
+    path = font_faces(spec, spec.scripts[0])[0][0]
+    package_dir = path.parents[len(path.relative_to(assets.package_dir(spec.package)).parts) - 1]
+    copy = tmp_path / "npm" / package_dir.name
+    shutil.copytree(package_dir, copy)
+    monkeypatch.setenv("POLYGLOT_VISION_CACHE", str(tmp_path))
+    assets.asset_file.cache_clear()
+    try:
+        (copy / path.relative_to(package_dir)).write_bytes(b"not a font")
+        altered = fails(capsys, ["polydigits", tmp_path / "out", "--per-class", "1"], spec.package, "altered")
+        shutil.rmtree(copy)
+        missing = fails(capsys, ["polydigits", tmp_path / "out", "--per-class", "1"], spec.package)
+        assert "polyglot-vision fetch" in altered and "polyglot-vision fetch" in missing
+    finally:
+        assets.asset_file.cache_clear()
+    assert not (tmp_path / "out").exists()
+
+
+def fails(capsys, argv: list, *culprits: str) -> str:
+    """The command stops with status 2 and one error line that names every culprit; returns that line."""
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("polyglot-vision: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for culprit in culprits:
+        assert culprit in lines[0], (culprit, lines[0])
+    return lines[0]
 
 
 def test_png_round_trip_is_grayscale(generated):
@@ -278,13 +316,13 @@ def test_png_round_trip_is_grayscale(generated):
 
 
 def test_every_font_of_the_table_draws_the_digits_of_its_scripts():
-    """Each file of each table entry, for every numeral system the entry names: all ten digits in the cmap,
-    ten ink boxes, ten distinct glyphs, and non-Latin digits not drawn as Latin ones (as Hind, Rajdhani,
-    Teko and Poppins do for Devanagari)."""
+    """Each entry of the table, for every numeral system it names: all ten digits in the cmap,
+    ten ink boxes, ten distinct glyphs, and non-Latin digits not drawn as the family's Latin ones (as Hind,
+    Rajdhani, Teko and Poppins do for Devanagari)."""
     from fontTools.ttLib import TTFont
     from PIL import ImageFont
 
-    from polyglot_vision.builtin_data.fonts import FONTS, NUMERALS, font_files, render_mask
+    from polyglot_vision.builtin_data.fonts import FONTS, NUMERALS, font_faces, render_mask
 
     def ink(font, ch):
         img, bbox = render_mask(font, ch)
@@ -298,50 +336,65 @@ def test_every_font_of_the_table_draws_the_digits_of_its_scripts():
         box = (cx - side // 2 - 1, cy - side // 2 - 1, cx + side // 2 + 1, cy + side // 2 + 1)
         return np.asarray(img.crop(box).resize((32, 32))) > 127
 
-    assert len(FONTS) >= 70
+    def load(path):
+        return ImageFont.truetype(str(path), 64, layout_engine=ImageFont.Layout.RAQM)
+
+    assert len(FONTS) >= 150
+    # every family for every system it names, on its regular face (the selection checked every face; this
+    # keeps `make test` short)
     for spec in FONTS.values():
-        for path in font_files(spec):
-            cmap = TTFont(str(path), fontNumber=spec.index, lazy=True).getBestCmap()
-            font = ImageFont.truetype(str(path), 64, index=spec.index, layout_engine=ImageFont.Layout.RAQM)
-            for key in spec.scripts:
-                missing = [c for c in NUMERALS[key] if ord(c) not in cmap]
-                assert not missing, (key, spec.name, path.name, missing)
-                glyphs = [square_ink(font, c) for c in NUMERALS[key]]
+        latin = font_faces(spec, "latn") if "latn" in spec.scripts else []
+        for key in spec.scripts:
+            faces = font_faces(spec, key)
+            regular = min(range(len(faces)), key=lambda i: (abs(i - 1), i)) if len(faces) > 1 else 0
+            for i, face in [(regular, faces[regular])]:
+                for path, ch in zip(face, NUMERALS[key]):
+                    assert ord(ch) in TTFont(str(path), lazy=True).getBestCmap(), (key, spec.name, path.name, ch)
+                fonts = [load(p) for p in face]
+                glyphs = [square_ink(f, c) for f, c in zip(fonts, NUMERALS[key])]
                 iou = [[(g & h).sum() / max((g | h).sum(), 1) for h in glyphs] for g in glyphs]
                 same = [(a, b) for a in range(10) for b in range(a) if iou[a][b] >= 0.95]
-                assert not same, (key, spec.name, path.name, same)
-                if key in ("latn", "hani"):
-                    continue
-                pairs = [(a, b) for a, b in zip(NUMERALS[key], NUMERALS["latn"]) if ord(b) in cmap]
-                if not pairs:  # a font without Latin digits cannot draw them instead
+                assert not same, (key, spec.name, face[0].name, same)
+                if key in ("latn", "hani") or not latin:
                     continue
                 # pixel agreement with the Latin digit: ~0.95 for a Latin look-alike, ~0.65 for real forms
-                agree = float(np.mean([(ink(font, a) == ink(font, b)).mean() for a, b in pairs]))
-                assert agree < 0.85, (key, spec.name, path.name, agree)
+                roman = load(latin[min(i, len(latin) - 1)][0])
+                agree = float(
+                    np.mean(
+                        [(ink(f, a) == ink(roman, b)).mean() for f, a, b in zip(fonts, NUMERALS[key], "0123456789")]
+                    )
+                )
+                assert agree < 0.85, (key, spec.name, face[0].name, agree)
 
 
 def test_held_out_families_never_train(tmp_path):
-    """The held-out split is by family (and design lineage): no weight, italic or variant on both sides, and
-    every system with two or more families holds one out; a table that splits a family is refused."""
+    """The held-out split is by family, design lineage and publisher: none on both sides, and every system
+    drawn by two publishers or more holds one out; a table that splits a family or a publisher is refused."""
     from polyglot_vision.builtin_data.fonts import FONTS, SCRIPT_FONTS, TABLE, load_font_table
 
     sides = {}
     for spec in FONTS.values():
-        for key in (spec.family, spec.group):
+        for key in (spec.family, spec.group and "group:" + spec.group, "publisher:" + spec.publisher):
             if key:
                 sides.setdefault(key, set()).add(spec.holdout)
     assert all(len(held) == 1 for held in sides.values())
     for key, (train, held) in SCRIPT_FONTS.items():
         assert train, key
         assert not {FONTS[n].family for n in train} & {FONTS[n].family for n in held}, key
-        if len({FONTS[n].family for n in train + held}) >= 2:
+        assert not {FONTS[n].publisher for n in train} & {FONTS[n].publisher for n in held}, key
+        if len({FONTS[n].publisher for n in train + held}) >= 2:
             assert held, key
     text = TABLE.read_text(encoding="utf-8")
-    split = "- name: Roboto Slab\n  family: Roboto Slab"
-    assert split in text
-    (tmp_path / "fonts.yaml").write_text(text.replace(split, "- name: Roboto Slab\n  family: Noto Serif"))
-    with pytest.raises(ValueError, match="Noto Serif on both sides"):
-        load_font_table(tmp_path / "fonts.yaml")
+    held = next(s for s in FONTS.values() if s.holdout)
+    trained = next(s for s in FONTS.values() if not s.holdout and s.publisher != held.publisher)
+    for key, value in (("family", trained.family), ("publisher", trained.publisher)):
+        line = f"  {key}: {getattr(held, key)}\n"
+        assert line in text
+        text_split = text.replace(f"- name: {held.name}\n", "@@").split("@@")
+        text_split[1] = text_split[1].replace(line, f"  {key}: {value}\n", 1)
+        (tmp_path / "fonts.yaml").write_text(f"- name: {held.name}\n".join(text_split), encoding="utf-8")
+        with pytest.raises(ValueError, match=f"{key} {value} on both sides"):
+            load_font_table(tmp_path / "fonts.yaml")
 
 
 def test_handwriting_comes_in_five_framings():
@@ -361,3 +414,41 @@ def test_handwriting_comes_in_five_framings():
     assert ink["thin"] < ink["margin"] < ink["thick"] < ink["tight"]
     edge = lambda a: np.concatenate([a[:3].ravel(), a[-3:].ravel()]).mean()  # noqa: E731
     assert edge(gray("margin")) > 240 and edge(gray("light-on-dark")) < 15
+
+
+def test_a_family_is_credited_to_its_foundry_or_to_the_owner_of_its_sources():
+    from polyglot_vision.builtin_data.font_selection import Candidate, assign_holdout, publisher
+
+    def family(fid, name, copyright, website="", scripts=("deva",)):
+        return Candidate(fid, name, "sans-serif", "OFL-1.1", copyright, website, faces={k: ["f"] for k in scripts})
+
+    hind = family("hind", "Hind", "Copyright 2014 Indian Type Foundry Hind-Regular.ttf")
+    baloo = family(
+        "baloo-2", "Baloo 2", "Copyright 2019 The Baloo 2 Project Authors", "https://github.com/EkType/Baloo2"
+    )
+    baloo_bhai = family("baloo-bhai-2", "Baloo Bhai 2", "Copyright 2019 The Baloo Bhai 2 Project Authors")
+    noto = family("noto-sans-devanagari", "Noto Sans Devanagari", "Copyright 2022 The Noto Project Authors")
+    assert [publisher(c) for c in (hind, baloo, noto)] == ["Indian Type Foundry", "EkType", "Noto (Google)"]
+    # one system, three publishers: one whole publisher (with its lineage) is held out, never all of them
+    held = assign_holdout([hind, baloo, baloo_bhai, noto])
+    assert held and len(held) < 4
+    assert {"baloo-2", "baloo-bhai-2"} <= held or not {"baloo-2", "baloo-bhai-2"} & held
+
+
+def test_the_yardstick_reports_each_system_with_no_hint_with_its_script_and_within_the_top_two(trained_model):
+    from polyglot_vision.builtin_data import handwriting_framings
+    from polyglot_vision.builtin_data.polydigits import held_out_digits
+    from polyglot_vision.experiments.generalization import generalization, report
+
+    hand = {k: (images[:100], labels[:100]) for k, (images, labels) in handwriting_framings().items()}
+    result = generalization(trained_model, held_out_digits(per_class=1, workers=1), hand, "Latn")
+    assert set(result["per_system"]) == {s.numerals for s in SOURCES if s.numerals}
+    for system, row in result["per_system"].items():
+        assert row["n"] >= 10
+        assert row["accuracy"] <= row["accuracy_top2"]
+        assert 0 <= row["accuracy_script_hint"] <= 1
+        assert row["held_out_families"] == (system in HOLDOUT_FONTS)
+        if row["held_out_families"]:
+            assert row["held_out_publishers"]
+    assert result["held_out_families_macro_accuracy"] <= result["held_out_families_macro_accuracy_top2"]
+    assert "top-2" in report(result) and "tight" in result["handwriting_per_framing"]

@@ -1,26 +1,27 @@
 """The numeral systems PolyDigits draws and the typefaces it draws them with: the font table (fonts.yaml).
 
-The table is data: one entry per typeface (or one style of it), with its family, style class, the
-numeral systems it is verified to draw, its licence and the PyPI package that ships it. The generator
-renders training images with the families whose `holdout` is false and the held-out set with the
-others, so the same file decides both sides of the split.
+The table is data: one entry per type family, with its style class, publisher, design lineage, the numeral
+systems it is verified to draw, its licence, and the fontsource npm package and files it is drawn from. The
+packages are pinned in assets.lock.json and fetched by `polyglot-vision fetch`; every file is checked against
+its recorded hash when it is used. The generator renders training images with the families whose `holdout` is
+false and the held-out set with the others, so the same file decides both sides of the split.
 
     FONTS["Noto Sans Arabic"].scripts        # ('arab', 'pers')
     SCRIPT_FONTS["deva"]                     # (training fonts, held-out fonts)
+    font_faces(FONTS["Noto Sans Khmer"], "khmr")   # [(path of 0, …, path of 9) per weight]
 """
 
 from __future__ import annotations
 
-import sysconfig
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.util import find_spec
 from pathlib import Path
 
 import yaml
 from PIL import Image, ImageDraw, ImageFont, features
 
 from ..errors import UserError
+from .assets import asset_file
 
 __all__ = [
     "FONT_PACKAGES",
@@ -30,6 +31,7 @@ __all__ = [
     "SCRIPT_FONTS",
     "FontSpec",
     "check_raqm",
+    "font_faces",
     "font_files",
     "load_font",
     "load_font_table",
@@ -58,45 +60,50 @@ NUMERALS: dict[str, str] = {
 STYLES = ("sans", "serif", "slab", "naskh", "kufi", "display", "mono", "rounded", "handwriting")
 
 
+Face = tuple[str, ...]  # the file that draws each of the ten digits (one file ten times, or ten Han slices)
+
+
 @dataclass(frozen=True)
 class FontSpec:
-    """One typeface of the table: its files inside a package (several static weights, or variable fonts)."""
+    """One type family of the table: the fontsource files it is drawn from, per numeral system."""
 
     name: str
     family: str
     style: str
     scripts: tuple[str, ...]
     holdout: bool
-    package: str  # PyPI name
-    files: tuple[str, ...]  # relative to the package's import directory (or to the data path: root "data")
+    package: str  # npm package (pinned in assets.lock.json)
+    files: dict[str, tuple[Face, ...]]  # numeral system -> faces (one per weight or italic)
     licence: str
-    index: int = 0  # face inside a .ttc collection
-    module: str | None = None  # import directory, when it is not the package name
-    root: str = "package"  # "package" or "data" (sysconfig's data path)
     group: str | None = None  # design lineage shared with other families
+    publisher: str | None = None  # the designer or foundry
+    copyright: str | None = None
     note: str | None = None
 
-    @property
-    def import_name(self) -> str:
-        return self.module or self.package.replace("-", "_")
+
+def _faces(value) -> tuple[Face, ...]:
+    return tuple((f,) * 10 if isinstance(f, str) else tuple(f) for f in value)
 
 
 def load_font_table(path: Path = TABLE) -> dict[str, FontSpec]:
-    """{name: FontSpec}, checked: known scripts and styles, one `holdout` per family and per group."""
+    """{name: FontSpec}, checked: known scripts and styles, files for each script, one `holdout` per family,
+    group and publisher."""
     entries = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     fonts: dict[str, FontSpec] = {}
     for entry in entries:
         try:
-            spec = FontSpec(
-                **{**entry, "scripts": tuple(entry["scripts"]), "files": tuple(entry["files"])},
-            )
-        except (TypeError, KeyError) as err:
+            files = {key: _faces(value) for key, value in entry["files"].items()}
+            spec = FontSpec(**{**entry, "scripts": tuple(entry["scripts"]), "files": files})
+        except (TypeError, KeyError, AttributeError) as err:
             raise ValueError(f"{path}: entry {entry.get('name')!r}: {err}") from None
         unknown = [s for s in spec.scripts if s not in NUMERALS]
-        if unknown or spec.style not in STYLES or spec.root not in ("package", "data") or spec.name in fonts:
-            raise ValueError(f"{path}: entry {spec.name!r}: bad scripts, style, root or a duplicate name")
+        faces_ok = set(spec.files) == set(spec.scripts) and all(
+            faces and all(len(face) == 10 for face in faces) for faces in spec.files.values()
+        )
+        if unknown or spec.style not in STYLES or not faces_ok or spec.name in fonts:
+            raise ValueError(f"{path}: entry {spec.name!r}: bad scripts, style or files, or a duplicate name")
         fonts[spec.name] = spec
-    for key in ("family", "group"):
+    for key in ("family", "group", "publisher"):
         sides: dict[str, set] = {}
         for spec in fonts.values():
             if getattr(spec, key):
@@ -125,26 +132,16 @@ HOLDOUT_FONTS: dict[str, list[str]] = {k: v[1] for k, v in SCRIPT_FONTS.items() 
 # --------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
-def package_dir(package: str, module: str, root: str) -> Path:
-    """Where a font package's files are: its import directory (found, never imported), or the data path."""
-    if root == "data":
-        return Path(sysconfig.get_path("data"))
-    spec = find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            f"font package {package!r} is not installed; install it with: pip install {' '.join(FONT_PACKAGES)}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+def font_faces(font: FontSpec, key: str) -> list[tuple[Path, ...]]:
+    """The faces that draw a numeral system, each as the ten checked files of digits 0 … 9; a file that is
+    missing or altered is one line naming `polyglot-vision fetch`."""
+    return [tuple(asset_file(font.package, f) for f in face) for face in font.files[key]]
 
 
 def font_files(font: FontSpec) -> list[Path]:
-    root = package_dir(font.package, font.import_name, font.root)
-    paths = [root / f for f in font.files]
-    for p in paths:
-        if not p.is_file():
-            raise UserError(f"font file {p.name} is missing from package {font.package!r}; reinstall it")
-    return paths
+    """Every file of a table entry, checked."""
+    names = dict.fromkeys(f for faces in font.files.values() for face in faces for f in face)
+    return [asset_file(font.package, f) for f in names]
 
 
 def check_raqm() -> None:

@@ -2,7 +2,8 @@
 
 Every source is written where `datasets` loads it offline (an image folder or one parquet file) and is
 labelled the way its own community writes it ("sept", "fünf", "سبعة", "७", "七").  Rendered sources
-use the fonts of the font table (fonts.yaml: PyPI wheels only, never system fonts) and strong
+use the fonts of the font table (fonts.yaml: Google Fonts families from pinned, hashed fontsource npm
+packages, fetched by `polyglot-vision fetch`; never system fonts) and strong
 augmentation (font, every variable axis, scale and framing, rotation, shear, squeeze, elastic distortion,
 stroke width, the glyph's skeleton redrawn with other pens, low resolution, blur, noise, paper, JPEG) so
 that a model learns digit shapes rather than one typeface's pixels.
@@ -42,6 +43,7 @@ from .fonts import (
     SCRIPT_FONTS,
     FontSpec,
     check_raqm,
+    font_faces,
     font_files,
     load_font,
     render_mask,
@@ -55,7 +57,9 @@ __all__ = [
     "SYNTHESIS",
     "DEFAULT_SYNTHESIS",
     "HOLDOUT_FONTS",
+    "YARDSTICK_SYNTHESIS",
     "generate_polydigits",
+    "held_out_digits",
 ]
 
 DIGITS = NUMERALS  # numeral system -> its ten digits
@@ -232,17 +236,17 @@ _REF_SIZE = 100
 
 
 @lru_cache(maxsize=None)
-def _ref_height(path: str, index: int, numerals: str) -> float:
+def _ref_height(face: tuple[str, ...], numerals: str) -> float:
     """Height of the script's tallest digit in this font at size 100, default variation (em-like unit).
 
     Glyphs are scaled by this font-level height, not by their own bbox, so that a dot (Arabic zero)
     stays a dot and Han 一 stays a thin stroke.
     """
-    # a private font object: the cached ones get their variation axes changed while rendering
-    font = ImageFont.truetype(path, size=_REF_SIZE, index=index, layout_engine=ImageFont.Layout.RAQM)
+    # private font objects (the cached ones get their variation axes changed while rendering), one per file
+    fonts = {p: ImageFont.truetype(p, size=_REF_SIZE, layout_engine=ImageFont.Layout.RAQM) for p in set(face)}
     heights = []
-    for ch in DIGITS[numerals]:
-        _, bbox = render_mask(font, ch)
+    for path, ch in zip(face, DIGITS[numerals]):
+        _, bbox = render_mask(fonts[path], ch)
         if bbox:
             heights.append(bbox[3] - bbox[1])
     return float(max(heights)) if heights else float(_REF_SIZE)
@@ -286,7 +290,8 @@ def _mesh(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 # The ingredients of synthesis beyond the fonts' own glyphs, each of which `generate_polydigits` can leave out
 # (to measure what it is worth):
-#   axes            every variation axis of a variable font (weight, width, slant, optical size)
+#   axes            every weight and italic the table lists for a family, and every variation axis of a
+#                   variable font (weight, width, slant, optical size); without it, the regular face
 #   outlines        the glyph's outline cut into straight segments and its corners moved: angular, uneven designs
 #   strokes         the font's strokes thickened or thinned
 #   pens            the glyph's skeleton redrawn with another pen: round with varying pressure, or a broad nib
@@ -386,14 +391,18 @@ def render_digit(
 
     # Font, face file and variation
     spec = _choose_font(rng, fonts)
-    files = font_files(spec)
-    path = str(files[int(rng.integers(len(files)))])
+    faces = font_faces(spec, numerals)
+    pick = int(rng.integers(len(faces)))
+    if "axes" not in synthesis:  # the regular face only (the table lists light, regular, bold, italic)
+        pick = min(1, len(faces) - 1)
+    face = tuple(str(p) for p in faces[pick])
+    path = face[digit]
     frac = rng.uniform(0.45, 0.9)  # height of the font's digits relative to the canvas
-    ref = _ref_height(path, spec.index, numerals)
+    ref = _ref_height(face, numerals)
     # one font size per font (loading a face is slow); the affine map below scales to frac
     size = int(round(0.9 * S * _REF_SIZE / ref))
     zoom = frac / 0.9
-    axes = _axes_of(path, spec.index)
+    axes = _axes_of(path, 0)
     values = []
     # every axis a font has: weight thin..black (9 steps, never the default), width, slant, optical size
     for ax in axes if "axes" in synthesis else ():
@@ -411,7 +420,7 @@ def render_digit(
             values.append(lo + (hi - lo) * int(rng.integers(4)) / 3)
         else:
             values.append(default)
-    glyph, bbox = _glyph(path, spec.index, size, tuple(values), ch)
+    glyph, bbox = _glyph(path, 0, size, tuple(values), ch)
     if bbox is None:  # cannot happen with the fonts above (their cmaps cover the digits)
         raise RuntimeError(f"font {spec.name} drew nothing for {ch!r}")
     x0, y0, x1, y1 = bbox
@@ -526,6 +535,48 @@ def _render_chunk(task: tuple) -> list[bytes]:
     return out
 
 
+# The held-out families are drawn with a fixed set of variations, whatever the training data's synthesis
+# becomes, so that a yardstick does not move with what it measures.
+YARDSTICK_SYNTHESIS = ("axes", "strokes", "elastic")
+
+
+def held_out_digits(per_class: int = 30, seed: int = 1, image_size: int = 48, workers: int | None = None) -> dict:
+    """{source: {images, concepts, script, system, held_out, publishers}}: every rendered source drawn only with
+    the held-out families (whole publishers and lineages) of the font table, in memory.
+
+    A system whose families all come from one publisher has no held-out family: it is drawn with its training
+    families (other images) and marked held_out=False, to be kept out of held-out averages.
+    """
+    chosen = check_synthesis(YARDSTICK_SYNTHESIS)
+    rendered = [s for s in SOURCES if s.numerals]
+    n = 10 * per_class
+    tasks = [
+        (s.name, a, min(a + 50, n), per_class, seed, image_size, True, chosen)
+        for s in rendered
+        for a in range(0, n, 50)
+    ]
+    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    if workers == 1:
+        chunks = [_render_chunk(t) for t in tasks]
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            chunks = pool.map(_render_chunk, tasks)
+    images: dict[str, list] = {s.name: [] for s in rendered}
+    for task, chunk in zip(tasks, chunks):
+        images[task[0]] += [Image.open(io.BytesIO(b)).convert("L") for b in chunk]
+    return {
+        s.name: {
+            "images": images[s.name],
+            "concepts": [str(i // per_class) for i in range(n)],
+            "script": s.script,
+            "system": s.numerals,
+            "held_out": s.numerals in HOLDOUT_FONTS,
+            "publishers": sorted({FONTS[f].publisher or f for f in HOLDOUT_FONTS.get(s.numerals, [])}),
+        }
+        for s in rendered
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # MNIST
 # --------------------------------------------------------------------------------------------------
@@ -629,7 +680,7 @@ def _preview(out: Path, rows: list[tuple[str, list[bytes]]], image_size: int) ->
     label_w = 110
     sheet = Image.new("L", (label_w + n * (cell + 2), len(rows) * (cell + 2) + 2), 255)
     draw = ImageDraw.Draw(sheet)
-    font = load_font(str(font_files(FONTS["Noto Sans"])[0]), 0, 14)
+    font = load_font(str(font_faces(FONTS[SCRIPT_FONTS["latn"][0][0]], "latn")[0][0]), 0, 14)
     for r, (name, imgs) in enumerate(rows):
         y = 2 + r * (cell + 2)
         draw.text((4, y + cell / 2), name, font=font, fill=0, anchor="lm")
@@ -701,15 +752,18 @@ def _readme(
         "",
         "## Fonts",
         "",
-        "All fonts come from PyPI wheels (never system fonts) and are used unmodified.",
+        "All fonts are Google Fonts families from fontsource's npm packages, each pinned by version and "
+        "integrity hash (`polyglot-vision fetch` brings them; never system fonts), used unmodified.",
         "",
-        "| font | family | style | PyPI package | licence | held out |",
-        "|---|---|---|---|---|---|",
+        "| font | publisher | lineage | style | npm package | licence | held out |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in used:
         f = FONTS[name]
         held = "yes" if f.holdout else "no"
-        lines.append(f"| {name} | {f.family} | {f.style} | `{f.package}` | {f.licence} | {held} |")
+        lines.append(
+            f"| {name} | {f.publisher or ''} | {f.group or ''} | {f.style} | `{f.package}` | {f.licence} | {held} |"
+        )
     lines += [
         "",
         "Held-out fonts (never used for training data; `holdout_fonts=True` renders only with them): "
@@ -718,9 +772,9 @@ def _readme(
         "",
         "## Augmentation",
         "",
-        "Random font, face and every variable-font axis (weight, width, slant, optical size); glyph height "
+        "Random font, weight or italic, and every variable-font axis; glyph height "
         "45-90% of the canvas measured on the font's own digits (so Arabic ٠ stays a dot and 一 a thin "
-        "stroke); rotation ±15°, shear, aspect squeeze 0.8-1.2, centring on the ink box with jitter; "
+        "stroke); rotation ±15°, shear, aspect squeeze 0.55-1.25, centring on the ink box with jitter; "
         "elastic distortion, stroke thickening or "
         "thinning, paper tone and texture, lighting gradient, ink tone, blur, noise and JPEG artefacts. "
         "Rendered at 2× and downsampled. No flips.",
@@ -765,7 +819,7 @@ def generate_polydigits(
     chosen = check_synthesis(synthesis)
     out_dir = Path(out_dir).expanduser().resolve()
     check_raqm()
-    for spec in FONTS.values():  # fail early, with the package name, if a font wheel is missing
+    for spec in FONTS.values():  # fail early, naming `polyglot-vision fetch`, if a font file is missing or altered
         font_files(spec)
 
     sources = [s for s in SOURCES if not (holdout_fonts and not s.numerals)]
