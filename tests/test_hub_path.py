@@ -11,11 +11,12 @@ from hub_mirrors import bin_only, convnext_tiny_224, vit_in21k
 from PIL import Image
 from safetensors.torch import load_file
 from test_corpus import fails
-from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, pipeline
 
 from polyglot_vision.cli import main
+from polyglot_vision.errors import UserError
 from polyglot_vision.labels import LabelSpace
-from polyglot_vision.modeling import ModelArguments, build_model
+from polyglot_vision.modeling import ModelArguments, build_image_processor, build_model, check_checkpoint
 from polyglot_vision.serving.predictor import Predictor
 
 from conftest import LABELS, REPO, tiny_recipe, write_yaml
@@ -136,3 +137,54 @@ def point_first_source_nowhere(recipe_path) -> str:
     recipe["sources"][0]["path"] = missing
     write_yaml(recipe_path, recipe)
     return missing
+
+
+SMALL_ENCODER = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+OTHER_CLASSIFIERS = {
+    # DeiT as facebook/deit-tiny-patch16-224: a processor resizing to 256 and cropping the centre 224
+    "deit": (dict(SMALL_ENCODER, architectures=["DeiTForImageClassification"]), "DeiTImageProcessorPil"),
+    "swin": (dict(embed_dim=8, depths=[1, 1], num_heads=[1, 1]), "ViTImageProcessorPil"),
+    "resnet": (dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]), "ConvNextImageProcessorPil"),
+    "dinov2": (dict(SMALL_ENCODER, patch_size=14), "ViTImageProcessorPil"),
+}
+
+
+def save_classifier(folder, model_type: str, settings: dict, processor_class: str):
+    import transformers
+
+    config = AutoConfig.for_model(model_type, image_size=224, **settings)
+    torch.manual_seed(0)
+    AutoModelForImageClassification.from_config(config).save_pretrained(folder)
+    getattr(transformers, processor_class)().save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("model_type", sorted(OTHER_CLASSIFIERS))
+def test_other_image_classifiers_take_another_size_with_a_square_input_and_a_plain_forward(model_type, tmp_path):
+    settings, processor_class = OTHER_CLASSIFIERS[model_type]
+    folder = save_classifier(tmp_path / model_type, model_type, settings, processor_class)
+    args = ModelArguments(model_name_or_path=str(folder), image_size=64)
+    check_checkpoint(args)
+    processor = build_image_processor(args)
+    pixels = processor(Image.open(EXAMPLES[0]).convert("RGB"), return_tensors="pt")["pixel_values"]
+    assert tuple(pixels.shape[-2:]) == (64, 64)
+    model = build_model(args, LabelSpace.from_yaml(LABELS / "digits.yaml"), granularity="concept").eval()
+    with torch.no_grad():
+        assert model(pixel_values=pixels).logits.shape == (1, 10)
+
+
+def test_a_crop_keeps_its_margin_at_the_new_size(tmp_path):
+    settings, processor_class = OTHER_CLASSIFIERS["deit"]
+    folder = save_classifier(tmp_path / "deit", "deit", settings, processor_class)
+    processor = build_image_processor(ModelArguments(model_name_or_path=str(folder), image_size=64))
+    assert dict(processor.crop_size) == {"height": 64, "width": 64}
+    assert dict(processor.size) == {"height": round(64 * 256 / 224), "width": round(64 * 256 / 224)}
+
+
+def test_a_model_whose_weights_are_bound_to_its_size_is_refused_naming_the_tensor(tmp_path):
+    folder = save_classifier(
+        tmp_path / "beit", "beit", dict(SMALL_ENCODER, use_relative_position_bias=True), "BeitImageProcessorPil"
+    )
+    with pytest.raises(UserError, match=r"relative_position_bias_table` is fixed to its 224-px inputs") as err:
+        check_checkpoint(ModelArguments(model_name_or_path=str(folder), image_size=64))
+    assert str(folder) in str(err.value) and "\n" not in str(err.value)

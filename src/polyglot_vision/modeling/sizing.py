@@ -77,9 +77,13 @@ def _resampled(model: PreTrainedModel, key: str, shape: torch.Size, size: int, w
 _PATCH_FIRST = {"vit", "deit", "beit", "data2vec-vision", "dinov2", "vit_msn", "vit_mae", "vit_hybrid"}
 
 
-def _sized_config(config, size: int):
+def _sized_config(config, size: int | None = None, architecture: str | None = None):
+    """A copy of `config` (at `size` px) naming the classifier class to build: the Auto classes pick among
+    several (DeiT's with and without teacher) by `architectures`, and fail on a config without any."""
     sized = copy.deepcopy(config)
-    sized.image_size = size
+    if size:
+        sized.image_size = size
+    sized.architectures = [architecture] if architecture else list(config.architectures or [])
     return sized
 
 
@@ -94,9 +98,10 @@ def check_image_size(config, size: int, where: str) -> None:
         raise UserError(f"{where}: image_size {size} is smaller than one of its {patch}-px patches")
     try:
         with torch.device("meta"):
-            model = AutoModelForImageClassification.from_config(config)
-            sized_config = _sized_config(config, size) if needs_resizing(config, size) else config
-            sized = AutoModelForImageClassification.from_config(sized_config) if sized_config is not config else model
+            model = AutoModelForImageClassification.from_config(_sized_config(config))
+            sized = model
+            if needs_resizing(config, size):
+                sized = AutoModelForImageClassification.from_config(_sized_config(config, size))
             old_state = model.state_dict()
             for key, tensor in sized.state_dict().items():
                 if key in old_state and old_state[key].shape != tensor.shape:
@@ -113,7 +118,7 @@ def at_image_size(model: PreTrainedModel, size: int | None, where: str) -> PreTr
     """`model` for `size`-px inputs: size-bound tensors resampled and the config's image_size set, or `model`."""
     if not needs_resizing(model.config, size):
         return model
-    sized = AutoModelForImageClassification.from_config(_sized_config(model.config, size))
+    sized = AutoModelForImageClassification.from_config(_sized_config(model.config, size, type(model).__name__))
     old_state = model.state_dict()
     state = {}
     for key, tensor in sized.state_dict().items():
