@@ -88,7 +88,21 @@ def _sized_config(config, size: int | None = None, architecture: str | None = No
 
 
 def needs_resizing(config, size: int | None) -> bool:
-    return bool(size) and getattr(config, "image_size", size) != size
+    current = getattr(config, "image_size", size)
+    sides = set(current) if isinstance(current, (list, tuple)) else {current}
+    return bool(size) and sides != {size}
+
+
+def _carried_state(model: PreTrainedModel, sized: PreTrainedModel, size: int, where: str) -> dict:
+    """`model`'s tensors in the shapes of `sized` (the same model at `size` px), size-bound ones resampled."""
+    old_state = model.state_dict()
+    state = {}
+    for key, tensor in sized.state_dict().items():
+        if key not in old_state:
+            raise UserError(f"{where}: `{key}` exists only at another image_size; image_size {size} cannot apply")
+        old = old_state[key]
+        state[key] = old if old.shape == tensor.shape else _resampled(model, key, tensor.shape, size, where)
+    return state
 
 
 def check_image_size(config, size: int, where: str) -> None:
@@ -102,10 +116,7 @@ def check_image_size(config, size: int, where: str) -> None:
             sized = model
             if needs_resizing(config, size):
                 sized = AutoModelForImageClassification.from_config(_sized_config(config, size))
-            old_state = model.state_dict()
-            for key, tensor in sized.state_dict().items():
-                if key in old_state and old_state[key].shape != tensor.shape:
-                    _resampled(model, key, tensor.shape, size, where)
+            _carried_state(model, sized, size, where)
             sized.eval()
             sized(pixel_values=torch.zeros(1, getattr(config, "num_channels", 3), size, size))
     except UserError:
@@ -119,14 +130,7 @@ def at_image_size(model: PreTrainedModel, size: int | None, where: str) -> PreTr
     if not needs_resizing(model.config, size):
         return model
     sized = AutoModelForImageClassification.from_config(_sized_config(model.config, size, type(model).__name__))
-    old_state = model.state_dict()
-    state = {}
-    for key, tensor in sized.state_dict().items():
-        if key not in old_state:
-            raise UserError(f"{where}: `{key}` exists only at another image_size; image_size {size} cannot apply")
-        old = old_state[key]
-        state[key] = old if old.shape == tensor.shape else _resampled(model, key, tensor.shape, size, where)
-    sized.load_state_dict(state, strict=True)
+    sized.load_state_dict(_carried_state(model, sized, size, where), strict=True)
     sized.to(dtype=next(model.parameters()).dtype)
     sized.train(model.training)
     return sized
