@@ -39,5 +39,5 @@ class UserError(Exception):
 
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message (or its type), to quote inside a UserError."""
-    text = str(err)
-    return text.splitlines()[0] if text else type(err).__name__
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(err).__name__

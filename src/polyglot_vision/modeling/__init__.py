@@ -37,6 +37,7 @@ from transformers import (
 from ..errors import UserError, first_line
 from ..labels import LabelSpace, infer_script
 from ..options import option
+from .sizing import at_image_size, check_image_size, resize_processor
 from .trust import (
     MAX_IMAGE_SIZE,
     check_declared_sizes,
@@ -330,9 +331,36 @@ def layer_decay_groups(
 
 
 def check_checkpoint(model_args: ModelArguments) -> None:
-    """A checkpoint to fine-tune passes `check_model_source` (no custom code, sizes its weights hold)."""
+    """A checkpoint to fine-tune passes `check_model_source` (no custom code, sizes its weights hold), and the
+    model and its processor can take `image_size`: all said in one line before any data is prepared."""
+    size = model_args.image_size
     if model_args.model_name_or_path:
-        check_model_source(model_args.model_name_or_path, model_args.model_revision, classifier=False)
+        name = model_args.model_name_or_path
+        check_model_source(name, model_args.model_revision, classifier=False)
+        if size:
+            try:
+                config = AutoConfig.from_pretrained(name, revision=model_args.model_revision, trust_remote_code=False)
+            except Exception as err:  # a checkpoint is data: whatever is wrong with it is one line
+                raise model_error(name, err) from None
+            check_image_size(config, size, f"model {name}")
+            _pretrained_processor(model_args)
+    elif size:
+        settings = {**model_args.model_config, "image_size": size}
+        check_image_size(AutoConfig.for_model(**settings), size, "recipe: model_config")
+
+
+def _pretrained_processor(model_args: ModelArguments):
+    name = model_args.model_name_or_path
+    try:
+        processor = AutoImageProcessor.from_pretrained(
+            name, revision=model_args.model_revision, backend="pil", trust_remote_code=False
+        )
+    except Exception as err:  # a checkpoint is data: whatever is wrong with it is one line
+        raise model_error(name, err) from None
+    if model_args.image_size:
+        processor = resize_processor(processor, model_args.image_size, f"model {name}")
+    processor.do_convert_rgb = True  # grayscale scans and uploads become the three channels the model takes
+    return processor
 
 
 def build_image_processor(model_args: ModelArguments):
@@ -343,20 +371,7 @@ def build_image_processor(model_args: ModelArguments):
     """
     if model_args.model_name_or_path:
         check_checkpoint(model_args)
-        try:
-            processor = AutoImageProcessor.from_pretrained(
-                model_args.model_name_or_path,
-                revision=model_args.model_revision,
-                backend="pil",
-                trust_remote_code=False,
-            )
-        except Exception as err:  # a checkpoint is data: whatever is wrong with it is one line
-            raise model_error(model_args.model_name_or_path, err) from None
-        if model_args.image_size:
-            processor.size = {"height": model_args.image_size, "width": model_args.image_size}
-            processor.crop_size = dict(processor.size)
-        processor.do_convert_rgb = True  # grayscale scans and uploads become the three channels the model takes
-        return processor
+        return _pretrained_processor(model_args)
     size = model_args.image_size or model_args.model_config.get("image_size", 224)
     return ViTImageProcessorPil(
         size={"height": size, "width": size},
@@ -435,6 +450,7 @@ def build_model(
         except Exception as err:  # a checkpoint is data: whatever is wrong with it is one line
             raise model_error(name, err) from None
         check_loaded_weights(name, model, loading, new_head=True)
+        model = at_image_size(model, model_args.image_size, f"model {name}")
     n_params = sum(p.numel() for p in model.parameters())
     n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info(
