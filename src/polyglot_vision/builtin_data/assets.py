@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -49,7 +50,8 @@ __all__ = [
 LOCK = Path(__file__).with_name("assets.lock.json")
 FETCH_COMMAND = "polyglot-vision fetch"
 _RECORD = ".polyglot-vision-files.json"  # sha256 of every unpacked file, written after the tarball was verified
-_BATCH = 40  # packages per npm call
+_BATCH = 16  # packages per npm call
+_DOWNLOADS = 6  # npm calls at once
 
 
 @dataclass(frozen=True)
@@ -153,13 +155,17 @@ def fetch(purposes: Iterable[str] | None = None, *, verify: bool = False, progre
         raise UserError("npm is not installed: the built-in data's packages come from npm (install Node.js)")
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
+    batches = [todo[start : start + _BATCH] for start in range(0, len(todo), _BATCH)]
     with (
         tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp,
         tqdm(total=len(todo), desc="npm packages", unit="pkg", disable=not progress) as bar,
+        ThreadPoolExecutor(_DOWNLOADS) as pool,
     ):
-        for start in range(0, len(todo), _BATCH):
-            batch = todo[start : start + _BATCH]
-            tarballs = _npm_pack([p.spec for p in batch], Path(tmp))
+        # npm spends most of a call waiting on the registry: several calls at once, each into its own folder.
+        folders = [Path(tempfile.mkdtemp(dir=tmp)) for _ in batches]
+        calls = [pool.submit(_npm_pack, [p.spec for p in batch], folder) for batch, folder in zip(batches, folders)]
+        for batch, call in zip(batches, calls):
+            tarballs = call.result()
             for package in batch:
                 tarball = tarballs.get(package.spec)
                 if tarball is None:
