@@ -12,7 +12,7 @@ DATA   := data/polydigits
 RECIPE := recipes/polydigits/quickstart.yaml
 MODEL  := outputs/polydigits/quickstart
 
-.PHONY: install demo data train test lint format space clean
+.PHONY: install demo data polyobjects train test lint format space clean
 
 install: $(STAMP)
 
@@ -23,9 +23,17 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 $(DATA)/sources.yaml: $(STAMP)
+	$(BIN)/polyglot-vision fetch
 	$(OFFLINE) $(BIN)/polyglot-vision polydigits $(DATA)
 
 data: $(DATA)/sources.yaml
+
+data/polyobjects/sources.yaml: $(STAMP)
+	$(BIN)/polyglot-vision fetch
+	$(OFFLINE) $(BIN)/polyglot-vision polyobjects data/polyobjects
+
+polyobjects: data/polyobjects/sources.yaml
+	$(OFFLINE) $(BIN)/polyglot-vision train recipes/polyobjects/quickstart.yaml
 
 train: data
 	$(OFFLINE) $(BIN)/polyglot-vision train $(RECIPE)
@@ -36,6 +44,7 @@ demo: train
 
 test: lint
 	.ci/install-browser
+	$(BIN)/polyglot-vision fetch
 	$(OFFLINE) $(BIN)/python -m pytest tests
 
 lint: $(STAMP)

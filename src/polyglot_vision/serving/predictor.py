@@ -213,12 +213,17 @@ class Predictor:
     ) -> list[list[Prediction]]:
         """Top-k concepts per image, named in `language` (falling back to the default language).
 
-        `hint` (a joint model only) says which script (`Deva`) or language (`hi`) the images are written in.
+        `hint` (a joint model) says which script (`Deva`) or language (`hi`) the images are written in; to a
+        concept model, a language hint that the label space names is the answer's language.
         """
         if isinstance(images, Image.Image):
             images = [images]
         if not images:
             return []
+        if hint and self.fold is None and self.label_space.answer_language(hint) is not None:
+            # Drawings of things are not written in a script: to a concept model, a language hint says only
+            # which language the answer is wanted in.
+            language, hint = language or hint, None
         if hint:
             self.hint_mask(hint)  # a bad hint fails before the model runs
         return self.rank(self.class_probabilities(images), k, language, hint)
