@@ -225,11 +225,18 @@ def select_concepts() -> tuple[ObjectConcept, ...]:
             icon = by_chars[design.name].get(codepoint) or _match_by_name(known[design.name], spellings)
             if icon is not None:
                 icons[design.name] = icon
-        if len(icons) < MIN_DESIGNS:
-            continue
         if not all(_folder_safe(names[language].get(emoji, "")) for language in DISPLAY_LANGUAGES):
             continue
         chosen.append(ObjectConcept(english[emoji], codepoint, FAMILIES[subgroup], subgroup, icons))
+    # A design that draws two concepts alike (one drawing for "optical disk" and "dvd") tells neither apart:
+    # it draws neither of them.
+    for design in DESIGNS:
+        drawings = Counter(repr(_icon(design.name, c.icons[design.name])) for c in chosen if design.name in c.icons)
+        for concept in chosen:
+            icon = concept.icons.get(design.name)
+            if icon is not None and drawings[repr(_icon(design.name, icon))] > 1:
+                del concept.icons[design.name]
+    chosen = [c for c in chosen if len(c.icons) >= MIN_DESIGNS]
     # A name that two concepts share in any language would merge two folders: both concepts go.
     clashes = set()
     for language in DISPLAY_LANGUAGES:
