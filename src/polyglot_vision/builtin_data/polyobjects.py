@@ -34,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import resvg_py
 import yaml
 from PIL import Image
 from tqdm.auto import tqdm
@@ -340,8 +341,6 @@ def render_icon(
 ) -> Image.Image:
     """One icon as an RGB image on white, `size` pixels square; scale, rotation (degrees) and shift (a fraction of
     the canvas) are applied to the vector drawing."""
-    import resvg_py
-
     icon = _icon(design, icon_name)
     side = max(icon["width"], icon["height"])
     left = icon["left"] - (side - icon["width"]) / 2
@@ -499,14 +498,17 @@ def generate_polyobjects(
             + yaml.safe_dump({"sources": entries}, allow_unicode=True, sort_keys=False),
             encoding="utf-8",
         )
-        (tmp / "concepts.json").write_text(
-            json.dumps(
-                [{"id": c.id, "emoji": c.codepoint, "family": c.family, "subgroup": c.subgroup} for c in chosen],
-                ensure_ascii=False,
-                indent=0,
-            ),
-            encoding="utf-8",
-        )
+        # What a yardstick needs without knowing PolyObjects: each folder label's concept, each concept's family,
+        # and which sources no recipe trains on.
+        answers = {
+            "concepts": [{"id": c.id, "emoji": c.codepoint, "family": c.family} for c in chosen],
+            "held_out": [d.source for d in chosen_designs if d.held_out],
+            "labels": {
+                d.source: {cldr_names(d.language)[c.emoji]: c.id for c in chosen if d.name in c.icons}
+                for d in chosen_designs
+            },
+        }
+        (tmp / "concepts.json").write_text(json.dumps(answers, ensure_ascii=False, indent=1), encoding="utf-8")
         (tmp / "README.md").write_text(
             _readme(chosen_designs, chosen, counts, int(per_class), int(seed), int(image_size)), encoding="utf-8"
         )

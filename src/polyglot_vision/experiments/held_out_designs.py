@@ -1,8 +1,8 @@
-"""The PolyObjects yardstick: a model judged on emoji designs it never saw, per design and per concept family.
+"""The yardstick of held-out sources: a model judged on designs it never saw, per source and per concept family.
 
-The held-out designs (`DESIGNS` with `held_out`, whole lineages) are read from a PolyObjects folder as written by
-`polyglot-vision polyobjects`; each folder label is a CLDR name in its design's language, mapped back to its
-concept through the emoji it names. Every image goes through `Predictor` (the path of the CLI and the Space).
+Built for PolyObjects (the emoji designs that its recipes never train on, whole lineages held out), it reads
+nothing but the data folder: `concepts.json` there says which sources are held out, which concept each folder
+label names, and each concept's family. Every image goes through `Predictor` (the path of the CLI and the Space).
 
     result = held_out_designs("outputs/polyobjects/quickstart", "data/polyobjects")
     markdown(result)     # the results page's section
@@ -10,26 +10,33 @@ concept through the emoji it names. Every image goes through `Predictor` (the pa
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from ..builtin_data.polyobjects import DESIGNS, cldr_names, object_concepts
 from ..errors import UserError
 from ..images import load_image
+from ..serving import Predictor
 
 __all__ = ["held_out_designs", "markdown"]
 
 
-def _images(data_dir: Path, design) -> tuple[list, list[str]]:
-    folder = data_dir / design.source
+def _answers(data_dir: Path) -> dict:
+    path = data_dir / "concepts.json"
+    if not path.is_file():
+        raise UserError(f"{path}: not found; make the data with `polyglot-vision polyobjects {data_dir}`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _images(data_dir: Path, source: str, concept_of: dict[str, str]) -> tuple[list[Path], list[str]]:
+    folder = data_dir / source
     if not folder.is_dir():
-        raise UserError(f"{folder}: no such PolyObjects source; make it with `polyglot-vision polyobjects {data_dir}`")
-    concept_of = {cldr_names(design.language)[c.emoji]: c.id for c in object_concepts()}
+        raise UserError(f"{folder}: no such source; make the data with `polyglot-vision polyobjects {data_dir}`")
     paths, labels = [], []
     for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         if label_dir.name not in concept_of:
-            raise UserError(f"{label_dir}: {label_dir.name!r} is not a PolyObjects name in {design.language!r}")
+            raise UserError(f"{label_dir}: label {label_dir.name!r} is not in {data_dir / 'concepts.json'}")
         for path in sorted(label_dir.glob("*.png")):
             paths.append(path)
             labels.append(concept_of[label_dir.name])
@@ -37,18 +44,17 @@ def _images(data_dir: Path, design) -> tuple[list, list[str]]:
 
 
 def held_out_designs(model, data_dir, *, k: int = 5, batch_size: int = 256) -> dict:
-    """Top-1 and top-k accuracy of `model` on every held-out design of `data_dir`, per design and per family."""
-    from ..serving import Predictor
-
+    """Top-1 and top-k accuracy of `model` on every held-out source of `data_dir`, per source and per family."""
     predictor = Predictor.from_pretrained(model)
     data_dir = Path(data_dir)
-    family = {c.id: c.family for c in object_concepts()}
+    answers = _answers(data_dir)
+    family = {c["id"]: c["family"] for c in answers["concepts"]}
     known = set(predictor.concepts)
     per_design, per_family = {}, defaultdict(lambda: [0, 0, 0])
     confusions: dict[str, int] = defaultdict(int)
     start, seen = time.perf_counter(), 0
-    for design in (d for d in DESIGNS if d.held_out):
-        paths, labels = _images(data_dir, design)
+    for source in answers["held_out"]:
+        paths, labels = _images(data_dir, source, answers["labels"][source])
         hits = [0, 0]
         for first in range(0, len(paths), batch_size):
             images = [load_image(p) for p in paths[first : first + batch_size]]
@@ -64,9 +70,7 @@ def held_out_designs(model, data_dir, *, k: int = 5, batch_size: int = 256) -> d
                 if not top1:
                     confusions[f"{truth} -> {guesses[0]}"] += 1
         seen += len(paths)
-        per_design[design.source] = {
-            "design": design.name,
-            "language": design.language,
+        per_design[source] = {
             "images": len(paths),
             "concepts": len(set(labels)),
             "concepts_unknown_to_model": len(set(labels) - known),
@@ -74,7 +78,7 @@ def held_out_designs(model, data_dir, *, k: int = 5, batch_size: int = 256) -> d
             f"top{k}": hits[1] / max(1, len(paths)),
         }
     if not per_design:
-        raise UserError("no held-out PolyObjects design")
+        raise UserError(f"{data_dir / 'concepts.json'}: no held-out source")
     total = sum(d["images"] for d in per_design.values())
     return {
         "model": str(model),
@@ -99,18 +103,16 @@ def markdown(result: dict) -> list[str]:
         f"Model `{result['model']}` on the designs it never trained on (whole lineages held out), every image of "
         f"`{result['data']}`: **top-1 {pct(result['top1'])}, top-{k} {pct(result[f'top{k}'])}**.",
         "",
-        f"| held-out design | labels in | concepts | images | top-1 | top-{k} |",
-        "|---|---|---:|---:|---:|---:|",
+        f"| held-out design | concepts | images | top-1 | top-{k} |",
+        "|---|---:|---:|---:|---:|",
     ]
     for source, row in result["per_design"].items():
-        lines.append(
-            f"| `{source}` | {row['language']} | {row['concepts']} | {row['images']} | "
-            f"{pct(row['top1'])} | {pct(row[f'top{k}'])} |"
-        )
+        counts = f"{row['concepts']} | {row['images']}"
+        lines.append(f"| `{source}` | {counts} | {pct(row['top1'])} | {pct(row[f'top{k}'])} |")
     lines += ["", f"| concept family | images | top-1 | top-{k} |", "|---|---:|---:|---:|"]
     for name, row in result["per_family"].items():
         lines.append(f"| {name} | {row['images']} | {pct(row['top1'])} | {pct(row[f'top{k}'])} |")
     if result.get("top_confusions"):
-        lines += ["", "Most frequent mistakes (true -> predicted): "]
-        lines[-1] += ", ".join(f"{pair} ×{n}" for pair, n in result["top_confusions"].items()) + "."
+        mistakes = ", ".join(f"{pair} ×{n}" for pair, n in result["top_confusions"].items())
+        lines += ["", f"Most frequent mistakes (true -> predicted): {mistakes}."]
     return lines
