@@ -23,6 +23,7 @@ from polyglot_vision.builtin_data.polyobjects import (
     select_concepts,
 )
 from polyglot_vision.cli import main
+from polyglot_vision.errors import UserError
 from polyglot_vision.experiments.held_out_designs import held_out_designs, markdown
 from polyglot_vision.labels.languages import language_key
 from polyglot_vision.labels.registry import LabelSpace
@@ -140,7 +141,7 @@ def test_the_recipe_trains_on_no_held_out_design():
 def test_an_unknown_design_or_concept_is_one_line(capsys, tmp_path):
     fails(capsys, ["polyobjects", tmp_path / "out", "--designs", "wingdings"], "'wingdings'", "design")
     assert not (tmp_path / "out").exists()
-    with pytest.raises(Exception, match="'unicorn face'"):
+    with pytest.raises(UserError, match="'unicorn face'"):
         generate_polyobjects(tmp_path / "out", designs=["noto"], concepts=["unicorn face"], progress=False)
 
 
