@@ -230,8 +230,7 @@ def cmd_predict(args, extra) -> int:
     for path in args.images:  # a missing, special or oversized file fails before the model loads
         check_image_file(path)
     predictor = Predictor.from_pretrained(args.model)
-    if args.hint:
-        predictor.hint_mask(args.hint)  # a bad hint fails before anything is printed
+    args.lang, args.hint = predictor.read_hint(args.hint, args.lang)  # a bad hint fails before anything is printed
     if args.lang is not None and predictor.label_space.answer_language(args.lang) is None:
         print(
             f"polyglot-vision: note: this model has no names in {args.lang!r} "

@@ -208,6 +208,17 @@ class Predictor:
             for row_scores, row_indices, script_row in zip(scores, indices, scripts)
         ]
 
+    def read_hint(self, hint: str | None, language: str | None = None) -> tuple[str | None, str | None]:
+        """(answer language, hint to apply): a bad hint is one line. Drawings of things are not written in a
+        script: to a concept model, a language hint that its label space names says only which language the
+        answer is wanted in (unless `language` says it)."""
+        if not hint:
+            return language, None
+        if self.fold is None and self.label_space.answer_language(hint) is not None:
+            return language or hint, None
+        self.hint_mask(hint)
+        return language, hint
+
     def top_k(
         self, images, k: int = 3, language: str | None = None, hint: str | None = None
     ) -> list[list[Prediction]]:
@@ -220,10 +231,5 @@ class Predictor:
             images = [images]
         if not images:
             return []
-        if hint and self.fold is None and self.label_space.answer_language(hint) is not None:
-            # Drawings of things are not written in a script: to a concept model, a language hint says only
-            # which language the answer is wanted in.
-            language, hint = language or hint, None
-        if hint:
-            self.hint_mask(hint)  # a bad hint fails before the model runs
+        language, hint = self.read_hint(hint, language)  # a bad hint fails before the model runs
         return self.rank(self.class_probabilities(images), k, language, hint)
