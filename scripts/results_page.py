@@ -330,6 +330,8 @@ def render_polyobjects(page: Path = OBJECTS_PAGE) -> Path:
         if result.get("train_seconds") is not None:
             lines[-1] += f"; the model trained in {result['train_seconds'] / 60:.1f} minutes"
         lines += ["", *markdown(result)]
+        if result.get("note"):
+            lines += ["", f"Note: {result['note']}"]
     if not entries:
         lines += ["", "Not measured yet with the current code."]
     page.write_text("\n".join(lines) + "\n", encoding="utf-8")

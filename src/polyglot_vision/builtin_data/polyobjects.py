@@ -188,8 +188,10 @@ def _match_by_name(known: set[str], names: list[str]) -> str | None:
     return None
 
 
-# `datasets` reads class folders with these names as splits (French "train" is a train): not a usable label.
+# `datasets` reads a class folder as a split when one of its words is a split's name (French "train de montagne" is
+# a mountain railway, "train" a train): no usable label.
 _SPLIT_WORDS = {"train", "training", "test", "testing", "eval", "evaluation", "valid", "validation", "val", "dev"}
+_WORD_SEPARATORS = re.compile(r"[-._ 0-9]+")
 
 
 def _folder_safe(name: str) -> bool:
@@ -197,7 +199,7 @@ def _folder_safe(name: str) -> bool:
         bool(name)
         and not {"/", "\\", "\x00"} & set(name)
         and not name.startswith(".")
-        and name.casefold() not in _SPLIT_WORDS
+        and not _SPLIT_WORDS & set(_WORD_SEPARATORS.split(name.casefold()))
     )
 
 
