@@ -12,7 +12,7 @@ DATA   := data/polydigits
 RECIPE := recipes/polydigits/quickstart.yaml
 MODEL  := outputs/polydigits/quickstart
 
-.PHONY: install fetch demo data train test lint format space clean
+.PHONY: install fetch demo data polyobjects train test lint format space clean
 
 install: $(STAMP)
 
@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt -e ".[dev,demo]"
 	touch $@
 
-# The fonts: pinned npm packages (src/polyglot_vision/builtin_data/assets.lock.json), fetched and verified once
-# into ~/.cache/polyglot-vision/npm; everything after runs offline.
+# Fonts, emoji and names: pinned npm packages (src/polyglot_vision/builtin_data/assets.lock.json), fetched and
+# verified once into ~/.cache/polyglot-vision/npm; everything after runs offline.
 fetch: $(STAMP)
 	$(BIN)/polyglot-vision fetch
 
@@ -31,6 +31,12 @@ $(DATA)/sources.yaml: $(STAMP) | fetch
 	$(OFFLINE) $(BIN)/polyglot-vision polydigits $(DATA)
 
 data: $(DATA)/sources.yaml
+
+data/polyobjects/sources.yaml: $(STAMP) | fetch
+	$(OFFLINE) $(BIN)/polyglot-vision polyobjects data/polyobjects
+
+polyobjects: data/polyobjects/sources.yaml
+	$(OFFLINE) $(BIN)/polyglot-vision train recipes/polyobjects/quickstart.yaml
 
 train: data
 	$(OFFLINE) $(BIN)/polyglot-vision train $(RECIPE)

@@ -8,6 +8,10 @@ Usage:
     python scripts/benchmark.py synthesis [--leave-out framing] [--add pens] [--per-class 400] --markdown
     python scripts/benchmark.py prepare [--images 40000] [--sources 4] [--size 64] [--output prepare.json]
     python scripts/benchmark.py memory outputs/polydigits/quickstart --markdown   # 40 MP PNGs: predict, the Space
+    python scripts/benchmark.py polyobjects outputs/polyobjects/quickstart [--data data/polyobjects] --markdown
+
+`polyobjects` judges a PolyObjects model on the emoji designs it never trained on (top-1 and top-5 per design and
+per concept family; polyglot_vision.experiments.held_out_designs); its results page is recipes/polyobjects/README.md.
 
 With `--markdown` a benchmark also stores its result in recipes/polydigits/results/ and rewrites the results
 page recipes/polydigits/README.md from every stored result (`page` rewrites it without measuring;
@@ -869,8 +873,29 @@ def cmd_memory(args) -> dict:
     return result
 
 
+def cmd_polyobjects(args) -> dict:
+    from polyglot_vision.experiments.held_out_designs import held_out_designs, markdown
+
+    result = held_out_designs(args.model, args.data)
+    train_seconds = _train_seconds(Path(args.model))
+    if train_seconds is not None:
+        result["train_seconds"] = train_seconds
+    print("\n".join(markdown(result)), file=sys.stderr)
+    return result
+
+
+def _train_seconds(model: Path) -> float | None:
+    for name in ("all_results.json", "train_results.json", "metrics.json"):
+        path = model / name
+        if path.is_file():
+            value = json.loads(path.read_text(encoding="utf-8")).get("train_runtime")
+            if value is not None:
+                return float(value)
+    return None
+
+
 def main(argv=None) -> int:
-    from results_page import record, render
+    from results_page import record, render, render_polyobjects
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -920,6 +945,10 @@ def main(argv=None) -> int:
     p.add_argument("--polydigits", default="data/polydigits-20", help="PolyDigits folder (made with 20 per class)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_align)
+    p = sub.add_parser("polyobjects", help="top-1 and top-5 of a PolyObjects model on the held-out designs")
+    p.add_argument("model")
+    p.add_argument("--data", default="data/polyobjects", help="the PolyObjects folder (polyglot-vision polyobjects)")
+    p.set_defaults(func=cmd_polyobjects)
     p = sub.add_parser("prepare", help="images per second of `prepare` on synthetic 64-pixel PNGs")
     p.add_argument("--images", type=int, default=40_000, help="PNGs in all, spread over the sources")
     p.add_argument("--sources", type=int, default=4)
@@ -942,7 +971,7 @@ def main(argv=None) -> int:
                 action.add_argument("--output", help="write the JSON here too")
     args = parser.parse_args(argv)
     if args.func is None:
-        print(f"Wrote {render()}")
+        print(f"Wrote {render()} and {render_polyobjects()}")
         return 0
     from polyglot_vision.errors import UserError
 

@@ -1,4 +1,5 @@
-"""The results page: every benchmark's last measurement, kept as JSON, rendered as recipes/polydigits/README.md.
+"""The results pages: every benchmark's last measurement, kept as JSON, rendered as recipes/polydigits/README.md
+(and, for the PolyObjects benchmarks, recipes/polyobjects/README.md).
 
 `scripts/benchmark.py … --markdown` and `scripts/benchmark_space.py … --markdown` call `record`: the result is
 stored in recipes/polydigits/results/<kind>.json with the command that produced it, and the page is written
@@ -18,6 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "recipes" / "polydigits" / "results"
 PAGE = REPO / "recipes" / "polydigits" / "README.md"
+OBJECTS_RESULTS = REPO / "recipes" / "polyobjects" / "results"
+OBJECTS_PAGE = REPO / "recipes" / "polyobjects" / "README.md"
+OBJECTS_KINDS = ("polyobjects",)
 ORDER = (
     "quickstart",
     "generalization",
@@ -45,7 +49,8 @@ def _shown(command: str) -> str:
 
 def record(kind: str, result: dict, command: list[str] | None = None, page: Path = PAGE) -> Path:
     """Store `result` as the latest `kind` measurement, with its command and machine, and re-render the page."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = OBJECTS_RESULTS if kind in OBJECTS_KINDS else RESULTS
+    results.mkdir(parents=True, exist_ok=True)
     command = command if command is not None else ["python", *sys.argv]
     entry = {
         "kind": kind,
@@ -54,8 +59,8 @@ def record(kind: str, result: dict, command: list[str] | None = None, page: Path
         "machine": f"{os.cpu_count()} CPU cores, {platform.platform()}",
         "result": result,
     }
-    (RESULTS / f"{kind}.json").write_text(json.dumps(entry, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return render(page)
+    (results / f"{kind}.json").write_text(json.dumps(entry, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return render_polyobjects() if kind in OBJECTS_KINDS else render(page)
 
 
 def _pct(value) -> str:
@@ -297,5 +302,45 @@ def render(page: Path = PAGE) -> Path:
     missing = [RENDER[k][0] for k in ORDER if k not in entries]
     if missing:
         lines += ["", "Not measured yet with the current code: " + "; ".join(missing) + "."]
+    page.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return page
+
+
+def render_polyobjects(page: Path = OBJECTS_PAGE) -> Path:
+    """recipes/polyobjects/README.md: the recipes, and the yardstick of held-out designs."""
+    from polyglot_vision.experiments.held_out_designs import markdown
+
+    lines = [
+        "# PolyObjects: recipes and results",
+        "",
+        "Things people photograph (animals, plants, food, vehicles, places, tools, household objects, clothing),",
+        "drawn by twelve emoji design teams and labelled, one design to one language, with the Unicode CLDR names:",
+        "`polyglot-vision fetch && polyglot-vision polyobjects data/polyobjects`. The recipes here train on nine",
+        "designs; three (twemoji, and Google's noto and noto-v1: whole lineages) are never trained on and are the",
+        "yardstick. Every source is mapped by the registry's CLDR names in its own language; the alignment of",
+        "words the registry does not know (text embeddings and image votes) is the align benchmark's business.",
+        "",
+        "| recipe | model | where |",
+        "|---|---|---|",
+        "| `quickstart.yaml` | ResNet from a config, 48 px | a laptop CPU in minutes |",
+        "| `convnext.yaml` | ConvNeXt from a config, 48 px | CPU (slower) or GPU |",
+        "| `vit.yaml` | ViT from a config, 48 px | CPU (slower) or GPU |",
+        "| `vit-base.yaml` | `google/vit-base-patch16-224-in21k`, 224 px | GPU and the Hub (not run here) |",
+        "",
+        "Written by `scripts/benchmark.py polyobjects MODEL --markdown` from `results/`; re-render without",
+        "measuring: `python scripts/benchmark.py page`.",
+    ]
+    entries = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(OBJECTS_RESULTS.glob("*.json"))}
+    for entry in entries.values():
+        result = entry["result"]
+        measured = f"`{_shown(entry['command'])}` — {entry['measured']}, {entry['machine']}"
+        lines += ["", "## Held-out designs", "", measured]
+        if result.get("train_seconds") is not None:
+            lines[-1] += f"; the model trained in {result['train_seconds'] / 60:.1f} minutes"
+        lines += ["", *markdown(result)]
+        if result.get("note"):
+            lines += ["", f"Note: {result['note']}"]
+    if not entries:
+        lines += ["", "Not measured yet with the current code."]
     page.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return page

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from .builtin_data import DEFAULT_SYNTHESIS, SYNTHESIS, generate_polydigits
+from .builtin_data import DEFAULT_SYNTHESIS, SYNTHESIS, generate_polydigits, generate_polyobjects
 from .builtin_data.assets import cache_dir, fetch, load_lock
 from .data import format_counts, load_and_align, read_paths, save_dataset, split_counts, unify
 from .errors import UserError, printable
@@ -83,6 +83,14 @@ def cmd_polydigits(args, extra) -> int:
     )
     total = sum(s.get("num_images", 0) for s in sources)
     print(f"Wrote {len(sources)} sources{f' ({total} images)' if total else ''} to {args.out}")
+    return 0
+
+
+def cmd_polyobjects(args, extra) -> int:
+    sources = generate_polyobjects(
+        args.out, per_class=args.per_class, seed=args.seed, image_size=args.image_size, designs=args.designs
+    )
+    print(f"Wrote {len(sources)} sources (one per emoji design) to {args.out}")
     return 0
 
 
@@ -222,8 +230,7 @@ def cmd_predict(args, extra) -> int:
     for path in args.images:  # a missing, special or oversized file fails before the model loads
         check_image_file(path)
     predictor = Predictor.from_pretrained(args.model)
-    if args.hint:
-        predictor.hint_mask(args.hint)  # a bad hint fails before anything is printed
+    args.lang, args.hint = predictor.read_hint(args.hint, args.lang)  # a bad hint fails before anything is printed
     if args.lang is not None and predictor.label_space.answer_language(args.lang) is None:
         print(
             f"polyglot-vision: note: this model has no names in {args.lang!r} "
@@ -314,6 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {' '.join(DEFAULT_SYNTHESIS)}; none: the fonts as drawn)",
     )
     p.set_defaults(func=cmd_polydigits)
+
+    p = sub.add_parser(
+        "polyobjects", help="write the offline PolyObjects sources (things drawn by 12 emoji designs, 12 languages)"
+    )
+    p.add_argument("out", help="output folder, e.g. data/polyobjects")
+    p.add_argument("--per-class", type=int, default=8, help="images per concept and design (the first as drawn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=48, help="side of the saved images in pixels")
+    p.add_argument("--designs", nargs="*", metavar="DESIGN", help="only these designs (default: all twelve)")
+    p.set_defaults(func=cmd_polyobjects)
 
     p = sub.add_parser(
         "fetch", help="fetch and verify the pinned npm packages (fonts, emoji, names) the built-in data draws from"

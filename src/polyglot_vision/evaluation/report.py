@@ -30,6 +30,9 @@ PLOTS = {
     "reliability_diagram": "reliability_diagram.png",
 }
 N_BINS = 15
+# A plot of hundreds of concepts stays a readable picture, not a poster of many megapixels that takes minutes.
+MAX_INCHES = 24.0
+MAX_TICKS = 80
 
 
 def plot_confusion_matrix(matrix, labels: list[str], path: Path, title: str) -> None:
@@ -37,11 +40,12 @@ def plot_confusion_matrix(matrix, labels: list[str], path: Path, title: str) -> 
     matrix = np.asarray(matrix, dtype=float)
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    size = max(5.0, 0.5 * len(labels) + 2)
+    size = min(max(5.0, 0.5 * len(labels) + 2), MAX_INCHES)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=90 if max(map(len, labels)) > 2 else 0)
-    ax.set_yticks(range(len(labels)), labels)
+    if len(labels) <= MAX_TICKS:
+        ax.set_xticks(range(len(labels)), labels, rotation=90 if max(map(len, labels)) > 2 else 0)
+        ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted concept")
     ax.set_ylabel("true concept")
     if len(labels) <= 30:
@@ -67,11 +71,13 @@ def language_concept_accuracy(predictions, references, languages, num_classes: i
 
 def plot_language_concept(names, table, labels: list[str], path: Path, title: str) -> None:
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(labels) + 2.5), max(3.5, 0.4 * len(names) + 1.5)))
+    width = min(max(6.0, 0.55 * len(labels) + 2.5), MAX_INCHES)
+    fig, ax = plt.subplots(figsize=(width, min(max(3.5, 0.4 * len(names) + 1.5), MAX_INCHES)))
     cmap = plt.get_cmap("RdYlGn").copy()
     cmap.set_bad("lightgrey")
     image = ax.imshow(np.ma.masked_invalid(table), cmap=cmap, vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(labels)), labels)
+    if len(labels) <= MAX_TICKS:
+        ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("concept")
     ax.set_ylabel("language")

@@ -208,17 +208,28 @@ class Predictor:
             for row_scores, row_indices, script_row in zip(scores, indices, scripts)
         ]
 
+    def read_hint(self, hint: str | None, language: str | None = None) -> tuple[str | None, str | None]:
+        """(answer language, hint to apply): a bad hint is one line. Drawings of things are not written in a
+        script: to a concept model, a language hint that its label space names says only which language the
+        answer is wanted in (unless `language` says it)."""
+        if not hint:
+            return language, None
+        if self.fold is None and self.label_space.answer_language(hint) is not None:
+            return language or hint, None
+        self.hint_mask(hint)
+        return language, hint
+
     def top_k(
         self, images, k: int = 3, language: str | None = None, hint: str | None = None
     ) -> list[list[Prediction]]:
         """Top-k concepts per image, named in `language` (falling back to the default language).
 
-        `hint` (a joint model only) says which script (`Deva`) or language (`hi`) the images are written in.
+        `hint` (a joint model) says which script (`Deva`) or language (`hi`) the images are written in; to a
+        concept model, a language hint that the label space names is the answer's language.
         """
         if isinstance(images, Image.Image):
             images = [images]
         if not images:
             return []
-        if hint:
-            self.hint_mask(hint)  # a bad hint fails before the model runs
+        language, hint = self.read_hint(hint, language)  # a bad hint fails before the model runs
         return self.rank(self.class_probabilities(images), k, language, hint)
