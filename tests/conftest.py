@@ -59,7 +59,7 @@ def polydigits_dir(tmp_path_factory) -> Path:
 def tiny_recipe(polydigits_dir: Path, out_dir: Path, **overrides) -> dict:
     """The quickstart recipe pointed at the tiny data, with a tiny model and a few steps."""
     recipe = yaml.safe_load(QUICKSTART.read_text(encoding="utf-8"))
-    recipe["label_space"] = str(REPO / "recipes" / "labels" / "digits.yaml")
+    recipe["label_space"] = str(REPO / recipe["label_space"])
     for source in recipe["sources"]:
         source["path"] = str(polydigits_dir / Path(source["path"]).name)
         if source["name"] == "mnist":
