@@ -32,7 +32,16 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from .fonts import FONTS, SCRIPT_FONTS, font_files, load_font, render_mask, variation_axes
 
-__all__ = ["KINDS", "LETTERS", "SOURCE", "SYMBOLS", "check_strangers", "draw_stranger", "draw_strangers", "write_strangers_source"]
+__all__ = [
+    "KINDS",
+    "LETTERS",
+    "SOURCE",
+    "SYMBOLS",
+    "check_strangers",
+    "draw_stranger",
+    "draw_strangers",
+    "write_strangers_source",
+]
 
 LETTERS = "ACEFHKLMNPRTUWXYacdefhkmnprtuwxy"
 SYMBOLS = "?&#@%$*+<>[]{};:§¶©®€£¥¿"
@@ -137,8 +146,12 @@ def _shape(rng: np.random.Generator, size: int) -> np.ndarray:
         radius = rng.uniform(0.15, 0.4) * side
         corners = int(rng.integers(3, 9))
         star = rng.random() < 0.35
-        angles = np.sort(rng.uniform(0, 2 * np.pi, size=corners)) if not star else np.linspace(0, 2 * np.pi, 2 * corners)
-        radii = radius * (np.where(np.arange(len(angles)) % 2, 0.45, 1.0) if star else rng.uniform(0.7, 1.0, len(angles)))
+        angles = (
+            np.sort(rng.uniform(0, 2 * np.pi, size=corners)) if not star else np.linspace(0, 2 * np.pi, 2 * corners)
+        )
+        radii = radius * (
+            np.where(np.arange(len(angles)) % 2, 0.45, 1.0) if star else rng.uniform(0.7, 1.0, len(angles))
+        )
         points = [(float(centre[0] + r * np.cos(a)), float(centre[1] + r * np.sin(a))) for a, r in zip(angles, radii)]
         if rng.random() < 0.5:
             draw.polygon(points, fill=255)
@@ -265,7 +278,11 @@ def write_strangers_source(folder, count: int, seed: int, image_size: int) -> tu
     path = folder / SOURCE["name"] / "data.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = datasets.Dataset.from_dict(
-        {"image": [{"bytes": b, "path": None} for b in images], "label": [SOURCE["label"]] * len(images), "kind": kinds}
+        {
+            "image": [{"bytes": b, "path": None} for b in images],
+            "label": [SOURCE["label"]] * len(images),
+            "kind": kinds,
+        }
     )
     data.cast_column("image", datasets.Image()).to_parquet(str(path))
     entry = {
