@@ -385,7 +385,14 @@ def test_and_publish(trainer, recipe, label_space, staging, test_split, train_me
     write_json(staging / "train_results.json", train_metrics or {})
     write_json(staging / "all_results.json", results)
     write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
-    write_model_card(staging, recipe, label_space, metrics, model_name=args.hub_model_id or output_dir.name)
+    write_model_card(
+        staging,
+        recipe,
+        label_space,
+        metrics,
+        model_name=args.hub_model_id or output_dir.name,
+        config=trainer.model.config,
+    )
     publish(staging, output_dir, carry=CARRIED_ON_EXPORT)
     if args.push_to_hub:
         # After the Trainer's own pushes: our card, metrics and plots replace its generated README.
