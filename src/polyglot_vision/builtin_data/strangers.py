@@ -240,8 +240,9 @@ def draw_strangers(
     fonts = held if holdout and held else train
     chosen = kinds or tuple(KINDS)
     shares = np.array([KINDS[k] for k in chosen]) if kinds is None else np.ones(len(chosen))
-    quota = np.floor(shares / shares.sum() * count).astype(int)
-    quota[np.argmax(shares)] += count - quota.sum()
+    exact = shares / shares.sum() * count
+    quota = np.floor(exact).astype(int)
+    quota[np.argsort(-(exact - quota), kind="stable")[: count - quota.sum()]] += 1  # largest remainders
     images, labels = [], []
     for kind, n in zip(chosen, quota):
         for index in range(int(n)):
