@@ -28,7 +28,7 @@ LABELS = REPO / "recipes" / "labels"
 def model(polydigits_dir, tmp_path_factory) -> Path:
     """The quickstart recipe (digits and `none`, concept·script head) trained a few steps on the tiny PolyDigits."""
     out = tmp_path_factory.mktemp("refusal") / "model"
-    recipe = write_yaml(out.parent / "recipe.yaml", tiny_recipe(polydigits_dir, out))
+    recipe = write_yaml(out.parent / "recipe.yaml", tiny_recipe(polydigits_dir, out, strangers=True))
     assert main(["train", str(recipe)]) == 0
     return out
 
