@@ -68,9 +68,12 @@ def cmd_generalization(args) -> dict:
 def cmd_refusal(args) -> dict:
     """How often the model refuses held-out strangers, and numerals and handwriting it should read
     (polyglot_vision.experiments.refusal)."""
+    from polyglot_vision.builtin_data.refusal_sets import refusal_sets
     from polyglot_vision.experiments.refusal import measure_refusal, refusal_markdown
 
-    result = measure_refusal(args.model, per_class=args.per_class, strangers_per_kind=args.per_kind)
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = refusal_sets(Path(tmp), per_class=args.per_class, per_kind=args.per_kind)
+    result = measure_refusal(args.model, sets)
     result["markdown"] = refusal_markdown(result)
     print(result["markdown"])
     return result

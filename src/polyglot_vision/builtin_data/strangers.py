@@ -27,9 +27,11 @@ from __future__ import annotations
 import io
 import zlib
 
+import datasets
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..errors import UserError
 from .fonts import FONTS, SCRIPT_FONTS, font_files, load_font, render_mask, variation_axes
 
 __all__ = [
@@ -264,8 +266,6 @@ def check_strangers(count, per_class: int) -> int:
     if count is None:
         return 5 * per_class
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        from ..errors import UserError
-
         raise UserError(f"strangers must be a whole number of images, 0 or more, got {count!r}")
     return int(count)
 
@@ -273,8 +273,6 @@ def check_strangers(count, per_class: int) -> int:
 def write_strangers_source(folder, count: int, seed: int, image_size: int) -> tuple[dict, list[bytes], str]:
     """Write the strangers source (one parquet file) under `folder`: (its recipe entry, the images, a README
     section)."""
-    import datasets
-
     images, kinds = draw_strangers(count, seed, image_size)
     path = folder / SOURCE["name"] / "data.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,10 @@
 
 Refusal: a model whose label space has a refusal concept (`refusal: true` in the registry, "none") learns it like
 any other class. An image is refused when the probability on it reaches `refusal_threshold`: the larger of a floor
-and the share that all but the most doubtful 0.2 % of the validation numerals stay under, so that what is drawn
-like the training data is almost never refused, while what is no numeral at all is.
+and the share that all but the most doubtful 0.2 % of the validation images of the other concepts stay under, so
+that what is drawn like the training data is almost never refused, while what is none of the concepts is.
 
-Twins: joint classes of different scripts and different concepts that draw the same shape (Bengali ৪ and Latin 8).
+Twins: joint classes of different scripts and different concepts that draw the same shape.
 A concept answer cannot tell them apart without knowing the script, so an answer without a hint names both. Two
 classes are twins when the registry declares them (`twins:`), or when the validation images of each put, on
 average, at least `TWIN_LEAK` of their probability on the other (the two leaks added).
@@ -17,9 +17,11 @@ import torch
 
 from ..modeling import is_joint, label_scripts
 
-REFUSAL_FLOOR = 0.3  # never refuse on less: below this the model leans to a numeral
-REFUSAL_CEILING = 0.6  # always refuse on more: "none" then outweighs every numeral together
-NUMERALS_KEPT = 0.998  # the quantile of the validation numerals' refusal share the threshold stays above
+REFUSAL_FLOOR = 0.3  # never refuse on less: below this the model leans to a concept
+REFUSAL_CEILING = 0.6  # always refuse on more: "none" then outweighs every concept together
+KNOWN_KEPT = (
+    0.998  # the quantile of the refusal share of validation images of known concepts the threshold stays above
+)
 TWIN_LEAK = 0.02
 
 
@@ -38,15 +40,15 @@ def refusal_mask(config) -> torch.Tensor:
 
 def fit_refusal_threshold(probabilities: torch.Tensor, labels: torch.Tensor, config) -> float | None:
     """The refusal threshold from calibrated class probabilities (images, classes) and class ids; None without a
-    refusal concept or without numerals to fit on."""
+    refusal concept or without images of known concepts to fit on."""
     mask = refusal_mask(config)
     if not mask.any():
         return None
     share = probabilities.float() @ mask
-    numerals = share[mask[labels] == 0]
-    if not len(numerals):
+    known = share[mask[labels] == 0]
+    if not len(known):
         return None
-    kept = float(torch.quantile(numerals, NUMERALS_KEPT))
+    kept = float(torch.quantile(known, KNOWN_KEPT))
     return float(min(max(kept, REFUSAL_FLOOR), REFUSAL_CEILING))
 
 

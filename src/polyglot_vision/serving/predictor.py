@@ -10,8 +10,8 @@ the image most likely shows (the likeliest script among the concept's classes).
 
 An answer (`Answer`, a list of `Prediction`s) also says two things the model's config decides (fitted at export,
 evaluation/answers.py): that the image is refused, when it is no concept the model knows (its refusal concept,
-"none", holds `refusal_threshold` of the probability or more; never given as an answer itself), and, without a hint,
-the twin of its first prediction: the same shape read in another script as another concept ("8 (Latin) or
+such as "none", holds `refusal_threshold` of the probability or more; never given as an answer itself), and,
+without a hint, the twin of its first prediction: the same shape read in another script as another concept ("8 (Latin) or
 4 (Bengali)"), a pair the config lists in `label_twins` or one the probabilities split between.
 """
 
@@ -131,7 +131,7 @@ class Predictor:
         # the concept (its index) of each class
         self.class_concepts = list(range(len(self.concepts))) if self.fold is None else self.fold.argmax(1).tolist()
         self.refusal_classes = torch.tensor([float(self.concepts[c] in refusal) for c in self.class_concepts])
-        # a hint names a script or language of the numerals, not the refusal class's "no language" (zxx, Zyyy)
+        # a hint names a script or language of the concepts, not the refusal class's "no language" (zxx, Zyyy)
         self.scripts = sorted({s for s, r in zip(self.class_scripts, self.refusal_classes.tolist()) if s and not r})
         self.language_scripts = {lang: s for lang, s in self.language_scripts.items() if s in self.scripts}
         self.refusal_threshold = float(getattr(config, "refusal_threshold", None) or DEFAULT_REFUSAL_THRESHOLD)
@@ -283,7 +283,7 @@ class Predictor:
         return Prediction(self.concepts[concept], name, score, script, script_name(script) if script else None)
 
     def refusal_reason(self, share: float, language: str | None = None) -> str:
-        """Why an image is refused, led by the refusal concept's own name in `language` ("not a numeral I know")."""
+        """Why an image is refused, led by the refusal concept's own name in `language` (its registry name)."""
         concept = self.refusal_concepts[0]
         return (
             f"{self.display_name(concept, language)} ({share:.0%} of the probability on {concept!r}, "
