@@ -11,8 +11,8 @@ the image most likely shows (the likeliest script among the concept's classes).
 An answer (`Answer`, a list of `Prediction`s) also says two things the model's config decides (fitted at export,
 evaluation/answers.py): that the image is refused, when it is no concept the model knows (its refusal concept,
 such as "none", holds `refusal_threshold` of the probability or more; never given as an answer itself), and,
-without a hint, the twin of its first prediction: the same shape read in another script as another concept ("8 (Latin) or
-4 (Bengali)"), a pair the config lists in `label_twins` or one the probabilities split between.
+without a hint, the twin of its first prediction: the same shape read in another script as another concept
+("8 (Latin) or 4 (Bengali)"), a pair the config lists in `label_twins` or one the probabilities split between.
 """
 
 from __future__ import annotations
