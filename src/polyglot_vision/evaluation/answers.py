@@ -8,7 +8,8 @@ that what is drawn like the training data is almost never refused, while what is
 Twins: joint classes of different scripts and different concepts that draw the same shape.
 A concept answer cannot tell them apart without knowing the script, so an answer without a hint names both. Two
 classes are twins when the registry declares them (`twins:`), or when the validation images of each put, on
-average, at least `TWIN_LEAK` of their probability on the other (the two leaks added).
+average, at least `TWIN_LEAK` of their probability on the other (the two leaks added), TWIN_LIFT times what images
+of other classes put there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ KNOWN_KEPT = (
     0.998  # the quantile of the refusal share of validation images of known concepts the threshold stays above
 )
 TWIN_LEAK = 0.02
+TWIN_LIFT = 5.0  # and each draws that much more from the other than other classes on average draw from it
 
 
 def class_concepts(config) -> list[str]:
@@ -72,6 +74,12 @@ def found_twins(probabilities: torch.Tensor, labels: torch.Tensor, config) -> li
     counts = torch.bincount(labels, minlength=n).clamp_min(1).unsqueeze(1)
     leak = totals / counts  # leak[a, b]: mean probability that images of class a put on class b
     both = leak + leak.T
+    # what b draws from every class alike (a class the model favours) is no sign of a shared shape
+    present = torch.bincount(labels, minlength=n) > 0
+    drawn = leak[present].sum(0) - leak.diagonal() * present  # what b draws from every other class
+    others = (drawn.unsqueeze(0) - leak) / max(int(present.sum()) - 2, 1)  # … but a, on average
+    lift = leak / others.clamp_min(1e-6)
+    lift = (lift + lift.T) / 2
     scripts, concepts = label_scripts(config), class_concepts(config)
     refusal = refusal_mask(config)
     found = []
@@ -79,7 +87,7 @@ def found_twins(probabilities: torch.Tensor, labels: torch.Tensor, config) -> li
         for b in range(a + 1, n):
             if scripts[a] == scripts[b] or concepts[a] == concepts[b] or refusal[a] or refusal[b]:
                 continue
-            if float(both[a, b]) >= TWIN_LEAK:
+            if float(both[a, b]) >= TWIN_LEAK and float(lift[a, b]) >= TWIN_LIFT:
                 found.append((float(both[a, b]), config.id2label[a], config.id2label[b]))
     return [(a, b) for _, a, b in sorted(found, reverse=True)]
 
