@@ -24,6 +24,7 @@ KNOWN_KEPT = (
     0.998  # the quantile of the refusal share of validation images of known concepts the threshold stays above
 )
 TWIN_LEAK = 0.02
+TWIN_MIN_IMAGES = 10  # validation images of each class, for its leaks to mean something
 TWIN_LIFT = 5.0  # and each draws that much more from the other than other classes on average draw from it
 
 
@@ -75,7 +76,8 @@ def found_twins(probabilities: torch.Tensor, labels: torch.Tensor, config) -> li
     leak = totals / counts  # leak[a, b]: mean probability that images of class a put on class b
     both = leak + leak.T
     # what b draws from every class alike (a class the model favours) is no sign of a shared shape
-    present = torch.bincount(labels, minlength=n) > 0
+    images = torch.bincount(labels, minlength=n)
+    present = images > 0
     drawn = leak[present].sum(0) - leak.diagonal() * present  # what b draws from every other class
     others = (drawn.unsqueeze(0) - leak) / max(int(present.sum()) - 2, 1)  # … but a, on average
     lift = leak / others.clamp_min(1e-6)
@@ -86,6 +88,8 @@ def found_twins(probabilities: torch.Tensor, labels: torch.Tensor, config) -> li
     for a in range(n):
         for b in range(a + 1, n):
             if scripts[a] == scripts[b] or concepts[a] == concepts[b] or refusal[a] or refusal[b]:
+                continue
+            if min(int(images[a]), int(images[b])) < TWIN_MIN_IMAGES:  # a leak of a few images is chance
                 continue
             if float(both[a, b]) >= TWIN_LEAK and float(lift[a, b]) >= TWIN_LIFT:
                 found.append((float(both[a, b]), config.id2label[a], config.id2label[b]))

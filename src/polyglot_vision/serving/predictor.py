@@ -294,25 +294,23 @@ class Predictor:
         """(concept index, score, script) of the other reading of the first prediction's shape, or None.
 
         A twin class the config lists for the first prediction's class comes first; else the best class of another
-        script and concept, when it holds TWIN_SHARE of the probability.
+        concept, when it is of another script and holds TWIN_SHARE of the probability.
         """
         if self.fold is None or first.script is None:
             return None
         first_concept = self.concepts.index(first.concept)
         classes = zip(self.class_concepts, self.class_scripts)
         first_class = next((i for i, key in enumerate(classes) if key == (first_concept, first.script)), None)
-        candidates = [
+        others = [  # the classes of every other concept
             i
             for i in range(len(self.class_concepts))
-            if self.class_scripts[i] != first.script
-            and self.class_concepts[i] != first_concept
-            and not self.refusal_classes[i]
+            if self.class_concepts[i] != first_concept and not self.refusal_classes[i]
         ]
-        if not candidates or first_class is None:
+        if not others or first_class is None:
             return None
-        declared = [i for i in self.twins.get(first_class, []) if i in candidates]
-        best = max(declared or candidates, key=lambda i: float(probabilities[i]))
-        if not declared and float(probabilities[best]) < TWIN_SHARE:
+        declared = [i for i in self.twins.get(first_class, []) if i in others]
+        best = max(declared or others, key=lambda i: float(probabilities[i]))
+        if not declared and (self.class_scripts[best] == first.script or float(probabilities[best]) < TWIN_SHARE):
             return None
         concept = self.class_concepts[best]
         return concept, float(concept_probabilities[concept]), self.class_scripts[best]
