@@ -23,9 +23,9 @@ REFUSAL_CEILING = 0.6  # always refuse on more: "none" then outweighs every conc
 KNOWN_KEPT = (
     0.998  # the quantile of the refusal share of validation images of known concepts the threshold stays above
 )
-TWIN_LEAK = 0.02
+TWIN_LEAK = 0.06
 TWIN_MIN_IMAGES = 10  # validation images of each class, for its leaks to mean something
-TWIN_LIFT = 5.0  # and each draws that much more from the other than other classes on average draw from it
+TWIN_LIFT = 10.0  # and each draws that much more from the other than other classes on average draw from it
 
 
 def class_concepts(config) -> list[str]:
