@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import UserError
-from .fonts import FONTS, SCRIPT_FONTS, font_files, load_font, render_mask, variation_axes
+from .fonts import FONTS, SCRIPT_FONTS, font_faces, load_font, render_mask, variation_axes
 
 __all__ = [
     "KINDS",
@@ -86,10 +86,10 @@ def _on_paper(rng: np.random.Generator, ink_mask: np.ndarray) -> np.ndarray:
 def _glyph_mask(rng: np.random.Generator, text: str, size: int, fonts: list[str]) -> np.ndarray | None:
     """`text` in a random Latin typeface and weight, rotated, sheared and placed as the numerals are."""
     spec = FONTS[fonts[int(rng.integers(len(fonts)))]]
-    files = font_files(spec)
-    path = str(files[int(rng.integers(len(files)))])
+    faces = font_faces(spec, "latn")  # a Latin face's file draws the letters and marks as well as the digits
+    path = str(faces[int(rng.integers(len(faces)))][0])
     scale = 2
-    font = load_font(path, spec.index, int(size * scale))
+    font = load_font(path, 0, int(size * scale))
     axes = variation_axes(font)
     if axes:
         font = font.font_variant()  # a private copy: the cached font keeps its default variation
