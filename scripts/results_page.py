@@ -25,6 +25,7 @@ OBJECTS_KINDS = ("polyobjects",)
 ORDER = (
     "quickstart",
     "generalization",
+    "refusal",
     "synthesis",
     "transfer",
     "adaptation",
@@ -268,6 +269,7 @@ def _markdown_file(r: dict) -> list[str]:
 RENDER = {
     "quickstart": ("Quickstart: test split", _quickstart),
     "generalization": ("What the model never saw: held-out typefaces and handwriting", _generalization),
+    "refusal": ("What the model refuses: strangers, and numerals it should read", _markdown_file),
     "synthesis": ("What each ingredient of the synthetic training data is worth", _markdown_file),
     "transfer": ("Which language teaches which", _markdown_file),
     "adaptation": ("Few-shot adaptation to an unseen script", _markdown_file),

@@ -56,10 +56,15 @@ def polydigits_dir(tmp_path_factory) -> Path:
     return out
 
 
-def tiny_recipe(polydigits_dir: Path, out_dir: Path, **overrides) -> dict:
-    """The quickstart recipe pointed at the tiny data, with a tiny model and a few steps."""
+def tiny_recipe(polydigits_dir: Path, out_dir: Path, strangers: bool = False, **overrides) -> dict:
+    """The quickstart recipe pointed at the tiny data, with a tiny model and a few steps; the numerals only (the
+    digits registry), unless `strangers` keeps the strangers source and the registry with its refusal concept."""
     recipe = yaml.safe_load(QUICKSTART.read_text(encoding="utf-8"))
-    recipe["label_space"] = str(REPO / "recipes" / "labels" / "digits.yaml")
+    if strangers:
+        recipe["label_space"] = str(REPO / recipe["label_space"])
+    else:
+        recipe["label_space"] = str(REPO / "recipes" / "labels" / "digits.yaml")
+        recipe["sources"] = [source for source in recipe["sources"] if source["name"] != "strangers"]
     for source in recipe["sources"]:
         source["path"] = str(polydigits_dir / Path(source["path"]).name)
         if source["name"] == "mnist":

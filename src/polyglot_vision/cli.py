@@ -245,23 +245,31 @@ def cmd_predict(args, extra) -> int:
         print("[")
     for batch in batches(decoded, PREDICT_BATCH, pixels=lambda item: item[1].width * item[1].height):
         results = predictor.top_k([image for _, image in batch], k=args.top_k, language=args.lang, hint=args.hint)
-        for (path, _), preds in zip(batch, results):
+        for (path, _), answer in zip(batch, results):
             if args.json:
-                item = {"image": path, "predictions": [p.to_dict() for p in preds]}
+                item = {"image": path, **answer.to_dict()}
                 text = json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n  ")
                 print(("  " if not shown else ",\n  ") + text, end="")
             else:
-                answer = "   ".join(
-                    f"{printable(p.name, NAME_LIMIT)} ({printable(p.concept, NAME_LIMIT)})"
-                    f"{f' · {p.script_name}' if p.script_name else ''} {p.score:.1%}"
-                    for p in preds
-                )
-                print(f"{printable(path, NAME_LIMIT)}: {answer}", flush=True)
+                print(f"{printable(path, NAME_LIMIT)}: {answer_line(answer)}", flush=True)
             shown += 1
         del batch, results  # else this batch stays alive while the next one is read
     if args.json:
         print("\n]")
     return 0
+
+
+def answer_line(answer) -> str:
+    """One image's answer on one line: refused with its reason, or the top-k (led by both twins, without a hint)."""
+    if answer.refused:
+        return f"refused: {printable(answer.reason, 4 * NAME_LIMIT)}"
+    ranked = "   ".join(
+        f"{printable(p.name, NAME_LIMIT)} ({printable(p.concept, NAME_LIMIT)})"
+        f"{f' · {p.script_name}' if p.script_name else ''} {p.score:.1%}"
+        for p in answer
+    )
+    twins = printable(answer.text, 4 * NAME_LIMIT)
+    return f"{twins}, these scripts draw it alike (give --hint for one):   {ranked}" if answer.twin else ranked
 
 
 def cmd_push(args, extra) -> int:

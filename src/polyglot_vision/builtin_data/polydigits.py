@@ -49,6 +49,7 @@ from .fonts import (
     render_mask,
     variation_axes,
 )
+from .strangers import check_strangers, write_strangers_source
 
 __all__ = [
     "FONT_PACKAGES",
@@ -798,6 +799,7 @@ def generate_polydigits(
     synthesis=DEFAULT_SYNTHESIS,
     progress: bool = True,
     workers: int | None = None,
+    strangers: int | None = None,
 ) -> list[dict]:
     """Write every source under out_dir and return the source entries (recipe format).
 
@@ -805,6 +807,8 @@ def generate_polydigits(
     synthesis says; it is left out when holdout_fonts=True, which renders only with fonts held out of training).
     The folder appears at once when complete: it is written to a temporary sibling and renamed.  workers: processes
     for rendering (default: the CPU count, one when the job is small); the images do not depend on it.
+    strangers: images of the `strangers` source, no numeral at all (builtin_data/strangers.py; default five digits'
+    worth, 5 * per_class; 0 leaves it out; never drawn with holdout_fonts=True).
     """
     for key, value, lo in (("per_class", per_class, 1), ("image_size", image_size, 16)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
@@ -816,6 +820,7 @@ def generate_polydigits(
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise UserError(f"workers must be a positive integer, got {workers!r}")
     per_class, seed, image_size = int(per_class), int(seed), int(image_size)
+    n_strangers = 0 if holdout_fonts else check_strangers(strangers, per_class)
     chosen = check_synthesis(synthesis)
     out_dir = Path(out_dir).expanduser().resolve()
     check_raqm()
@@ -886,15 +891,19 @@ def generate_polydigits(
                 }
             )
         bar.close()
+        readme = _readme(entries, counts, per_class, seed, image_size, bool(holdout_fonts), chosen)
+        if n_strangers:
+            entry, images, section = write_strangers_source(tmp, n_strangers, seed, image_size)
+            entries.append(entry)
+            preview_rows.append((entry["name"], images[:: max(1, len(images) // 20)][:20]))
+            readme += section
 
         (tmp / "sources.yaml").write_text(
             "# PolyDigits sources (recipe format); paths are relative to this file's folder\n"
             + yaml.safe_dump({"sources": entries}, allow_unicode=True, sort_keys=False),
             encoding="utf-8",
         )
-        (tmp / "README.md").write_text(
-            _readme(entries, counts, per_class, seed, image_size, bool(holdout_fonts), chosen), encoding="utf-8"
-        )
+        (tmp / "README.md").write_text(readme, encoding="utf-8")
         _preview(tmp, preview_rows, image_size)
 
     return [{**e, "path": str(out_dir / e["path"])} for e in entries]

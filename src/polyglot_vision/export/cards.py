@@ -101,6 +101,40 @@ def coverage_lines(metrics: dict) -> list[str]:
     return lines
 
 
+def answer_rules(config, label_space, language: str) -> list[str]:
+    """The card's account of what an answer may say: when the model refuses, and the twins it names both of."""
+    if config is None:
+        return []
+    lines = []
+    refusal = list(getattr(config, "refusal_concepts", None) or [])
+    if refusal:
+        threshold = float(getattr(config, "refusal_threshold", None) or 0.5)
+        names = ", ".join(f"{label_space.display_name(c, language)} (`{c}`)" for c in refusal)
+        lines += [
+            f"The model learnt a class for what is none of its concepts: {names}. It is never given as an answer: "
+            f"an image that puts {threshold:.0%} of its probability or more on it (`refusal_threshold` in "
+            "`config.json`, fitted on the validation split) is refused; `polyglot-vision predict --json` and "
+            "`Predictor.top_k` say `refused: true` with a reason. `pipeline()` shows the class like any other.",
+            "",
+        ]
+    twins = list(getattr(config, "label_twins", None) or [])
+    if twins:
+        concept, script = config.joint_label_concept, getattr(config, "joint_label_script", None) or {}
+
+        def read_as(label: str) -> str:
+            name = script_name(script[label]) if script.get(label) else label
+            return f"{label_space.display_name(concept[label], language)} ({concept[label]}, {name})"
+
+        lines += [
+            "Twins: shapes that two scripts draw alike for different numbers. Without a hint an answer names both "
+            "(`twin` in `predict --json` and `Answer.twin`); with a script or language hint it names one.",
+            "",
+            *[f"- {read_as(a)} and {read_as(b)}" for a, b in twins],
+            "",
+        ]
+    return lines[:-1] if lines else []
+
+
 def _recipe_yaml(recipe) -> str:
     if recipe.path and Path(recipe.path).is_file():
         return Path(recipe.path).read_text(encoding="utf-8").strip()
@@ -153,7 +187,9 @@ def card_data(recipe, label_space, metrics: dict, model_name: str) -> ModelCardD
     )
 
 
-def render_card(recipe, label_space, metrics: dict, model_name: str, confusion_png: str | None = None) -> ModelCard:
+def render_card(
+    recipe, label_space, metrics: dict, model_name: str, confusion_png: str | None = None, config=None
+) -> ModelCard:
     data = card_data(recipe, label_space, metrics, model_name)
     languages = _readable_languages(recipe, label_space)
     lines = [
@@ -196,6 +232,9 @@ def render_card(recipe, label_space, metrics: dict, model_name: str, confusion_p
         "",
         *known_limits(metrics, label_space, label_space.default_language),
     ]
+    rules = answer_rules(config, label_space, label_space.default_language)
+    if rules:
+        lines += ["", "## Refused images and twins", "", *rules]
     lines += [
         "",
         "## How to use",
@@ -227,7 +266,7 @@ def render_card(recipe, label_space, metrics: dict, model_name: str, confusion_p
 
 
 def write_model_card(
-    output_dir: str | Path, recipe, label_space, metrics: dict | None, model_name: str | None = None
+    output_dir: str | Path, recipe, label_space, metrics: dict | None, model_name: str | None = None, config=None
 ) -> Path:
     """README.md of an exported model, from the test metrics; also draws confusion_matrix.png from them."""
     output_dir = Path(output_dir)
@@ -243,7 +282,7 @@ def write_model_card(
         )
     if (output_dir / CONFUSION_PNG).is_file():
         confusion_png = CONFUSION_PNG
-    card = render_card(recipe, label_space, metrics, model_name, confusion_png)
+    card = render_card(recipe, label_space, metrics, model_name, confusion_png, config)
     return write_text(output_dir / "README.md", str(card))
 
 

@@ -35,7 +35,7 @@ from num2words import num2words
 
 from ..errors import UserError
 from ..paths import read_yaml
-from .languages import is_valid_language, language_candidates, language_key
+from .languages import is_script_code, is_valid_language, language_candidates, language_key
 
 _SEPARATORS = re.compile(r"[\s_.\-]+")
 # Numbers written with a sign or a decimal part, in any script's digits ("-1", "+3", "5.0", "٥٫٠").
@@ -56,6 +56,7 @@ class Concept:
     names: dict[str, str]  # BCP-47 language -> display name
     aliases: dict[str, tuple[str, ...]]
     origins: dict[str, str] = field(default_factory=dict)  # language -> where its name came from (ORIGINS)
+    refusal: bool = False  # "none of the others": a class to learn, never an answer (its name says so)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,8 @@ class LabelSpace:
         self.default_language = default_language
         self.concepts: tuple[Concept, ...] = tuple(concepts)
         self.source = source
+        # ((concept, script), (concept, script)): shapes two scripts draw alike for different concepts
+        self.twins: list[tuple[tuple[str, str], tuple[str, str]]] = []
         self._by_id = {c.id: c for c in self.concepts}
         # language -> word -> concept ids; a set so that a word two concepts claim stays visible.
         self._exact: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -146,7 +149,17 @@ class LabelSpace:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "LabelSpace":
-        return cls.from_dict(read_yaml(path, "label registry"), source=str(path))
+        """A registry file; `extends: other.yaml` (beside it) takes that registry's concepts first."""
+        data = read_yaml(path, "label registry")
+        if isinstance(data, Mapping) and data.get("extends") is not None:
+            base = read_yaml(Path(path).parent / str(data["extends"]), f"label registry {path}: extends")
+            if not isinstance(base, Mapping) or base.get("extends") is not None:
+                raise UserError(f"{path}: `extends` must name a registry that extends no other")
+            own = data.get("concepts") or []
+            if not isinstance(own, list):
+                raise UserError(f"{path}: no concepts (expected a list under 'concepts')")
+            data = {**base, **data, "concepts": [*(base.get("concepts") or []), *own]}
+        return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>") -> "LabelSpace":
@@ -178,13 +191,20 @@ class LabelSpace:
                         f"({other_word!r}) and {concept.id!r}"
                     )
             concepts.append(concept)
-        return cls(str(data.get("name", Path(source).stem)), default_language, concepts, source)
+        space = cls(str(data.get("name", Path(source).stem)), default_language, concepts, source)
+        space.twins = _parse_twins(data.get("twins"), seen_ids, source)
+        return space
 
     # ---- reading -------------------------------------------------------------------------
 
     @property
     def ids(self) -> list[str]:
         return [c.id for c in self.concepts]
+
+    @property
+    def refusal_ids(self) -> list[str]:
+        """The concepts that mean "none of the others" (`refusal: true`): learnt, never given as an answer."""
+        return [c.id for c in self.concepts if c.refusal]
 
     @property
     def languages(self) -> list[str]:
@@ -364,6 +384,24 @@ def _check_tag_type(lang: Any, where: str) -> None:
         raise UserError(f"{where}: invalid language tag {lang!r} (quote it in YAML)")
 
 
+def _parse_twins(raw: Any, ids: set[str], source: str) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """`twins: [[4@Beng, 8@Latn], …]`: pairs of (concept id @ ISO 15924 script)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise UserError(f"{source}: 'twins' must be a list of pairs like [4@Beng, 8@Latn]")
+    pairs = []
+    for pair in raw:
+        sides = []
+        for side in pair if isinstance(pair, list) and len(pair) == 2 else [None]:
+            concept, _, script = str(side).rpartition("@")
+            if side is None or concept not in ids or not is_script_code(script):
+                raise UserError(f"{source}: twins: {pair!r} is not a pair of concept@Script (like [4@Beng, 8@Latn])")
+            sides.append((concept, script))
+        pairs.append((sides[0], sides[1]))
+    return pairs
+
+
 def _parse_concept(raw: Any, position: int, source: str) -> Concept:
     if not isinstance(raw, Mapping):
         raise UserError(f"{source}: concept #{position} is not a mapping")
@@ -402,4 +440,7 @@ def _parse_concept(raw: Any, position: int, source: str) -> Concept:
         if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
             raise UserError(f"{where}: aliases for {lang!r} must be a list of text, got {values!r}")
         aliases[str(lang)] = tuple(v.strip() for v in values)
-    return Concept(concept_id, {str(k): v.strip() for k, v in names.items()}, aliases, origins)
+    refusal = raw.get("refusal", False)
+    if not isinstance(refusal, bool):
+        raise UserError(f"{where}: 'refusal' must be true or false, got {refusal!r}")
+    return Concept(concept_id, {str(k): v.strip() for k, v in names.items()}, aliases, origins, refusal)

@@ -17,6 +17,12 @@ concepts, over every class or over those of a hinted language or script.
 validation split at export; it is already folded into the classifier head
 (`fold_temperature`), so `pipeline()` and `Predictor` give the same,
 calibrated scores and no reader has to apply it.
+
+What an answer may say is in the config too (evaluation/answers.py fits it at export):
+`refusal_concepts` (the registry's `refusal: true` concepts, "none": learnt, never an
+answer), `refusal_threshold` (the probability on them from which an image is refused)
+and `label_twins` (pairs of joint classes of different scripts and concepts that draw
+the same shape: an answer without a hint names both).
 """
 
 from __future__ import annotations
@@ -160,6 +166,8 @@ def label_config(
         "default_language": label_space.default_language,
         "label_space_name": label_space.name,
     }
+    if label_space.refusal_ids:  # "none of the others": learnt, never an answer (serving refuses on it)
+        shared["refusal_concepts"] = label_space.refusal_ids
     if joint_pairs is None:
         ids = label_space.ids
         return {

@@ -3,6 +3,6 @@
 The demo needs gradio (the `demo` extra) and is imported from `polyglot_vision.serving.demo` on its own.
 """
 
-from .predictor import Prediction, Predictor
+from .predictor import Answer, Prediction, Predictor
 
-__all__ = ["Prediction", "Predictor"]
+__all__ = ["Answer", "Prediction", "Predictor"]

@@ -38,7 +38,7 @@ from ..errors import UserError  # noqa: E402
 from ..images import batches, load_image, read_file  # noqa: E402
 from ..labels import language_name  # noqa: E402
 from .admission import BUSY_MESSAGE, admission_middleware  # noqa: E402
-from .predictor import Prediction, Predictor  # noqa: E402
+from .predictor import Answer, Prediction, Predictor  # noqa: E402
 
 __all__ = ["build_demo", "launch", "language_choices", "read_upload", "flatten_sketch", "MAX_PIXELS", "BUSY_MESSAGE"]
 
@@ -189,9 +189,22 @@ def _pixels(image: Image.Image) -> int:
     return image.width * image.height
 
 
-def _labels(predictions: list[Prediction]) -> dict[str, float]:
-    """{"localized name (concept id)": score} for gr.Label."""
+def _labels(predictions: Answer, predictor: Predictor | None = None, language: str | None = None) -> dict[str, float]:
+    """{"localized name (concept id)": score} for gr.Label; a refused image shows only the refusal concept's name
+    (its display name in the registry)."""
+    if getattr(predictions, "refused", False) and predictor is not None:
+        concept = predictor.refusal_concepts[0]
+        return {f"{predictor.display_name(concept, language)} ({concept})": predictions.refusal_score}
     return {f"{p.name} ({p.concept})": p.score for p in predictions}
+
+
+def _answer_note(predictions: Answer) -> str:
+    """What the answer as a whole says: why it is refused, or the two readings of a shape two scripts share."""
+    if predictions.refused:
+        return f"Refused: {predictions.reason}."
+    if predictions.twin:
+        return f"{predictions.text}: these scripts draw this shape alike. Choose the script as a hint for one answer."
+    return ""
 
 
 def _shown_concepts(shown: Any) -> list[tuple[str, float]] | None:
@@ -209,7 +222,7 @@ def _shown_concepts(shown: Any) -> list[tuple[str, float]] | None:
 
 def _description(predictor: Predictor) -> str:
     """What the model knows, in a sentence: its concepts (a few, named) and the languages it answers in."""
-    concepts = predictor.concepts
+    concepts = [c for c in predictor.concepts if c not in predictor.refusal_concepts]
     shown = ", ".join(predictor.display_name(c) for c in concepts[:8]) + (", …" if len(concepts) > 8 else "")
     return (
         f"Draw or upload an image and read the answer in your language. This model knows "
@@ -253,7 +266,8 @@ def build_demo(
             except UserError as err:  # a hint this model does not know
                 answers.append((None, f"⚠️ {err}"))
                 continue
-            answers.append((predictions, _hint_note(predictor, hint)))
+            notes = [_answer_note(predictions), _hint_note(predictor, hint)]
+            answers.append((predictions, " ".join(note for note in notes if note)))
         return answers
 
     def predict(image: list[Any], language: list[Any], hint: list[Any]):
@@ -291,7 +305,7 @@ def build_demo(
             rows = [row for row, _ in part]
             answers = answer_batch([p for _, p in part], [languages_[r] for r in rows], [hints_[r] for r in rows])
             for row, (predictions, note) in zip(rows, answers):
-                labels[row] = _labels(predictions) if predictions else None
+                labels[row] = _labels(predictions, predictor, languages_[row]) if predictions else None
                 notes[row] = note
             del part, answers  # else this part stays alive while the next one is read
         if largest > TRIM_AFTER_PIXELS:
@@ -309,7 +323,7 @@ def build_demo(
         [(predictions, note)] = answer_batch([image], [language], [hint])
         if predictions is None:
             raise gr.Error(note.removeprefix("⚠️ "))
-        return _labels(predictions), note
+        return _labels(predictions, predictor, language), note
 
     def relabel(shown, language):
         """The answer shown, renamed in another language from the concept ids in its labels (no model call)."""

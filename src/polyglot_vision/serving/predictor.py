@@ -7,6 +7,12 @@ concept's classes are summed over languages, or, given a hint, over the classes
 of the hinted script (ISO 15924, `Deva`) or language (`hi`) only: some shapes
 mean different things in different scripts. Its answers also name the script
 the image most likely shows (the likeliest script among the concept's classes).
+
+An answer (`Answer`, a list of `Prediction`s) also says two things the model's config decides (fitted at export,
+evaluation/answers.py): that the image is refused, when it is no concept the model knows (its refusal concept,
+such as "none", holds `refusal_threshold` of the probability or more; never given as an answer itself), and,
+without a hint, the twin of its first prediction: the same shape read in another script as another concept
+("8 (Latin) or 4 (Bengali)"), a pair the config lists in `label_twins` or one the probabilities split between.
 """
 
 from __future__ import annotations
@@ -56,6 +62,51 @@ class Prediction:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def read_as(self) -> str:
+        """ "8 (Latin)": the concept and the script it was read in."""
+        return f"{self.concept} ({self.script_name})" if self.script_name else self.concept
+
+
+class Answer(list):
+    """One image's top-k predictions (a list of `Prediction`, best first) and what the answer as a whole says.
+
+    refused: the image is no concept the model knows; `reason` says so, in the answer's language.
+    twin:    without a hint, the other reading of a shape that two scripts draw alike (a `Prediction`), else None.
+    """
+
+    def __init__(
+        self, predictions=(), refused: bool = False, reason: str | None = None, twin=None, refusal_score=None
+    ):
+        super().__init__(predictions)
+        self.refused, self.reason, self.twin = refused, reason, twin
+        self.refusal_score: float | None = refusal_score  # the probability on the refusal concept (None: no such)
+
+    @property
+    def text(self) -> str:
+        """The answer in a few words: "8 (Latin)", "8 (Latin) or 4 (Bengali)", or the reason of a refusal."""
+        if self.refused:
+            return self.reason or "refused"
+        if not self:
+            return ""
+        return self[0].read_as + (f" or {self.twin.read_as}" if self.twin else "")
+
+    def to_dict(self) -> dict:
+        return {
+            "answer": self.text,
+            "refused": self.refused,
+            "reason": self.reason,
+            "twin": self.twin.to_dict() if self.twin else None,
+            "refusal_score": self.refusal_score,
+            "predictions": [p.to_dict() for p in self],
+        }
+
+
+# Without a declared twin, the best class of another script and concept is named beside the first when it holds
+# this much of the probability: the model cannot choose between two readings of one shape.
+TWIN_SHARE = 0.25
+DEFAULT_REFUSAL_THRESHOLD = 0.5
+
 
 class Predictor:
     """Load a model once; answer `top_k` for batches of images in any language."""
@@ -74,6 +125,22 @@ class Predictor:
         self.language_scripts = {
             language_key(lang): script for lang, script in (getattr(config, "language_scripts", None) or {}).items()
         }
+        refusal = set(getattr(config, "refusal_concepts", None) or [])
+        self.refusal_concepts = [c for c in self.concepts if c in refusal]
+        self.answer_mask = torch.tensor([c not in refusal for c in self.concepts])
+        # the concept (its index) of each class
+        self.class_concepts = list(range(len(self.concepts))) if self.fold is None else self.fold.argmax(1).tolist()
+        self.refusal_classes = torch.tensor([float(self.concepts[c] in refusal) for c in self.class_concepts])
+        # a hint names a script or language of the concepts, not the refusal class's "no language" (zxx, Zyyy)
+        self.scripts = sorted({s for s, r in zip(self.class_scripts, self.refusal_classes.tolist()) if s and not r})
+        self.language_scripts = {lang: s for lang, s in self.language_scripts.items() if s in self.scripts}
+        self.refusal_threshold = float(getattr(config, "refusal_threshold", None) or DEFAULT_REFUSAL_THRESHOLD)
+        labels = {name: i for i, name in config.id2label.items()}
+        self.twins: dict[int, list[int]] = {}
+        for a, b in getattr(config, "label_twins", None) or []:
+            if a in labels and b in labels:
+                self.twins.setdefault(labels[a], []).append(labels[b])
+                self.twins.setdefault(labels[b], []).append(labels[a])
         self.default_language: str = getattr(config, "default_language", None) or "en"
         self.label_space = LabelSpace.from_names(
             self.concepts,
@@ -186,27 +253,30 @@ class Predictor:
 
     def rank(
         self, class_probabilities: torch.Tensor, k: int = 3, language: str | None = None, hint: str | None = None
-    ) -> list[list[Prediction]]:
+    ) -> list[Answer]:
         """Top-k concepts per row of `class_probabilities` (from `class_probabilities`), named in `language`.
 
         The model does not run here, so the rows of one batch can be ranked with different hints and languages.
+        A refusal concept is never among them; the scores are the model's own (those `pipeline()` gives, summed).
         """
-        k = max(1, min(k, len(self.concepts)))
-        scores, indices = self.concept_probabilities(class_probabilities, hint).topk(k, dim=-1)
+        k = max(1, min(k, int(self.answer_mask.sum())))
+        concept_probabilities = self.concept_probabilities(class_probabilities, hint)
+        ranked = concept_probabilities.masked_fill(~self.answer_mask, -1.0)
+        scores, indices = ranked.topk(k, dim=-1)
         scripts = self.concept_scripts(class_probabilities, hint)
-        return [
-            [
-                Prediction(
-                    self.concepts[i],
-                    self.display_name(self.concepts[i], language),
-                    float(s),
-                    script_row[i],
-                    script_name(script_row[i]) if script_row[i] else None,
-                )
+        answers = []
+        for row, (row_scores, row_indices, script_row) in enumerate(zip(scores, indices, scripts)):
+            predictions = [
+                self._prediction(i, float(s), script_row[i], language)
                 for s, i in zip(row_scores.tolist(), row_indices.tolist())
             ]
-            for row_scores, row_indices, script_row in zip(scores, indices, scripts)
-        ]
+            share = float(class_probabilities[row] @ self.refusal_classes) if self.refusal_concepts else None
+            if share is not None and share >= self.refusal_threshold:
+                answers.append(Answer(predictions, True, self.refusal_reason(share, language), refusal_score=share))
+                continue
+            twin = None if hint else self._twin(class_probabilities[row], concept_probabilities[row], predictions[0])
+            answers.append(Answer(predictions, twin=twin and self._prediction(*twin, language), refusal_score=share))
+        return answers
 
     def read_hint(self, hint: str | None, language: str | None = None) -> tuple[str | None, str | None]:
         """(answer language, hint to apply): a bad hint is one line. Drawings of things are not written in a
@@ -219,13 +289,50 @@ class Predictor:
         self.hint_mask(hint)
         return language, hint
 
-    def top_k(
-        self, images, k: int = 3, language: str | None = None, hint: str | None = None
-    ) -> list[list[Prediction]]:
+    def _prediction(self, concept: int, score: float, script: str | None, language: str | None) -> Prediction:
+        name = self.display_name(self.concepts[concept], language)
+        return Prediction(self.concepts[concept], name, score, script, script_name(script) if script else None)
+
+    def refusal_reason(self, share: float, language: str | None = None) -> str:
+        """Why an image is refused, led by the refusal concept's own name in `language` (its registry name)."""
+        concept = self.refusal_concepts[0]
+        return (
+            f"{self.display_name(concept, language)} ({share:.0%} of the probability on {concept!r}, "
+            f"refused from {self.refusal_threshold:.0%})"
+        )
+
+    def _twin(self, probabilities: torch.Tensor, concept_probabilities: torch.Tensor, first: Prediction):
+        """(concept index, score, script) of the other reading of the first prediction's shape, or None.
+
+        A twin class the config lists for the first prediction's class comes first; else the best class of another
+        concept, when it is of another script and holds TWIN_SHARE of the probability.
+        """
+        if self.fold is None or first.script is None:
+            return None
+        first_concept = self.concepts.index(first.concept)
+        classes = zip(self.class_concepts, self.class_scripts)
+        first_class = next((i for i, key in enumerate(classes) if key == (first_concept, first.script)), None)
+        others = [  # the classes of every other concept
+            i
+            for i in range(len(self.class_concepts))
+            if self.class_concepts[i] != first_concept and not self.refusal_classes[i]
+        ]
+        if not others or first_class is None:
+            return None
+        declared = [i for i in self.twins.get(first_class, []) if i in others]
+        best = max(declared or others, key=lambda i: float(probabilities[i]))
+        if not declared and (self.class_scripts[best] == first.script or float(probabilities[best]) < TWIN_SHARE):
+            return None
+        concept = self.class_concepts[best]
+        return concept, float(concept_probabilities[concept]), self.class_scripts[best]
+
+    def top_k(self, images, k: int = 3, language: str | None = None, hint: str | None = None) -> list[Answer]:
         """Top-k concepts per image, named in `language` (falling back to the default language).
 
-        `hint` (a joint model) says which script (`Deva`) or language (`hi`) the images are written in; to a
-        concept model, a language hint that the label space names is the answer's language.
+        `hint` (a joint model) says which script (`Deva`) or language (`hi`) the images are written in; with it, an
+        answer names one reading, without it the twins of a shape both. To a concept model, a language hint that the
+        label space names is the answer's language. Each answer is a list of
+        `Prediction`s that also says whether the image is refused (`Answer.refused`, `Answer.reason`).
         """
         if isinstance(images, Image.Image):
             images = [images]

@@ -32,6 +32,7 @@ from ..data import (
     unify,
 )
 from ..evaluation import evaluate_dataset, format_not_evaluated, format_table, not_evaluated, predict_logits_dataset
+from ..evaluation.answers import fit_answer_rules
 from ..export import push_model, write_model_card
 from ..labels import LabelSpace
 from ..modeling import (
@@ -127,6 +128,21 @@ def calibrate(model, preprocessor, split, batch_size: int) -> dict:
     fold_temperature(model, temperature)
     logger.info("temperature fitted on %d validation images: %.3f (folded into the head)", n, temperature)
     return {"fitted": True, "temperature": float(temperature), "images": n}
+
+
+def fit_answers(model, preprocessor, split, batch_size: int, label_space: LabelSpace) -> dict:
+    """Fit the refusal threshold and find the twins on `split` (the validation split, after calibration), into the
+    config; returns the fields set."""
+    config = model.config
+    if split is None or not len(split) or not (label_space.refusal_ids or is_joint(config)):
+        return {}
+    labels = joint_label_ids(split, config) if is_joint(config) else np.asarray(split.with_format(None)["label"])
+    probabilities = predict_logits_dataset(model, preprocessor, split, batch_size).softmax(dim=-1)
+    fields = fit_answer_rules(probabilities, torch.as_tensor(labels), config, label_space.twins)
+    for key, value in fields.items():
+        setattr(config, key, value)
+    logger.info("answer rules fitted on %d validation images: %s", len(split), fields)
+    return fields
 
 
 def joint_label_ids(part, config) -> np.ndarray:
@@ -325,6 +341,7 @@ def export(
     output_dir = Path(args.output_dir)
     staging = output_dir.parent / f".{output_dir.name}.tmp-export"
     calibration = calibrate(trainer.model, trainer.preprocessor, calibration_split, args.per_device_eval_batch_size)
+    fit_answers(trainer.model, trainer.preprocessor, calibration_split, args.per_device_eval_batch_size, label_space)
     with machine_faults(output_dir, "output_dir", cleanup=[staging] if trainer.is_world_process_zero() else []):
         trainer.save_model(str(staging))  # on every process: sharded set-ups gather the weights here
         metrics = {}
@@ -368,7 +385,14 @@ def test_and_publish(trainer, recipe, label_space, staging, test_split, train_me
     write_json(staging / "train_results.json", train_metrics or {})
     write_json(staging / "all_results.json", results)
     write_json(staging / "metrics.json", {"test": metrics, "recipe": recipe.path})
-    write_model_card(staging, recipe, label_space, metrics, model_name=args.hub_model_id or output_dir.name)
+    write_model_card(
+        staging,
+        recipe,
+        label_space,
+        metrics,
+        model_name=args.hub_model_id or output_dir.name,
+        config=trainer.model.config,
+    )
     publish(staging, output_dir, carry=CARRIED_ON_EXPORT)
     if args.push_to_hub:
         # After the Trainer's own pushes: our card, metrics and plots replace its generated README.
