@@ -462,7 +462,7 @@ def test_markup_in_registry_names_is_escaped_in_the_model_card_and_reports(tmp_p
             "alignment": [row],
             "sources": {HOSTILE["cell"]: stats},
             "duplicates": {k: 0 for k in ("removed", "within_source", "across_sources", "across_splits")}
-            | {"label_conflicts": 0},
+            | {"label_conflicts": 0, "conflict_images_dropped": 0},
             "languages": ["en"],
             "splits": {"train": {"images": 1, "by_language": {"en": 1}}},
         }
