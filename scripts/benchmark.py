@@ -1002,7 +1002,13 @@ def main(argv=None) -> int:
         return 2
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        from polyglot_vision.outputs import write_owned_json
+
+        try:  # replaces only a file this tool wrote
+            write_owned_json(args.output, result)
+        except UserError as err:
+            print(f"benchmark.py: error: {err}", file=sys.stderr)
+            return 2
     else:
         print(text)
     if args.markdown:

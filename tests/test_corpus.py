@@ -124,6 +124,7 @@ def twice_labelled(polydigits_dir, tmp_path):
                     "language": "en",
                     "image_column": "file",
                     "label_column": "digit",
+                    "allow_outside": True,  # the rows name the PolyDigits images where they lie
                 }
                 for n in order
             ],
@@ -271,6 +272,7 @@ def test_unlabelled_rows_and_files_without_an_image_ending_are_counted_on_the_co
         "language": "en",
         "image_column": "file",
         "label_column": "digit",
+        "allow_outside": True,  # the rows name the PolyDigits images where they lie
     }
     recipe = folder_recipe(tmp_path, folder, csv, validation_fraction=0.0, test_fraction=0.0)
     assert main(["prepare", str(recipe), "--output", str(tmp_path / "ds")]) == 0

@@ -330,7 +330,7 @@ def manifest_beside_images(tmp_path) -> Path:
     rows = ["file,label"] + [f"../images/{p.name},{i % 4}" for i, p in enumerate(images)]
     (tmp_path / "manifests" / "labels.csv").write_text("\n".join(rows) + "\n")
     source = {"name": "beside", "path": str(tmp_path / "manifests" / "labels.csv"), "language": "en",
-              "image_column": "file"}  # fmt: skip
+              "image_column": "file", "allow_outside": True}  # fmt: skip
     return recipe(tmp_path, source)
 
 

@@ -158,7 +158,7 @@ def test_push_dry_run_lists_the_model_files(trained_model):
         [*CLI, "push", str(trained_model), "--repo-id", "org/tiny", "--dry-run"], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    listed = run.stdout.splitlines()[:-1]
+    listed = [line.split()[1] for line in run.stdout.splitlines()[:-1] if line.startswith("upload")]
     assert {"README.md", "config.json", "model.safetensors", "preprocessor_config.json", "metrics.json"} <= set(listed)
     assert "training_args.bin" not in listed and not any(name.startswith("checkpoint-") for name in listed)
     assert run.stdout.splitlines()[-1].endswith("would be pushed to org/tiny")

@@ -20,13 +20,13 @@ from .data import format_counts, load_and_align, read_paths, save_dataset, split
 from .errors import UserError, printable
 from .evaluation import evaluate_model, format_not_evaluated, format_table
 from .experiments import adaptation_curve, transfer_matrix
-from .export import check_repo_id, dataset_upload_plan, files_to_upload, push_dataset, push_model, write_dataset_card
+from .export import check_repo_id, dataset_upload_plan, push_dataset, push_model, upload_plan, write_dataset_card
 from .images import batches, check_image_file
 from .labels import LabelSpace, is_valid_language
 from .labels.alignment import REPORT_MD, review_document, write_report
 from .labels.embeddings import describe as describe_text_evidence
 from .labels.embeddings import load_backend
-from .outputs import check_output_dir, write_json, write_text
+from .outputs import check_output_dir, check_output_file, output_lock, write_owned_json, write_text
 from .paths import is_hub_id
 from .serving import Predictor
 from .training import end_distributed, load_recipe, parse_overrides, train
@@ -103,6 +103,13 @@ def cmd_fetch(args, extra) -> int:
 
 def cmd_prepare(args, extra) -> int:
     recipe = load_recipe(args.recipe, extra)
+    out = Path(args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset"))
+    check_output_dir(out, overwrite=args.overwrite, sources=read_paths(recipe.data), what="dataset folder")
+    with output_lock(out, what="dataset folder"):  # one writer from the first source read to the push
+        return _prepare(args, recipe, out)
+
+
+def _prepare(args, recipe, out: Path) -> int:
     if recipe.data.streaming:
         raise UserError(
             f"recipe {args.recipe}: `prepare` saves a dataset to disk; with `streaming: true` "
@@ -110,7 +117,6 @@ def cmd_prepare(args, extra) -> int:
         )
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
-    out = Path(args.output or recipe.data.dataset_dir or str(Path(recipe.training.output_dir) / "dataset"))
     sources = read_paths(recipe.data)  # the folders a manifest's rows point into included
     check_output_dir(out, overwrite=args.overwrite, sources=sources, what="dataset folder")  # before the long work
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
@@ -183,6 +189,8 @@ def cmd_evaluate(args, extra) -> int:
         raise UserError(
             f"--output {args.output}: is a folder; give a JSON file name (the report folder is --output-dir)"
         )
+    if args.output:  # before the long work: a file the tool did not write is never replaced without --overwrite
+        check_output_file(args.output, overwrite=args.overwrite)
     predictor = Predictor.from_pretrained(args.model)
     metrics, out = evaluate_model(
         predictor.model,
@@ -197,7 +205,7 @@ def cmd_evaluate(args, extra) -> int:
     if metrics.get("not_evaluated"):
         print(format_not_evaluated(metrics["not_evaluated"], args.split))
     if args.output:
-        write_json(Path(args.output), {args.split: metrics})
+        write_owned_json(args.output, {args.split: metrics}, overwrite=args.overwrite)
     print(f"\nReport, metrics and plots written to {out}")
     return 0
 
@@ -275,10 +283,12 @@ def answer_line(answer) -> str:
 def cmd_push(args, extra) -> int:
     model_dir = Path(args.model)
     check_repo_id(args.repo_id)
-    files = files_to_upload(model_dir)
+    plan = upload_plan(model_dir)
+    files = [f for f in plan if f.upload]
     if args.dry_run:
-        for path in files:
-            print(path.relative_to(model_dir).as_posix())
+        width = max(len(f.name) for f in plan)
+        for f in plan:
+            print(f"{'upload' if f.upload else 'skip':<7}{f.name:<{width}}  {f.reason}")
         print(f"{len(files)} files would be pushed to {args.repo_id}{' (private)' if args.private else ''}")
         return 0
     url = push_model(model_dir, args.repo_id, private=args.private or None)
@@ -379,12 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model folder or Hub id")
     p.add_argument("--recipe", required=True, help=recipe_help)
     p.add_argument("--split", default="test", help="train, validation, test, or all (e.g. for a held-out set)")
-    p.add_argument("--output", help="also write the metrics to this JSON file")
+    p.add_argument(
+        "--output", help="also write the metrics to this JSON file (replaces only a file polyglot-vision wrote)"
+    )
     p.add_argument(
         "--output-dir", help="report folder: report.md, metrics.json, plots (default: MODEL/evaluation-SPLIT)"
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="replace --output-dir even if polyglot-vision did not write it"
+        "--overwrite",
+        action="store_true",
+        help="replace --output-dir and --output even if polyglot-vision did not write them",
     )
     p.set_defaults(func=cmd_evaluate)
 
@@ -428,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model folder")
     p.add_argument("--repo-id", required=True, help="ORG/NAME of the model repository (created if missing)")
     p.add_argument("--private", action="store_true", help="create the repository private")
-    p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded, upload nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list each file, uploaded or skipped, and why; upload nothing"
+    )
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser(

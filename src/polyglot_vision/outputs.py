@@ -6,6 +6,12 @@ old result or the new one, never a mix. The finished folder carries a marker fil
 an existing folder is replaced only when it is empty or carries that marker (or the
 user passes `--overwrite`), and an output inside or equal to a source is refused.
 Temporary siblings left by a killed run are removed by the next run into that folder.
+
+Temporaries are made exclusively, with unpredictable names (`tempfile`), so a link planted
+beside an output is never written through; a temporary folder carries a token file, and
+only folders that carry it (real folders of this account, never links) are ever removed.
+One run writes an output at a time: `output_lock` holds a lock file beside it.
+A single file (`--output metrics.json`) replaces only a file the tool wrote (`WRITTEN_BY`).
 """
 
 from __future__ import annotations
@@ -16,14 +22,22 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from filelock import FileLock, Timeout
+
 from .errors import UserError
 
 MARKER = ".polyglot-vision"
+# Inside every temporary folder from the moment it exists: the proof that a leftover sibling is the tool's own.
+TMP_TOKEN = ".polyglot-vision-tmp"
+# The key by which a single-file output (metrics JSON) says that the tool wrote it.
+WRITTEN_BY = "written_by"
+TOOL = "polyglot-vision"
 _TMP, _OLD = ".tmp-", ".old-"
 
 
@@ -123,22 +137,49 @@ def machine_faults(
 def remove_stale_siblings(output_dir: Path) -> None:
     """Temporary siblings of `output_dir` left by a killed run (their process is gone).
 
-    A run killed between setting the old folder aside and renaming the new one in (where
-    the system cannot exchange two folders in one step) left no `output_dir`: the old one
-    is put back.
+    Only the tool's own are touched: real folders (never links) of this account that carry
+    the token (a temporary) or the marker (an old folder set aside). A run killed between
+    setting the old folder aside and renaming the new one in (where the system cannot
+    exchange two folders in one step) left no `output_dir`: the old one is put back.
     """
     parent = output_dir.parent
     if not parent.is_dir():
         return
     for prefix in (_OLD, _TMP):
-        for path in sorted(parent.glob(f".{output_dir.name}{prefix}*")):
-            pid = path.name.rsplit("-", 2)[-2] if path.name.count("-") >= 2 else ""
-            if pid.isdigit() and _alive(int(pid)):
+        start = f".{output_dir.name}{prefix}"
+        for path in sorted(p for p in parent.iterdir() if p.name.startswith(start)):
+            pid = path.name[len(start) :].split("-", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)):
                 continue
-            if prefix == _OLD and not output_dir.exists():
+            if not _owned_folder(path, TMP_TOKEN if prefix == _TMP else MARKER):
+                continue
+            if prefix == _OLD and not os.path.lexists(output_dir):
                 os.replace(path, output_dir)
                 continue
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _owned_folder(path: Path, token: str) -> bool:
+    """A real folder (not a link) of this account holding `token` as a regular file."""
+    try:
+        folder, inside = os.lstat(path), os.lstat(path / token)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(folder.st_mode)
+        and folder.st_uid == os.getuid()
+        and stat.S_ISREG(inside.st_mode)
+        and inside.st_uid == os.getuid()
+    )
+
+
+def make_temp_dir(output_dir: str | Path) -> Path:
+    """A new, private, exclusively created folder beside `output_dir`, named unpredictably, with its token."""
+    output_dir = Path(output_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}{_TMP}{os.getpid()}-", dir=output_dir.parent))
+    fd = os.open(tmp / TMP_TOKEN, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    os.close(fd)
+    return tmp
 
 
 def _alive(pid: int) -> bool:
@@ -169,23 +210,72 @@ def atomic_directory(
     that move into the new one instead of being deleted with the old folder.
     """
     output_dir = check_output_dir(output_dir, overwrite=overwrite, sources=sources, what=what)
-    remove_stale_siblings(output_dir)
-    with machine_faults(output_dir, what):
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}{_TMP}{os.getpid()}-", dir=output_dir.parent))
+    with output_lock(output_dir, what=what):
+        remove_stale_siblings(output_dir)
+        with machine_faults(output_dir, what):
+            output_dir.parent.mkdir(parents=True, exist_ok=True)
+            tmp = make_temp_dir(output_dir)
+        try:
+            with machine_faults(output_dir, what, cleanup=[tmp]):
+                yield tmp
+                publish(tmp, output_dir, carry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+_HELD: set[str] = set()  # lock files this process holds: a run that nests outputs takes each lock once
+
+
+@contextmanager
+def output_lock(output: str | Path, what: str = "output") -> Iterator[None]:
+    """Hold the lock file beside `output` for the block; a second run into the same output is refused.
+
+    The lock file is opened without following links (a link planted at its name is refused)
+    and removed before it is released, so a finished run leaves nothing beside its output.
+    """
+    output = Path(output).expanduser()
+    path = output.parent / f".{output.name}.lock"
+    key = os.path.abspath(path)
+    if key in _HELD:
+        yield
+        return
+    made = [folder for folder in (output.parent, *output.parent.parents) if not folder.exists()]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path, timeout=0)
     try:
-        with machine_faults(output_dir, what, cleanup=[tmp]):
-            yield tmp
-            publish(tmp, output_dir, carry)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise UserError(
+                f"{what} {output}: another polyglot-vision run is writing it (lock {path}); "
+                "wait for it to finish, or choose another output"
+            ) from None
+        except OSError as err:
+            raise UserError(f"{what} {output}: cannot take its lock {path} ({err.strerror or err})") from None
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            try:  # removed while held: a waiter that opened the old file sees it unlinked and starts again
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    os.unlink(path)
+            except OSError:
+                pass
+            lock.release()
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made:  # folders made only to hold the lock go again when nothing else was written there
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def claim(output_dir: str | Path) -> Path:
     """Create `output_dir` (checked with `check_output_dir` first) and mark it as the tool's own."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / MARKER).write_text("written by polyglot-vision; this folder may be replaced by its next run\n")
+    write_text(output_dir / MARKER, "written by polyglot-vision; this folder may be replaced by its next run\n")
     return output_dir
 
 
@@ -199,6 +289,7 @@ def publish(new: Path, output_dir: Path, carry: Iterable[str] = ()) -> None:
     claim(new)
     if not output_dir.exists():
         os.replace(new, output_dir)
+        (output_dir / TMP_TOKEN).unlink(missing_ok=True)
         return
     if _exchange(new, output_dir):  # one step: at every moment `output_dir` is the old folder or the new
         old = new
@@ -206,6 +297,7 @@ def publish(new: Path, output_dir: Path, carry: Iterable[str] = ()) -> None:
         old = output_dir.parent / f".{output_dir.name}{_OLD}{os.getpid()}-{os.urandom(3).hex()}"
         os.replace(output_dir, old)
         os.replace(new, output_dir)
+    (output_dir / TMP_TOKEN).unlink(missing_ok=True)
     for pattern in carry:
         for path in old.glob(pattern):
             if not (output_dir / path.name).exists():
@@ -228,14 +320,74 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write UTF-8 text through a temporary file and a rename."""
+    """Write UTF-8 text through an exclusively created temporary file beside `path`, then a rename.
+
+    The rename replaces a link at `path` itself, never the file it points to.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it private; an output is as readable as any file made here
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_missing():
+            os.unlink(tmp)
+        raise
     return path
+
+
+@contextmanager
+def _suppress_missing() -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        pass
 
 
 def write_json(path: str | Path, data: dict) -> Path:
     """Write `data` as indented UTF-8 JSON, through a temporary file and a rename."""
     return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def check_output_file(path: str | Path, *, overwrite: bool = False, what: str = "--output") -> Path:
+    """Refuse a single-file output that would replace a file the tool did not write (without `overwrite`).
+
+    A file is the tool's when it is a regular file (not a link) holding a JSON object whose
+    `WRITTEN_BY` key names the tool; `write_owned_json` writes such files.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{what} {path}: is a folder; give a file name")
+    if os.path.lexists(path) and not overwrite and not _written_by_us(path):
+        raise UserError(
+            f"{what} {path}: exists and polyglot-vision did not write it; choose another file, "
+            "or pass --overwrite to replace it"
+        )
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path}: {probe} is not a writable folder")
+    return path
+
+
+def _written_by_us(path: Path) -> bool:
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode) or os.lstat(path).st_size > 64 << 20:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get(WRITTEN_BY) == TOOL
+
+
+def write_owned_json(path: str | Path, data: dict, *, overwrite: bool = False, what: str = "--output") -> Path:
+    """`write_json` of a single-file output, marked as the tool's; replaces only a file the tool wrote."""
+    path = check_output_file(path, overwrite=overwrite, what=what)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(path, what=what):
+        return write_json(path, {WRITTEN_BY: TOOL, **data})

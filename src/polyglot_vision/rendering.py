@@ -1,17 +1,56 @@
-"""Helpers every report, card and plot shares: Markdown tables, percentages, a headless pyplot."""
+"""Helpers every report, card and plot shares: Markdown tables and escaping, percentages, a headless pyplot.
+
+Names and ids come from registries, sources and recipes that anyone may have written; a
+card the Hub renders must show them as text, never as markup or a link: `md` escapes them
+for Markdown and HTML, and `markdown_table` escapes every cell that is not already `Markdown`.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Sequence
 
 
+class Markdown(str):
+    """Text that is already Markdown (escaped, or written by the tool): `md` and tables leave it as it is."""
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}#!|~])")
+_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+
+
+def md(value: Any) -> Markdown:
+    """`value` as literal text in Markdown and HTML: markup, links, table pipes and line breaks disarmed."""
+    if isinstance(value, Markdown):
+        return value
+    text = _BREAKS.sub(" ", str(value))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return Markdown(_MARKDOWN_SPECIAL.sub(r"\\\1", text))
+
+
+def md_code(value: Any) -> Markdown:
+    """`value` as an inline code span (shown literally) that no backtick or line break can end early."""
+    text = _BREAKS.sub(" ", str(value)).replace("`", "'")
+    return Markdown(f"`{text}`")
+
+
+def fenced(text: str, info: str = "") -> list[str]:
+    """A fenced code block holding `text` whatever it contains: the fence is longer than any backtick run in it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, text, fence]
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> list[str]:
-    """Lines of a Markdown table; the columns whose indices are in `numeric` are right-aligned."""
+    """Lines of a Markdown table; the columns whose indices are in `numeric` are right-aligned.
+
+    Every cell is escaped with `md` unless it is `Markdown` already.
+    """
     lines = [
-        "| " + " | ".join(map(str, header)) + " |",
+        "| " + " | ".join(map(md, header)) + " |",
         "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|",
     ]
-    lines += ["| " + " | ".join("–" if cell is None else str(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join("–" if cell is None else md(cell) for cell in row) + " |" for row in rows]
     return lines
 
 

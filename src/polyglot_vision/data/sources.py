@@ -13,12 +13,26 @@ import functools
 import json
 import math
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Json, Value, load_dataset, load_from_disk
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import (
+    ClassLabel,
+    Dataset,
+    DatasetDict,
+    Features,
+    Image,
+    IterableDataset,
+    Json,
+    Value,
+    load_dataset,
+    load_from_disk,
+)
 
 from ..errors import UserError, first_line
 from ..images import IMAGE_SUFFIXES
@@ -58,6 +72,7 @@ class SourceConfig:
     max_samples: int | None = None
     weight: float = 1.0
     license: str | None = None
+    allow_outside: bool = False
 
     @classmethod
     def from_dict(cls, data: Any, index: int) -> "SourceConfig":
@@ -109,6 +124,8 @@ class SourceConfig:
             raise UserError(f"{where}: `max_samples` must be a positive whole number, got {self.max_samples!r}")
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0:
             raise UserError(f"{where}: `weight` must be a positive number, got {self.weight!r}")
+        if not isinstance(self.allow_outside, bool):
+            raise UserError(f"{where}: `allow_outside` must be true or false, got {self.allow_outside!r}")
         if self.label_map is not None and not isinstance(self.label_map, dict):
             raise UserError(f"{where}: `label_map` must map source labels to concept ids, got {self.label_map!r}")
 
@@ -481,7 +498,102 @@ def load_source(source: SourceConfig, split: str | None = None, streaming: bool 
     if not streaming and source.max_samples is not None and source.max_samples < len(dataset):
         # A seeded random subset: files are often sorted by class.
         dataset = dataset.shuffle(seed=0).select(range(source.max_samples)).flatten_indices()
+    return contain(source, dataset)
+
+
+# ---- containment: a local source reads only files inside its own folder tree ------------------------
+
+# The largest image file a source may name; checked with os.stat before any byte of it is read.
+MAX_IMAGE_FILE_BYTES = 256 << 20
+
+
+def source_root(source: SourceConfig) -> str | None:
+    """The folder tree a local source reads (a manifest's own folder, or the source folder), resolved; None for Hub."""
+    return source_base_dir(source)
+
+
+def image_paths(dataset, column: str) -> list[str | None]:
+    """The file path of each row's image, None where the row carries the image's bytes (nothing to read)."""
+    values = dataset.with_format("arrow")[column]
+    if pa.types.is_struct(values.type):
+        paths = pc.struct_field(values, "path").to_pylist()
+        embedded = pc.is_valid(pc.struct_field(values, "bytes")).to_pylist()
+        return [None if has_bytes else path for path, has_bytes in zip(paths, embedded)]
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return values.to_pylist()
+    return [None] * len(values)
+
+
+def contained_files(source: SourceConfig, paths: list, offset: int = 0) -> int:
+    """Check every image file that `paths` name before any is read; returns how many lie outside the tree.
+
+    A file outside the source's tree (an absolute path, `../`, or a link that leads out) is
+    one line naming the source, the row and the path, unless the source sets `allow_outside:
+    true`; then it is counted. Only regular files of at most MAX_IMAGE_FILE_BYTES are read;
+    a missing file is left for the image checks to count.
+    """
+    root = source_root(source)
+    if root is None:
+        return 0
+    outside = 0
+    for row, path in enumerate(paths, start=offset + 1):
+        if not path:
+            continue
+        real = os.path.realpath(os.path.join(root, os.path.expanduser(str(path))))
+        where = f"source '{source.name}': {source.path} row {row}: {path}"
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            if not source.allow_outside:
+                raise UserError(
+                    f"{where} lies outside {root}; only files inside the source's folder are read "
+                    "(set `allow_outside: true` on the source to read files elsewhere)"
+                )
+            outside += 1
+        try:
+            info = os.stat(real)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise UserError(f"{where}: cannot be read ({err.strerror or err})") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{where}: not a regular file")
+        if info.st_size > MAX_IMAGE_FILE_BYTES:
+            raise UserError(
+                f"{where}: {info.st_size} bytes, more than an image file may have ({MAX_IMAGE_FILE_BYTES})"
+            )
+    return outside
+
+
+def contain(source: SourceConfig, dataset):
+    """`dataset` once every file it names is checked by `contained_files` (a stream: each batch as it comes)."""
+    columns = dataset.column_names  # None for a stream whose columns are known only once read
+    if source_root(source) is None or (columns is not None and source.image_column not in columns):
+        return dataset
+    if isinstance(dataset, IterableDataset):
+
+        def check(values, indices):
+            paths = [
+                v if isinstance(v, str) else v.get("path") if isinstance(v, dict) and not v.get("bytes") else None
+                for v in values
+            ]
+            contained_files(source, paths, offset=indices[0] if indices else 0)
+            return {}
+
+        feature = (dataset.features or {}).get(source.image_column)
+        if isinstance(feature, Image):  # checked before anything decodes (reads) the file
+            dataset = dataset.cast_column(source.image_column, Image(decode=False))
+        dataset = dataset.map(
+            check, batched=True, with_indices=True, input_columns=[source.image_column], features=dataset.features
+        )
+        return dataset.cast_column(source.image_column, feature) if isinstance(feature, Image) else dataset
+    contained_files(source, image_paths(dataset, source.image_column))
     return dataset
+
+
+def outside_files(source: SourceConfig, dataset) -> int:
+    """How many files of `dataset` lie outside the source's tree (read because the source allows it)."""
+    if not source.allow_outside or source_root(source) is None:
+        return 0
+    return contained_files(source, image_paths(dataset, source.image_column))
 
 
 def source_parts(source: SourceConfig) -> dict[str, Dataset]:

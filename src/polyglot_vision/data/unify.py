@@ -34,6 +34,7 @@ from .sources import (
     SPLITS,
     DataArguments,
     SourceConfig,
+    outside_files,
     row_languages,
     row_script,
     source_base_dir,
@@ -314,6 +315,7 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
             "multi_frame": 0,
             "multi_frame_examples": [],
             "row_languages": Counter(),
+            "outside_files": 0,
         }
         unread = unread_by_source[source.name]
         if unread and data_args.on_bad_image == "error":
@@ -330,6 +332,7 @@ def unify(data_args: DataArguments, label_space: LabelSpace, image_votes=None) -
             labels = raw[source.name][role]
             concepts = [index[matches[v].concept] if v is not None and matches.get(v) else -1 for v in labels]
             stat["read"] += len(part)
+            stat["outside_files"] += outside_files(source, part)
             stat["unlabelled"] += sum(v is None for v in labels)
             stat["dropped_labels"] += sum(v is not None and not matches.get(v) for v in labels)
             if not len(part):

@@ -18,8 +18,8 @@ from ..data import GROUP_COLUMNS, PixelNormalizer, build_dataset, cache_pixels, 
 from ..errors import UserError
 from ..labels import LabelSpace, script_name
 from ..modeling import concept_ids
-from ..outputs import atomic_directory, check_output_dir, write_json, write_text
-from ..rendering import annotate, group_table, markdown_table, percent, pyplot, save_figure
+from ..outputs import atomic_directory, check_output_dir, output_lock, write_json, write_text
+from ..rendering import annotate, group_table, markdown_table, md, percent, pyplot, save_figure
 from .coverage import not_evaluated
 from .predict import metrics_from_probabilities, predict_proba_dataset
 
@@ -198,9 +198,9 @@ def summary_lines(metrics: dict, heading: str = "##") -> list[str]:
 
 def render_markdown(metrics: dict, split: str, model: str, recipe: str | None, errors: list[dict]) -> str:
     lines = [
-        f"# Evaluation of `{model}` on the {split} split",
+        f"# Evaluation of {md(model)} on the {md(split)} split",
         "",
-        f"Recipe: `{recipe}`" if recipe else "",
+        f"Recipe: {md(recipe)}" if recipe else "",
         "",
         *summary_lines(metrics),
     ]
@@ -315,26 +315,27 @@ def evaluate_model(
         raise UserError(f"model {model_name}: its labels {labels} differ from {recipe.data.label_space}")
     out = Path(output_dir) if output_dir else default_output_dir(model_name, split)
     out = check_output_dir(out, overwrite=overwrite, sources=read_paths(recipe.data), what="report folder")
-    dataset = build_dataset(recipe.data, label_space)
-    if split == "all":
-        dataset = DatasetDict({"all": concatenate_datasets(list(dataset.values()))})
-    if split not in dataset:
-        raise UserError(f"--split {split}: choose from {', '.join(dataset)} or all")
-    part = dataset[split]
-    others = [other for name, other in dataset.items() if name != split]
-    if not len(part):
-        raise UserError(f"--split {split}: the recipe's {split} split is empty; choose another split (or all)")
-    cached = cache_pixels(DatasetDict({split: part}), processor)[split]
-    probabilities = predict_proba_dataset(model, PixelNormalizer.from_processor(processor), cached)
-    return write_report(
-        probabilities,
-        part,
-        labels,
-        out,
-        split=split,
-        model=model_name,
-        recipe=recipe.path,
-        overwrite=overwrite,
-        other_splits=others,
-        sources=recipe.data.sources,
-    )
+    with output_lock(out, what="report folder"):  # one writer from the first image read to the report
+        dataset = build_dataset(recipe.data, label_space)
+        if split == "all":
+            dataset = DatasetDict({"all": concatenate_datasets(list(dataset.values()))})
+        if split not in dataset:
+            raise UserError(f"--split {split}: choose from {', '.join(dataset)} or all")
+        part = dataset[split]
+        others = [other for name, other in dataset.items() if name != split]
+        if not len(part):
+            raise UserError(f"--split {split}: the recipe's {split} split is empty; choose another split (or all)")
+        cached = cache_pixels(DatasetDict({split: part}), processor)[split]
+        probabilities = predict_proba_dataset(model, PixelNormalizer.from_processor(processor), cached)
+        return write_report(
+            probabilities,
+            part,
+            labels,
+            out,
+            split=split,
+            model=model_name,
+            recipe=recipe.path,
+            overwrite=overwrite,
+            other_splits=others,
+            sources=recipe.data.sources,
+        )

@@ -9,7 +9,10 @@ of one data set lives here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import re
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from ..evaluation.report import plot_confusion_matrix, summary_lines
 from ..labels import script_name
 from ..outputs import write_text
 from ..paths import is_hub_id
-from ..rendering import markdown_table
+from ..rendering import Markdown, fenced, markdown_table, md, md_code
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +68,8 @@ def known_limits(metrics: dict, label_space, language: str, k: int = 5) -> list[
         true, predicted, scripts = row["true"], row["predicted"], row.get("scripts") or {}
         where = ", ".join(f"{script_name(s)} {n}" for s, n in scripts.items())
         lines.append(
-            f"- **{label_space.display_name(true, language)} ({true}) read as "
-            f"{label_space.display_name(predicted, language)} ({predicted})**: {row['count']} test image(s)"
+            f"- **{md(label_space.display_name(true, language))} ({md(true)}) read as "
+            f"{md(label_space.display_name(predicted, language))} ({md(predicted)})**: {row['count']} test image(s)"
             + (f", by script: {where}" if where else "")
             + "."
         )
@@ -109,7 +112,7 @@ def answer_rules(config, label_space, language: str) -> list[str]:
     refusal = list(getattr(config, "refusal_concepts", None) or [])
     if refusal:
         threshold = float(getattr(config, "refusal_threshold", None) or 0.5)
-        names = ", ".join(f"{label_space.display_name(c, language)} (`{c}`)" for c in refusal)
+        names = ", ".join(f"{md(label_space.display_name(c, language))} ({md_code(c)})" for c in refusal)
         lines += [
             f"The model learnt a class for what is none of its concepts: {names}. It is never given as an answer: "
             f"an image that puts {threshold:.0%} of its probability or more on it (`refusal_threshold` in "
@@ -123,7 +126,7 @@ def answer_rules(config, label_space, language: str) -> list[str]:
 
         def read_as(label: str) -> str:
             name = script_name(script[label]) if script.get(label) else label
-            return f"{label_space.display_name(concept[label], language)} ({concept[label]}, {name})"
+            return f"{md(label_space.display_name(concept[label], language))} ({md(concept[label])}, {md(name)})"
 
         lines += [
             "Twins: shapes that two scripts draw alike for different numbers. Without a hint an answer names both "
@@ -135,9 +138,15 @@ def answer_rules(config, label_space, language: str) -> list[str]:
     return lines[:-1] if lines else []
 
 
+# A recipe line that sets a secret (`hub_token: hf_…`): shown in the card without its value.
+_SECRET_LINE = re.compile(
+    r"^(\s*-?\s*[\"']?[\w.-]*(?:token|password|secret)[\w.-]*[\"']?\s*:).*$", re.IGNORECASE | re.MULTILINE
+)
+
+
 def _recipe_yaml(recipe) -> str:
     if recipe.path and Path(recipe.path).is_file():
-        return Path(recipe.path).read_text(encoding="utf-8").strip()
+        return _SECRET_LINE.sub(r"\1 <redacted>", Path(recipe.path).read_text(encoding="utf-8").strip())
     data = {
         "model_name_or_path": recipe.model.model_name_or_path,
         "model_config": recipe.model.model_config,
@@ -193,9 +202,9 @@ def render_card(
     data = card_data(recipe, label_space, metrics, model_name)
     languages = _readable_languages(recipe, label_space)
     lines = [
-        f"# {model_name}",
+        f"# {md(model_name)}",
         "",
-        f"An image classifier of the {len(label_space.ids)} concepts of the `{label_space.name}` label space, "
+        f"An image classifier of the {len(label_space.ids)} concepts of the {md(label_space.name)} label space, "
         f"fine-tuned with polyglot-vision on {len(_sources(recipe))} image sets labelled "
         f"in {len({s.get('language') for s in _sources(recipe)})} languages. Its labels are language-neutral concept "
         f"ids; `config.json` carries their names in {len(label_space.languages)} languages (`label_display_names`).",
@@ -239,30 +248,40 @@ def render_card(
         "",
         "## How to use",
         "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        f'classify = pipeline("image-classification", model="{model_name}")',
-        'result = classify("image.png", top_k=3)  # labels are concept ids',
-        "names = classify.model.config.label_display_names  # {language: {concept id: name}}",
-        f'print([(names["{example_lang}"].get(r["label"], r["label"]), r["score"]) for r in result])',
-        "```",
+        *fenced(
+            "\n".join(
+                [
+                    "from transformers import pipeline",
+                    "",
+                    f'classify = pipeline("image-classification", model={json.dumps(model_name, ensure_ascii=False)})',
+                    'result = classify("image.png", top_k=3)  # labels are concept ids',
+                    "names = classify.model.config.label_display_names  # {language: {concept id: name}}",
+                    f"print([(names[{json.dumps(example_lang)}].get(r['label'], r['label']), r['score']) "
+                    "for r in result])",
+                ]
+            ),
+            "python",
+        ),
         "",
         "or, with the names in your language:",
         "",
-        "```bash",
-        f"polyglot-vision predict {model_name} image.png --lang {example_lang} --top-k 3",
-        "```",
+        *fenced(
+            f"polyglot-vision predict {shlex.quote(_one_line(model_name))} image.png "
+            f"--lang {shlex.quote(_one_line(example_lang))} --top-k 3",
+            "bash",
+        ),
         "",
         "## Training recipe",
         "",
-        "```yaml",
-        _recipe_yaml(recipe),
-        "```",
+        *fenced(_recipe_yaml(recipe), "yaml"),
         "",
     ]
     content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)
     return ModelCard(content)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def write_model_card(
@@ -326,10 +345,10 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
     splits = list(report["splits"])
     languages = report["languages"]
     lines = [
-        f"# {name}",
+        f"# {md(name)}",
         "",
         f"{sum(r['images'] for r in report['splits'].values())} images of the {len(label_space.ids)} concepts of "
-        f"the `{label_space.name}` label space, unified by polyglot-vision from {len(report['source_info'])} "
+        f"the {md(label_space.name)} label space, unified by polyglot-vision from {len(report['source_info'])} "
         f"image sets labelled in {len(languages)} languages. Columns: `image`, `label` (a `ClassLabel` of concept "
         "ids), `language` (BCP-47), `script` (ISO 15924), `source`.",
         "",
@@ -367,6 +386,14 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
         f"{bad} unreadable images were left out. See `alignment_report.md` for every source label, the "
         "method that mapped it and its score.",
     ]
+    outside = {name: row["outside_files"] for name, row in report["sources"].items() if row.get("outside_files")}
+    if outside:
+        lines += [
+            "",
+            "Files read from outside their source's folder (the recipe set `allow_outside: true`): "
+            + ", ".join(f"{md(name)} {n}" for name, n in outside.items())
+            + ".",
+        ]
     # Labels not settled by the registry in their own language: what the alignment rests on.
     weighed = [
         row
@@ -410,7 +437,7 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
         (
             concept.id,
             *(
-                concept.names[lang] + marks.get(concept.origins.get(lang, "human"), "")
+                Markdown(md(concept.names[lang]) + marks.get(concept.origins.get(lang, "human"), ""))
                 if lang in concept.names
                 else ""
                 for lang in shown
@@ -430,12 +457,17 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
         "",
         "## Load it",
         "",
-        "```python",
-        "from datasets import load_dataset",
-        "",
-        f'dataset = load_dataset("{name}")',
-        'names = dataset["train"].features["label"].names',
-        "```",
+        *fenced(
+            "\n".join(
+                [
+                    "from datasets import load_dataset",
+                    "",
+                    f"dataset = load_dataset({json.dumps(name, ensure_ascii=False)})",
+                    'names = dataset["train"].features["label"].names',
+                ]
+            ),
+            "python",
+        ),
         "",
     ]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))

@@ -1,13 +1,19 @@
 """The Hub: what a model or dataset repository gets, and the push.
 
-`files_to_upload` is what `polyglot-vision push` (and a recipe's `push_to_hub: true`)
-sends: weights, config, preprocessor, card, metrics and plots, never checkpoints,
-optimizer states or training_args.bin.
+`upload_plan` is what `polyglot-vision push` (and a recipe's `push_to_hub: true`) sends,
+and why: only regular files inside the model folder that the tool itself writes there
+(weights, config, preprocessor, card, metrics and plots), never through a link, never
+checkpoints, optimizer states or training_args.bin. Files are opened without following
+links, so one swapped for a link after the plan is not read either.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
+import stat
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import load_from_disk
@@ -15,22 +21,51 @@ from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from ..errors import UserError, first_line
-from .cards import DATASET_FILES
+from ..evaluation.report import PLOTS
+from .cards import CONFUSION_PNG, DATASET_FILES
 
-# Top-level files of an exported model that a Hub repository gets.
-UPLOAD_PATTERNS = (
-    "config.json",
-    "preprocessor_config.json",
-    "model.safetensors",
-    "model-*-of-*.safetensors",
-    "model.safetensors.index.json",
-    "README.md",
-    "metrics.json",
-    "*_results.json",
-    "*.png",
-)
-# Files in `evaluation-<split>/` report folders (see evaluation/report.py).
-REPORT_PATTERNS = ("report.md", "metrics.json", "*.png")
+# Top-level files that export writes into a model folder (and the Trainer's `save_metrics`), and what each is.
+UPLOAD_PATTERNS = {
+    "config.json": "model configuration",
+    "preprocessor_config.json": "image processor configuration",
+    "model.safetensors": "weights",
+    "model-*-of-*.safetensors": "weights (a shard)",
+    "model.safetensors.index.json": "index of the weight shards",
+    "README.md": "model card",
+    "metrics.json": "test metrics",
+    "train_results.json": "training metrics",
+    "eval_results.json": "validation metrics",
+    "test_results.json": "test metrics",
+    "all_results.json": "all metrics",
+    CONFUSION_PNG: "plot for the model card",
+}
+# Files that `evaluate` writes in `evaluation-<split>/` report folders (see evaluation/report.py).
+REPORT_PATTERNS = {
+    "report.md": "evaluation report",
+    "metrics.json": "evaluation metrics",
+    **{name: "evaluation plot" for name in PLOTS.values()},
+}
+# What else a model folder holds that stays on this machine, and why.
+LOCAL_ONLY = {
+    "checkpoint-*": "training checkpoint, stays local",
+    "runs": "training logs, stay local",
+    "training_args.bin": "training state, stays local",
+    "optimizer.pt": "training state, stays local",
+    "scheduler.pt": "training state, stays local",
+    "rng_state*.pth": "training state, stays local",
+    "trainer_state.json": "training state, stays local",
+    "dataset": "prepared dataset, pushed with `prepare --push-to-hub`",
+    ".polyglot-vision": "marker of a folder the tool wrote",
+}
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One entry of a model folder: its path inside the folder, whether it is uploaded, and why (or why not)."""
+
+    name: str
+    upload: bool
+    reason: str
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -42,25 +77,69 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def files_to_upload(model_dir: str | Path) -> list[Path]:
-    """The files of an exported model folder that belong in its Hub repository, sorted."""
+def _match(name: str, patterns: dict) -> str | None:
+    return next((why for pattern, why in patterns.items() if fnmatch.fnmatchcase(name, pattern)), None)
+
+
+def _judge(entry: os.DirEntry, patterns: dict) -> tuple[bool, str]:
+    if entry.is_symlink():
+        return False, "a link: links are never followed"
+    if entry.is_dir(follow_symlinks=False):
+        return False, _match(entry.name, LOCAL_ONLY) or "a folder polyglot-vision does not push"
+    if not entry.is_file(follow_symlinks=False):
+        return False, "not a regular file"
+    why = _match(entry.name, patterns)
+    if why is None:
+        return False, _match(entry.name, LOCAL_ONLY) or "not a file polyglot-vision writes for the Hub"
+    return True, why
+
+
+def upload_plan(model_dir: str | Path) -> list[PlannedFile]:
+    """Every entry of an exported model folder (and of its report folders): uploaded or not, and why; sorted."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise UserError(f"model folder {model_dir} not found")
     missing = [name for name in ("config.json", "README.md") if not (model_dir / name).is_file()]
     if missing:
         raise UserError(f"model folder {model_dir}: {', '.join(missing)} missing; is it a model trained here?")
-    files = [
-        path
-        for path in model_dir.iterdir()
-        if path.is_file() and any(fnmatch.fnmatch(path.name, p) for p in UPLOAD_PATTERNS)
-    ]
-    for report in model_dir.glob("evaluation-*"):
-        if report.is_dir():
-            files += [
-                p for p in report.iterdir() if p.is_file() and any(fnmatch.fnmatch(p.name, q) for q in REPORT_PATTERNS)
-            ]
-    return sorted(files, key=lambda p: p.relative_to(model_dir).as_posix())
+    plan = []
+    with os.scandir(model_dir) as entries:
+        for entry in entries:
+            if entry.name.startswith("evaluation-") and entry.is_dir(follow_symlinks=False):
+                with os.scandir(entry.path) as inside:
+                    for item in inside:
+                        upload, why = _judge(item, REPORT_PATTERNS)
+                        plan.append(PlannedFile(f"{entry.name}/{item.name}", upload, why))
+                continue
+            upload, why = _judge(entry, UPLOAD_PATTERNS)
+            plan.append(PlannedFile(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""), upload, why))
+    return sorted(plan, key=lambda f: f.name)
+
+
+def files_to_upload(model_dir: str | Path) -> list[Path]:
+    """The files of an exported model folder that belong in its Hub repository, sorted."""
+    return [Path(model_dir) / f.name for f in upload_plan(model_dir) if f.upload]
+
+
+def _open_inside(model_dir: Path, name: str, stack: ExitStack):
+    """`name` (a path inside `model_dir`) opened for reading without following a link at any step."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    folder = os.open(model_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        *parts, last = name.split("/")
+        for part in parts:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        fd = os.open(last, os.O_RDONLY | nofollow, dir_fd=folder)
+    except OSError as err:
+        raise UserError(f"model folder {model_dir}: {name} cannot be read safely ({err.strerror or err})") from None
+    finally:
+        os.close(folder)
+    handle = stack.enter_context(os.fdopen(fd, "rb"))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise UserError(f"model folder {model_dir}: {name} is not a regular file")
+    return handle
 
 
 def push_model(
@@ -70,20 +149,22 @@ def push_model(
     token: str | None = None,
     commit_message: str = "Upload model trained with polyglot-vision",
 ) -> str:
-    """Create (or reuse) the model repository and upload `files_to_upload` in one commit; returns its URL."""
+    """Create (or reuse) the model repository and upload the files of `upload_plan` in one commit; returns its URL."""
     model_dir = Path(model_dir)
-    files = files_to_upload(model_dir)
+    names = [f.name for f in upload_plan(model_dir) if f.upload]
     check_repo_id(repo_id)
-    api = HfApi(token=token)
-    try:
-        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    with ExitStack() as stack:
         operations = [
-            CommitOperationAdd(path_in_repo=p.relative_to(model_dir).as_posix(), path_or_fileobj=str(p)) for p in files
+            CommitOperationAdd(path_in_repo=name, path_or_fileobj=_open_inside(model_dir, name, stack))
+            for name in names
         ]
-        api.create_commit(repo_id, operations=operations, commit_message=commit_message, repo_type="model")
-    except Exception as err:  # offline, no token, no rights: one line that names the repository
-        reason = first_line(err)
-        raise UserError(f"push to {repo_id} failed ({reason})") from None
+        api = HfApi(token=token)
+        try:
+            url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            api.create_commit(repo_id, operations=operations, commit_message=commit_message, repo_type="model")
+        except Exception as err:  # offline, no token, no rights: one line that names the repository
+            reason = first_line(err)
+            raise UserError(f"push to {repo_id} failed ({reason})") from None
     return str(url)
 
 

@@ -26,7 +26,7 @@ alignment.yaml (`polyglot-vision align`), which `read_review` reads back.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 import unicodedata
 from dataclasses import dataclass, field
@@ -36,7 +36,9 @@ import numpy as np
 import yaml
 
 from ..errors import UserError
+from ..outputs import write_json, write_text
 from ..paths import read_yaml
+from ..rendering import markdown_table, md
 from .embeddings import TextEvidence, load_backend
 from .languages import language_key
 from .registry import LabelSpace, Match, normalise
@@ -404,6 +406,7 @@ def review_document(alignments: dict, data_args, label_space: LabelSpace, path: 
         sources[name] = {"language": alignment.source.language, "labels": entries}
     body = {
         "label_space": data_args.label_space,
+        "registry": {"name": label_space.name, "concepts": concepts_fingerprint(label_space)},
         "text_evidence": text_evidence,
         "sources": sources,
     }
@@ -412,8 +415,33 @@ def review_document(alignments: dict, data_args, label_space: LabelSpace, path: 
     )
 
 
+def concepts_fingerprint(label_space: LabelSpace) -> str:
+    """A short hash of the registry's concept ids, in order: a review is read back only against the same ids."""
+    return hashlib.blake2b("\n".join(label_space.ids).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _check_registry(path: Path, data: dict, label_space: LabelSpace) -> None:
+    """A review written against another registry (another name, or other concept ids) is refused in one line."""
+    registry = data.get("registry")
+    if registry is None:  # written before reviews recorded their registry: nothing to compare
+        return
+    if not isinstance(registry, dict):
+        raise UserError(f"alignment_file {path}: `registry` must be a mapping with `name` and `concepts`")
+    name, fingerprint = registry.get("name"), registry.get("concepts")
+    if name != label_space.name or fingerprint != concepts_fingerprint(label_space):
+        raise UserError(
+            f"alignment_file {path}: reviewed against the label registry {name!r} "
+            f"(concepts {fingerprint}), not {label_space.name!r} (concepts {concepts_fingerprint(label_space)}, "
+            f"{label_space.source}); review again with `polyglot-vision align RECIPE`"
+        )
+
+
 def read_review(path, data_args, label_space: LabelSpace, label_counts: dict) -> dict:
-    """{(source name, label as text): Decision} of the accepted and unmapped entries of an alignment file."""
+    """{(source name, label as text): Decision} of the accepted and unmapped entries of an alignment file.
+
+    A label decided twice in different ways (accepted as two concepts, or accepted and unmapped)
+    is refused, naming it; so is a review written against another label registry.
+    """
     if not path:
         return {}
     path = Path(path)
@@ -421,8 +449,9 @@ def read_review(path, data_args, label_space: LabelSpace, label_counts: dict) ->
     sources = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(sources, dict):
         raise UserError(f"alignment_file {path}: expected a mapping with `sources`")
+    _check_registry(path, data, label_space)
     known = {source.name for source in data_args.sources}
-    reviewed = {}
+    reviewed, decided = {}, {}
     for name, entry in sources.items():
         if name not in known:
             raise UserError(
@@ -437,13 +466,20 @@ def read_review(path, data_args, label_space: LabelSpace, label_counts: dict) ->
                     f"(it has {', '.join(sorted(labels)[:10])}{', …' if len(labels) > 10 else ''})"
                 )
             status = item.get("decision")
+            concept = None if item.get("concept") is None else str(item.get("concept"))
+            said = (status, concept if status == "accepted" else None)
+            earlier = decided.setdefault((name, label), said)
+            if earlier != said:
+                raise UserError(
+                    f"alignment_file {path}: label {label!r} of source '{name}' is decided twice "
+                    f"({_said(earlier)} and {_said(said)}); keep one decision"
+                )
             if status not in DECISIONS:
                 raise UserError(
                     f"alignment_file {path}: label {label!r} of source '{name}': decision {status!r}; "
                     f"use one of {', '.join(DECISIONS)}"
                 )
             if status == "accepted":
-                concept = None if item.get("concept") is None else str(item.get("concept"))
                 if concept not in label_space.ids:
                     raise UserError(
                         f"alignment_file {path}: label {label!r} of source '{name}' is accepted as {concept!r}, "
@@ -455,6 +491,11 @@ def read_review(path, data_args, label_space: LabelSpace, label_counts: dict) ->
             elif status == "unmapped":
                 reviewed[(name, label)] = Decision("unmapped", None, [], f"reviewed in {path.name}", True)
     return reviewed
+
+
+def _said(decision: tuple) -> str:
+    status, concept = decision
+    return f"{status} as {concept!r}" if status == "accepted" else str(status)
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -485,52 +526,55 @@ def alignment_rows(alignments: dict) -> list[dict]:
 def write_report(out_dir: str | Path, report: dict) -> None:
     """alignment_report.json (everything) and alignment_report.md (tables a person reads) in `out_dir`."""
     out_dir = Path(out_dir)
-    (out_dir / REPORT_JSON).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out_dir / REPORT_MD).write_text(render_markdown(report), encoding="utf-8")
+    write_json(out_dir / REPORT_JSON, report)
+    write_text(out_dir / REPORT_MD, render_markdown(report))
 
 
 def render_markdown(report: dict) -> str:
     lines = [
         "# Alignment report",
         "",
-        f"Label registry: `{report['label_space']}`"
+        f"Label registry: {md(report['label_space'])}"
         + (f"; text evidence: {report['text_evidence']}" if report.get("text_evidence") else "; no text embeddings")
         + ("; image votes: on" if report.get("image_votes") else "; image votes: off"),
         "",
     ]
-    lines += [
-        "## Source labels → concepts",
-        "",
-        "| source | language | label | decision | concept | method | score | candidates (text, images) | "
-        "evidence | images |",
-        "|---|---|---|---|---|---|---:|---|---|---:|",
-    ]
-    for row in report["alignment"]:
-        score = "–" if row["score"] is None else f"{row['score']:.3f}"
-        shown = ", ".join(_candidate_text(Candidate(**c)) for c in row.get("candidates", [])) or "–"
-        lines.append(
-            f"| {row['source']} | {row['language']} | {row['label']} | {row.get('decision', '')} | "
-            f"{row['concept'] or '–'} | {row['method']} | {score} | {shown} | {row.get('evidence', '')} | "
-            f"{row['images']} |"
+    rows = [
+        (
+            row["source"],
+            row["language"],
+            row["label"],
+            row.get("decision", ""),
+            row["concept"] or "–",
+            row["method"],
+            "–" if row["score"] is None else f"{row['score']:.3f}",
+            ", ".join(_candidate_text(Candidate(**c)) for c in row.get("candidates", [])) or "–",
+            row.get("evidence", ""),
+            row["images"],
         )
-    lines += [
-        "",
-        "## Images per source",
-        "",
-        "| source | read | bad images skipped | duplicates removed | label conflicts left out | kept |",
-        "|---|---:|---:|---:|---:|---:|",
+        for row in report["alignment"]
     ]
-    for name, row in report["sources"].items():
-        lines.append(
-            f"| {name} | {row['read']} | {row['bad_images']} | {row['duplicates']} | {row.get('conflicts', 0)} "
-            f"| {row['kept']} |"
-        )
+    header = ["source", "language", "label", "decision", "concept", "method", "score"]
+    header += ["candidates (text, images)", "evidence", "images"]
+    lines += ["## Source labels → concepts", "", *markdown_table(header, rows, numeric=(6, 9))]
+    rows = [
+        (name, row["read"], row["bad_images"], row["duplicates"], row.get("conflicts", 0), row["kept"])
+        for name, row in report["sources"].items()
+    ]
+    header = ["source", "read", "bad images skipped", "duplicates removed", "label conflicts left out", "kept"]
+    lines += ["", "## Images per source", "", *markdown_table(header, rows, numeric=(1, 2, 3, 4, 5))]
+    outside = {name: row["outside_files"] for name, row in report["sources"].items() if row.get("outside_files")}
+    if outside:
+        lines += [
+            "",
+            "Files read from outside their manifest's folder (`allow_outside: true`): "
+            + ", ".join(f"{md(name)} {n}" for name, n in outside.items())
+            + ".",
+        ]
     bad = {kind: n for row in report["sources"].values() for kind, n in row["bad_by_kind"].items()}
     if bad:
-        lines += ["", "## Bad images", "", "| source | problem | images |", "|---|---|---:|"]
-        for name, row in report["sources"].items():
-            for kind, n in row["bad_by_kind"].items():
-                lines.append(f"| {name} | {kind} | {n} |")
+        rows = [(name, kind, n) for name, row in report["sources"].items() for kind, n in row["bad_by_kind"].items()]
+        lines += ["", "## Bad images", "", *markdown_table(["source", "problem", "images"], rows, numeric=(2,))]
     if report.get("notes"):
         lines += ["", "## Notes", "", *(f"- {note}" for note in report["notes"])]
     dup = report["duplicates"]
@@ -545,24 +589,22 @@ def render_markdown(report: dict) -> str:
         f"({dup['conflict_images_dropped']} copies of them left out).",
         "",
     ]
-    lines += [
-        "## Splits",
-        "",
-        "| split | images | " + " | ".join(report["languages"]) + " |",
-        "|---|---:|" + "---:|" * len(report["languages"]),
+    languages = report["languages"]
+    rows = [
+        (split, row["images"], *(row["by_language"].get(lang, 0) for lang in languages))
+        for split, row in report["splits"].items()
     ]
-    for split, row in report["splits"].items():
-        cells = [str(row["by_language"].get(lang, 0)) for lang in report["languages"]]
-        lines.append(f"| {split} | {row['images']} | " + " | ".join(cells) + " |")
+    lines += ["## Splits", "", *markdown_table(["split", "images", *languages], rows, range(1, len(languages) + 2))]
     weights = report.get("language_sampling", {})
     if weights:
         lines += [
             "",
             f"## Language sampling (p ∝ n^τ, τ = {weights['temperature']})",
             "",
-            "| language | train images | share of draws |",
-            "|---|---:|---:|",
+            *markdown_table(
+                ["language", "train images", "share of draws"],
+                [(lang, row["images"], f"{row['probability']:.3f}") for lang, row in weights["languages"].items()],
+                numeric=(1, 2),
+            ),
         ]
-        for lang, row in weights["languages"].items():
-            lines.append(f"| {lang} | {row['images']} | {row['probability']:.3f} |")
     return "\n".join(lines) + "\n"

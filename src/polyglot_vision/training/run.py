@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from accelerate.utils import broadcast_object_list
 from datasets import Dataset, DatasetDict, IterableDataset
 from transformers import EarlyStoppingCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -46,7 +49,16 @@ from ..modeling import (
     freeze_backbone,
     is_joint,
 )
-from ..outputs import check_output_dir, claim, machine_faults, publish, remove_stale_siblings, write_json
+from ..outputs import (
+    check_output_dir,
+    claim,
+    machine_faults,
+    make_temp_dir,
+    output_lock,
+    publish,
+    remove_stale_siblings,
+    write_json,
+)
 from .augment import BatchPreprocessor
 from .checkpoints import (
     RecordSettings,
@@ -208,6 +220,18 @@ def load_data(recipe: Recipe) -> tuple[LabelSpace, object, DatasetDict]:
     return label_space, processor, cached
 
 
+def keep_token_off_disk(args) -> None:
+    """Move `hub_token` out of the TrainingArguments, which the Trainer pickles into training_args.bin.
+
+    The Hub client reads it from this process's environment instead (HF_TOKEN), for the
+    Trainer's own pushes and for ours.
+    """
+    token = getattr(args, "hub_token", None)
+    if token:
+        os.environ["HF_TOKEN"] = str(token)
+        args.hub_token = None
+
+
 def build_trainer(recipe: Recipe, model, processor, train_split, eval_split=None) -> PolyglotTrainer:
     """A `PolyglotTrainer` with the recipe's augmentation, sampler and fine-tuning controls.
 
@@ -215,6 +239,7 @@ def build_trainer(recipe: Recipe, model, processor, train_split, eval_split=None
     sampler) or a streamed one (`stream_pixels`), which the Trainer reads as it comes.
     """
     args = recipe.training
+    keep_token_off_disk(args)
     if args.freeze_backbone:
         freeze_backbone(model)
     streamed = isinstance(train_split, IterableDataset)
@@ -247,14 +272,25 @@ def build_trainer(recipe: Recipe, model, processor, train_split, eval_split=None
 
 
 def train(recipe: Recipe) -> dict:
-    """Run a recipe end to end; returns the test metrics."""
+    """Run a recipe end to end; returns the test metrics.
+
+    The main process holds the output folder's lock from the start through the export: a
+    second run into the same `output_dir` is refused while this one lives.
+    """
     args = recipe.training
+    keep_token_off_disk(args)
     output_dir = check_output_dir(
         args.output_dir,
         overwrite=args.overwrite_output_dir,
         sources=read_paths(recipe.data),
         what="output_dir",
     )
+    with output_lock(output_dir, what="output_dir") if args.process_index == 0 else nullcontext():
+        return _train(recipe, output_dir)
+
+
+def _train(recipe: Recipe, output_dir: Path) -> dict:
+    args = recipe.training
     done, checkpoint = resume_point(recipe, resolve_checkpoint(args))
     if done:
         return finished_metrics(output_dir)
@@ -339,9 +375,9 @@ def export(
     """
     args = recipe.training
     output_dir = Path(args.output_dir)
-    staging = output_dir.parent / f".{output_dir.name}.tmp-export"
     calibration = calibrate(trainer.model, trainer.preprocessor, calibration_split, args.per_device_eval_batch_size)
     fit_answers(trainer.model, trainer.preprocessor, calibration_split, args.per_device_eval_batch_size, label_space)
+    staging = _staging_dir(trainer, output_dir)
     with machine_faults(output_dir, "output_dir", cleanup=[staging] if trainer.is_world_process_zero() else []):
         trainer.save_model(str(staging))  # on every process: sharded set-ups gather the weights here
         metrics = {}
@@ -351,6 +387,14 @@ def export(
             )
     trainer.accelerator.wait_for_everyone()
     return metrics
+
+
+def _staging_dir(trainer: PolyglotTrainer, output_dir: Path) -> Path:
+    """A fresh temporary sibling of `output_dir`, made by the main process; every process gets its name."""
+    staging = [str(make_temp_dir(output_dir)) if trainer.is_world_process_zero() else None]
+    if trainer.args.world_size > 1:
+        broadcast_object_list(staging, from_process=0)
+    return Path(staging[0])
 
 
 def coverage(metrics: dict, calibration: dict, test_split, other_splits, labels: list[str], sources=()) -> dict:
@@ -400,7 +444,6 @@ def test_and_publish(trainer, recipe, label_space, staging, test_split, train_me
             output_dir,
             args.hub_model_id or output_dir.name,
             private=getattr(args, "hub_private_repo", None),
-            token=args.hub_token,
         )
         print(f"Pushed to {url}", flush=True)
     if metrics.get("accuracy") is not None:
