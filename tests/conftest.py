@@ -37,6 +37,24 @@ TINY_MODEL = {
 }
 
 
+def fails(capsys, argv: list, *culprits: str) -> str:
+    """In-process: the command stops with status 2 and one error line naming every culprit; returns that line."""
+    from polyglot_vision.cli import main  # after the offline environment above is set
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("polyglot-vision: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for culprit in culprits:
+        assert culprit in lines[0], (culprit, lines[0])
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` and its bytes: what must not change."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def assert_clean_failure(run: subprocess.CompletedProcess, *culprits: str) -> None:
     """A user error: exit status 2, no traceback, one error line that names every culprit."""
     assert run.returncode == 2, (run.returncode, run.stderr[-1500:])

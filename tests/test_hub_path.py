@@ -10,7 +10,6 @@ import yaml
 from hub_mirrors import bin_only, convnext_tiny_224, vit_in21k
 from PIL import Image
 from safetensors.torch import load_file
-from test_corpus import fails
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, pipeline
 
 from polyglot_vision.cli import main
@@ -19,7 +18,7 @@ from polyglot_vision.labels import LabelSpace
 from polyglot_vision.modeling import ModelArguments, build_image_processor, build_model, check_checkpoint
 from polyglot_vision.serving.predictor import Predictor
 
-from conftest import LABELS, REPO, tiny_recipe, write_yaml
+from conftest import LABELS, REPO, fails, tiny_recipe, write_yaml
 
 MIRRORS = {"vit": vit_in21k, "convnext": convnext_tiny_224}
 EXAMPLES = sorted((REPO / "space" / "examples").glob("*.png"))[:6]

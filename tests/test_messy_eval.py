@@ -22,22 +22,7 @@ from safetensors.torch import save_file
 from polyglot_vision.cli import main
 from polyglot_vision.errors import UserError
 
-from conftest import LABELS, TINY_MODEL, write_yaml
-
-
-def fails(capsys, argv: list, *culprits: str) -> str:
-    """The command stops with status 2 and one error line that names every culprit; returns that line."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("polyglot-vision: error:")]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for culprit in culprits:
-        assert culprit in lines[0], (culprit, lines[0])
-    return lines[0]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+from conftest import LABELS, TINY_MODEL, fails, snapshot, write_yaml
 
 
 def hidden_siblings(folder: Path) -> list[str]:

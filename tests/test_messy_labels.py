@@ -18,11 +18,10 @@ import pandas as pd
 import pytest
 from datasets import load_from_disk
 from PIL import Image
-from test_corpus import fails, snapshot
 
 from polyglot_vision.cli import main
 
-from conftest import LABELS, TINY_MODEL, write_yaml
+from conftest import LABELS, TINY_MODEL, fails, snapshot, write_yaml
 
 
 def noise(path: Path, seed: int, size: int = 12) -> Path:

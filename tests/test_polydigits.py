@@ -25,6 +25,8 @@ from polyglot_vision.builtin_data.polydigits import (  # noqa: E402
 from polyglot_vision.cli import main  # noqa: E402
 from polyglot_vision.errors import UserError  # noqa: E402
 
+from conftest import fails
+
 PER_CLASS = 2
 SIZE = 32
 
@@ -296,17 +298,6 @@ def test_a_missing_or_altered_font_is_one_line_naming_the_fetch(tmp_path, monkey
     finally:
         assets.asset_file.cache_clear()
     assert not (tmp_path / "out").exists()
-
-
-def fails(capsys, argv: list, *culprits: str) -> str:
-    """The command stops with status 2 and one error line that names every culprit; returns that line."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("polyglot-vision: error:")]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for culprit in culprits:
-        assert culprit in lines[0], (culprit, lines[0])
-    return lines[0]
 
 
 def test_png_round_trip_is_grayscale(generated):

@@ -29,7 +29,7 @@ from polyglot_vision.experiments.held_out_designs import held_out_designs, markd
 from polyglot_vision.labels.languages import language_key
 from polyglot_vision.labels.registry import LabelSpace
 
-from conftest import LABELS, TINY_MODEL, write_yaml
+from conftest import LABELS, TINY_MODEL, fails, write_yaml
 
 CONCEPTS = ["cat", "dog", "bicycle", "pizza", "house"]
 DESIGN_NAMES = ["twemoji", "openmoji", "emojione-monotone"]
@@ -38,16 +38,6 @@ WORDS = {  # what a speaker of each design's language reads on the folders (CLDR
     "openmoji-fr": {"chat", "chien", "vélo", "pizza", "maison"},
     "emojione-monotone-ko": {"고양이", "개", "자전거", "피자", "집"},
 }
-
-
-def fails(capsys, argv: list[str], *culprits: str) -> str:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("polyglot-vision: error:")]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for culprit in culprits:
-        assert culprit in lines[0], (culprit, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -23,20 +23,9 @@ from PIL import Image
 
 from polyglot_vision.cli import main
 
-from conftest import CLI, LABELS, TINY_MODEL, tiny_recipe, write_yaml
+from conftest import CLI, LABELS, TINY_MODEL, fails, tiny_recipe, write_yaml
 
 SECRET = "hf_PrivateTokenNeverOnDisk0123456789"
-
-
-def fails(capsys, argv: list, *culprits: str) -> str:
-    """The command stops with status 2 and one error line that names every culprit; returns that line."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("polyglot-vision: error:")]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for culprit in culprits:
-        assert culprit in lines[0], (culprit, lines[0])
-    return lines[0]
 
 
 def private_file(tmp_path: Path, name: str = "id_rsa") -> Path:

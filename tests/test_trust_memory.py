@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image, ImageDraw
-from test_corpus import fails
 
 from polyglot_vision.cli import main
 
-from conftest import CLI, REPO
+from conftest import CLI, REPO, fails
 
 SIDE = 6300  # 39.7 megapixels: under the Space's 40 MP limit
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\r\u202e"  # clear the screen, set the window title, bell, carriage return, RTL

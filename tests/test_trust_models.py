@@ -19,12 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from test_corpus import fails
 from transformers import AutoConfig, AutoModelForImageClassification, ViTImageProcessorPil
 
 from polyglot_vision.cli import main
 
-from conftest import CLI, REPO, TINY_MODEL, assert_clean_failure, tiny_recipe, write_yaml
+from conftest import CLI, REPO, TINY_MODEL, assert_clean_failure, fails, tiny_recipe, write_yaml
 
 LABELS = ["0", "1", "2"]
 
