@@ -6,7 +6,8 @@ by `PixelBatches`) with batch augmentation, as `train()` builds it, (b0) the sam
 normalised batch (the Trainer's own loop, which splits the gap between (a) and (b) into Trainer and data path),
 (c) the plain `Trainer` fed by a per-image Pillow `set_transform` as in the transformers image-classification
 example, and, without a model, the loaders alone: (d) the pixel cache to a uint8 batch tensor and (e) the
-per-image Pillow transform, at the recipe's input size and at 224 px. Step times are taken after a warm-up, so
+per-image Pillow transform, at the recipe's input size and at 224 px. The batch augmentation is device work; its
+cost on this CPU is reported beside (d) as `d_augment_on_cpu_*`. Step times are taken after a warm-up, so
 start-up (loading, caching, building the Trainer) is excluded. `scripts/benchmark.py train` runs it.
 """
 
