@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import CLI, assert_clean_failure, tiny_recipe, write_yaml
+from conftest import CLI, REPO, assert_clean_failure, tiny_recipe, write_yaml
 
 # Three sources, three scripts: enough for a matrix, small enough to be quick.
 SOURCES = ("latin-fr", "thai", "han")
@@ -169,3 +170,29 @@ def test_holdout_scripts_leaves_those_sources_out(polydigits_dir, tmp_path):
     recipe = recipe_from_dict(small_recipe(polydigits_dir, tmp_path / "m", holdout_scripts=["Thai", "Hani"]))
     dataset = build_dataset(recipe.data, LabelSpace.from_yaml(recipe.data.label_space))
     assert {lang for part in dataset.values() for lang in part["language"]} == {"fr"}
+
+
+def test_the_synthesis_benchmark_leaves_out_each_base_ingredient_then_adds_each_other_one():
+    from polyglot_vision.experiments.synthesis import ingredient_runs
+
+    runs = ingredient_runs(("a", "b", "c", "d"), {"c", "a"}, {"a", "c"}, {"d", "b"}, first="base")
+    assert runs == [
+        ("base", ("a", "c")),
+        ("without a", ("c",)),
+        ("without c", ("a",)),
+        ("with b", ("a", "b", "c")),
+        ("with d", ("a", "c", "d")),
+    ]
+    assert ingredient_runs(("a", "b"), {"a"}, set(), set()) == [("default", ("a",))]
+
+
+def test_the_prepare_benchmark_counts_every_image_and_removes_the_planted_duplicates(tmp_path):
+    out = tmp_path / "prepare.json"
+    command = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "prepare", "--images", "200"]
+    command += ["--sources", "2", "--size", "32", "--duplicates", "10", "--num-proc", "1", "--output", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert (result["images"], result["sources"], result["image_size"]) == (200, 2, 32)
+    assert result["duplicates_removed"] == 2 * 10
+    assert result["prepare_images_per_second"] > 0 and result["unify_images_per_second"] > 0
