@@ -45,9 +45,10 @@ demo: train
 	$(OFFLINE) $(BIN)/polyglot-vision predict $(MODEL) space/examples/*.png --lang fr --top-k 1
 	@echo "Model: $(MODEL)   (try it: make space)"
 
+# Two pytest workers (pytest-xdist): most tests keep one core busy.
 test: lint fetch
 	.ci/install-browser
-	$(OFFLINE) $(BIN)/python -m pytest tests
+	$(OFFLINE) $(BIN)/python -m pytest -n 2 tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts space
