@@ -238,6 +238,17 @@ def _open(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data), formats=_format_of(data))
 
 
+def _header(data: bytes, max_pixels: int | None) -> tuple[Image.Image, int | None, str | None]:
+    """(image opened from its header only, its EXIF orientation, a pixel-count problem or None)."""
+    limit = max_pixels or Image.MAX_IMAGE_PIXELS
+    image = _open(data)
+    width, height = image.size
+    if limit and width * height > limit:
+        return image, None, f"decompression bomb ({width}x{height} pixels)"
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1) if image.format in EXIF_FORMATS else 1
+    return image, orientation, None
+
+
 def check_image(data: bytes, max_pixels: int | None = None) -> tuple[bytes | None, str | None, str | None]:
     """(bytes to store, content hash, problem) for one encoded image.
 
@@ -245,15 +256,13 @@ def check_image(data: bytes, max_pixels: int | None = None) -> tuple[bytes | Non
     with `verify()` (chunk CRCs up to IEND: a truncated or damaged file fails) without
     decoding its pixels; other formats, which have no checksums, are decoded.
     """
-    limit = max_pixels or Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = _open(data)  # reads the header only
+            image, orientation, problem = _header(data, max_pixels)
+            if problem:
+                return None, None, problem
             width, height = image.size
-            if limit and width * height > limit:
-                return None, None, f"decompression bomb ({width}x{height} pixels)"
-            orientation = image.getexif().get(EXIF_ORIENTATION, 1) if image.format in EXIF_FORMATS else 1
             upright = orientation in (None, 1)
             if image.format == "PNG":
                 image.verify()
@@ -331,15 +340,12 @@ def decode_image(data: bytes, max_pixels: int | None = None, size: int | None = 
     The pixel count is checked from the header; a JPEG is decoded at a reduced scale (`draft`), any other
     image is reduced (`reduce`) as soon as it is decoded, before any conversion multiplies its size.
     """
-    limit = max_pixels or Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = _open(data)  # reads the header only
-            width, height = image.size
-            if limit and width * height > limit:
-                return None, f"decompression bomb ({width}x{height} pixels)"
-            orientation = image.getexif().get(EXIF_ORIENTATION, 1) if image.format in EXIF_FORMATS else 1
+            image, orientation, problem = _header(data, max_pixels)
+            if problem:
+                return None, problem
             if image.format == "PNG":
                 image.verify()  # chunk checksums, without decoding
                 image = _open(data)

@@ -21,6 +21,7 @@ from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard,
 
 from ..evaluation.report import plot_confusion_matrix, summary_lines
 from ..labels import script_name
+from ..labels.alignment import outside_files_lines
 from ..outputs import write_text
 from ..paths import is_hub_id
 from ..rendering import Markdown, fenced, markdown_table, md, md_code
@@ -386,14 +387,7 @@ def render_dataset_card(report: dict, label_space, name: str) -> DatasetCard:
         f"{bad} unreadable images were left out. See `alignment_report.md` for every source label, the "
         "method that mapped it and its score.",
     ]
-    outside = {name: row["outside_files"] for name, row in report["sources"].items() if row.get("outside_files")}
-    if outside:
-        lines += [
-            "",
-            "Files read from outside their source's folder (the recipe set `allow_outside: true`): "
-            + ", ".join(f"{md(name)} {n}" for name, n in outside.items())
-            + ".",
-        ]
+    lines += outside_files_lines(report)
     # Labels not settled by the registry in their own language: what the alignment rests on.
     weighed = [
         row

@@ -563,14 +563,7 @@ def render_markdown(report: dict) -> str:
     ]
     header = ["source", "read", "bad images skipped", "duplicates removed", "label conflicts left out", "kept"]
     lines += ["", "## Images per source", "", *markdown_table(header, rows, numeric=(1, 2, 3, 4, 5))]
-    outside = {name: row["outside_files"] for name, row in report["sources"].items() if row.get("outside_files")}
-    if outside:
-        lines += [
-            "",
-            "Files read from outside their manifest's folder (`allow_outside: true`): "
-            + ", ".join(f"{md(name)} {n}" for name, n in outside.items())
-            + ".",
-        ]
+    lines += outside_files_lines(report)
     bad = {kind: n for row in report["sources"].values() for kind, n in row["bad_by_kind"].items()}
     if bad:
         rows = [(name, kind, n) for name, row in report["sources"].items() for kind, n in row["bad_by_kind"].items()]
@@ -608,3 +601,12 @@ def render_markdown(report: dict) -> str:
             ),
         ]
     return "\n".join(lines) + "\n"
+
+
+def outside_files_lines(report: dict) -> list[str]:
+    """Markdown lines counting, per source, the files read from outside its own folder (none: no line)."""
+    outside = {name: row["outside_files"] for name, row in report["sources"].items() if row.get("outside_files")}
+    if not outside:
+        return []
+    counts = ", ".join(f"{md(name)} {n}" for name, n in outside.items())
+    return ["", f"Files read from outside their source's folder (the recipe set `allow_outside: true`): {counts}."]
