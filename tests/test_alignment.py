@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import unicodedata
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +17,7 @@ from polyglot_vision.data import load_and_align
 from polyglot_vision.labels import LabelSpace
 from polyglot_vision.training import recipe_from_dict
 
-from conftest import object_folders, objects_recipe, tiny_recipe, write_yaml
+from conftest import OBJECT_DESIGNS, object_folders, objects_recipe, tiny_recipe, write_yaml
 
 
 def german_truth() -> dict[str, str]:
@@ -265,3 +266,33 @@ def test_opaque_codes_on_tiny_polydigits_are_never_merged_wrongly(polydigits_dir
             assert d.candidates and d.candidates[0].images is not None, (c, d)
         elif d.status == "unmapped":
             assert d.match is None and "image votes abstained" in d.evidence, (c, d)
+
+
+def test_the_align_benchmark_draws_each_source_by_another_design_in_another_language(tmp_path):
+    import json
+
+    from polyglot_vision.builtin_data.polyobjects import generate_polyobjects
+    from polyglot_vision.experiments.alignment import object_scenarios
+
+    folder = tmp_path / "polyobjects"
+    designs, concepts = list(OBJECT_DESIGNS.values()), ["cat", "dog", "horse", "banana"]
+    generate_polyobjects(folder, per_class=1, designs=designs, concepts=concepts, image_size=16, progress=False)
+    [(title, sources, truth, registry)] = object_scenarios(
+        folder, [("openmoji-fr", ["emojione-hi"], "twemoji-en")], tmp_path / "work", concepts=4, seed=0
+    )
+    assert [(s["name"], s["language"]) for s in sources] == [
+        ("openmoji-en", "en"),  # relabelled in English, the registry's language
+        ("emojione-hi", "hi"),
+        ("codes", "nl"),
+    ]
+    # The aligner reads English names only; the word source keeps the CLDR names it was labelled with.
+    assert {c["id"]: c["names"] for c in yaml.safe_load(registry.read_text("utf-8"))["concepts"]} == {
+        c: {"en": c} for c in concepts
+    }
+    hindi = json.loads((folder / "concepts.json").read_text("utf-8"))["labels"]["emojione-hi"]
+    assert len(truth["emojione-hi"]) == 2 and truth["emojione-hi"].items() <= hindi.items()
+    assert set(truth["codes"].values()) <= set(concepts) and all(k.startswith("K-") for k in truth["codes"])
+    assert "openmoji-fr relabelled in English" in title
+    for source in sources:
+        folders = {p.name for p in Path(source["path"]).iterdir()}
+        assert folders == set(truth.get(source["name"], folders & set(concepts))) and folders, source

