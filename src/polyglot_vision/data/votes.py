@@ -15,7 +15,7 @@ frame do not count), and a coarse colour layout:
 - the same of the silhouette (the pixels that are not background), which no shading or line style changes;
 - a 4 x 4 colour thumbnail, weighed at half (monochrome designs and glyphs have no colour to say anything).
 
-They cost about a millisecond an image on one CPU core. The votes alone are not enough to merge: labels/alignment.py
+They cost a few milliseconds an image on one CPU core. The votes alone are not enough to merge: labels/alignment.py
 accepts a label by its images only where its text evidence names the same concept first. The hook
 `unify(image_votes=…)` lets a stronger model take this one's place.
 """

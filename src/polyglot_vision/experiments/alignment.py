@@ -136,7 +136,7 @@ def alignment_scores(
     (images only)."""
     rng = np.random.default_rng(seed)
     work = Path(tempfile.mkdtemp(prefix="align-bench-"))
-    scenarios, costs = {}, {}
+    scored, costs = {}, {}
     try:
         for title, sources, truth, object_registry in object_scenarios(
             objects_folder, scenarios, work, concepts=concepts, seed=seed
@@ -149,8 +149,8 @@ def alignment_scores(
                 parts = {"words": {k: v for k, v in truth.items() if k != "codes"}, "codes": {"codes": truth["codes"]}}
                 for part, subset in parts.items():
                     key = f"{title}; {part}; {'text and images' if votes else 'text only'}"
-                    scenarios[key] = {**_score(alignments, subset), "seconds": seconds}
-                    print(key, scenarios[key], file=sys.stderr)
+                    scored[key] = {**_score(alignments, subset), "seconds": seconds}
+                    print(key, scored[key], file=sys.stderr)
 
         # Opaque codes: one source's labels replaced by codes, every other source as is.
         listed = yaml.safe_load((Path(coded_folder) / "sources.yaml").read_text(encoding="utf-8"))["sources"]
@@ -186,8 +186,8 @@ def alignment_scores(
                 sources.append(source)
             start = time.perf_counter()
             alignments = _align(sources, registry, "none", True)
-            scenarios[key] = {**_score(alignments, truth), "seconds": round(time.perf_counter() - start, 1)}
-            print(key, scenarios[key], file=sys.stderr)
+            scored[key] = {**_score(alignments, truth), "seconds": round(time.perf_counter() - start, 1)}
+            print(key, scored[key], file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -196,7 +196,7 @@ def alignment_scores(
         "| proposed, other first | unmapped | right first | seconds |"
     )
     rows = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for key, r in scenarios.items():
+    for key, r in scored.items():
         rows.append(
             f"| {key} | {r['labels']} | {r['accepted_right']} | {r['accepted_wrong']} | {r['misses']} | "
             f"{r['proposed_right']} | {r['proposed_other']} | {r['unmapped']} | {r['right_first']:.0%} | "
@@ -214,4 +214,4 @@ def alignment_scores(
     cost = "What the image votes cost (reading the images and their features, voting), over text alone: " + "; ".join(
         f"PolyObjects {number}: {seconds} s" for number, seconds in enumerate(costs.values(), 1)
     )
-    return {"scenarios": scenarios, "vote_seconds": costs, "markdown": "\n".join([note, "", *rows, "", cost + "."])}
+    return {"scenarios": scored, "vote_seconds": costs, "markdown": "\n".join([note, "", *rows, "", cost + "."])}
