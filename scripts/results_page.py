@@ -275,7 +275,10 @@ RENDER = {
     "adaptation": ("Few-shot adaptation to an unseen script", _markdown_file),
     "train": ("Training throughput", _train),
     "prepare": ("Unifying sources (`prepare`)", _prepare),
-    "align": ("Label alignment: the labelled vocabulary benchmark", _markdown_file),
+    "align": (
+        "Label alignment: emoji designs labelled in their own languages, text only and with image votes",
+        _markdown_file,
+    ),
     "space": ("The Space under load", _space),
     "memory": ("Memory: 40-megapixel images in `predict` and the Space", _memory),
 }

@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny PolyDigits made once per session, and recipes over it."""
+"""Shared fixtures: a tiny PolyDigits and tiny word-labelled folders drawn from PolyObjects, made once per session,
+and recipes over them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,21 +129,64 @@ def trained_model(polydigits_dir, tmp_path_factory) -> Path:
 LABELS = REPO / "recipes" / "labels"
 
 
+# Tiny word-labelled folders drawn from PolyObjects (needs `polyglot-vision fetch`): one emoji design per language,
+# each folder named with the concept's CLDR name in that language, as a user's "Katze" and "chat" folders are.
+OBJECT_DESIGNS = {"en": "twemoji", "fr": "openmoji", "de": "emojione"}
+OBJECT_CONCEPTS = ("cat", "dog", "horse", "bird", "fish", "automobile", "bicycle", "airplane", "sailboat", "banana")
+ENGLISH_AS_WRITTEN = {"cat": "cats", "dog": "Dog"}  # a plural and a capital, as people name folders
+
+
+def object_folders() -> dict[str, tuple[str, str, str]]:
+    """{concept id: its folder names in the English, French and German sets}."""
+    from polyglot_vision.builtin_data.polyobjects import cldr_names, object_concepts
+
+    emoji = {c.id: c.emoji for c in object_concepts()}
+    return {
+        cid: tuple(
+            ENGLISH_AS_WRITTEN.get(cid, cid) if lang == "en" else cldr_names(lang)[emoji[cid]]
+            for lang in "en fr de".split()
+        )
+        for cid in OBJECT_CONCEPTS
+    }
+
+
 @pytest.fixture(scope="session")
 def objects_dir(tmp_path_factory) -> Path:
-    """Three image folders labelled in English, French and German words (10 concepts, 4 images each)."""
-    from polyglot_vision.builtin_data.objects import write_object_folders
+    """Three image folders labelled in English, French and German words (10 concepts, 4 images each, drawn by
+    three emoji designs) and registry.yaml, the PolyObjects registry of those concepts (CLDR names)."""
+    import json
+
+    from polyglot_vision.builtin_data.polyobjects import DESIGNS, generate_polyobjects, registry
 
     out = tmp_path_factory.mktemp("objects")
-    write_object_folders(out, per_class=4, image_size=16, seed=0)
+    drawn = out / "drawn"
+    generate_polyobjects(
+        drawn,
+        per_class=4,
+        image_size=32,
+        designs=list(OBJECT_DESIGNS.values()),
+        concepts=OBJECT_CONCEPTS,
+        progress=False,
+    )
+    labels = json.loads((drawn / "concepts.json").read_text(encoding="utf-8"))["labels"]
+    folders = object_folders()
+    for position, (language, design) in enumerate(OBJECT_DESIGNS.items()):
+        source = next(d.source for d in DESIGNS if d.name == design)
+        (out / language).mkdir()
+        for label, concept in labels[source].items():
+            (drawn / source / label).rename(out / language / folders[concept][position])
+    shutil.rmtree(drawn)
+    space = registry()
+    space["concepts"] = [c for c in space["concepts"] if c["id"] in OBJECT_CONCEPTS]
+    write_yaml(out / "registry.yaml", {**space, "name": "objects"})
     return out
 
 
 def objects_recipe(objects_dir: Path, out_dir: Path, **overrides) -> dict:
-    """A recipe over the three object folders, with a tiny model."""
+    """A recipe over the three object folders and their registry, with a tiny model."""
     recipe = {
         "model_config": dict(TINY_MODEL),
-        "label_space": str(LABELS / "objects.yaml"),
+        "label_space": str(objects_dir / "registry.yaml"),
         "sources": [
             {"name": f"objects-{lang}", "path": str(objects_dir / lang), "language": lang, "license": "cc0-1.0"}
             for lang in ("en", "fr", "de")

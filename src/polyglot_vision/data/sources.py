@@ -170,7 +170,9 @@ class DataArguments:
         0.04, "Least lead of an accepted text score over the runner-up concept and over competing labels."
     )
     image_votes: bool = option(
-        True, "Let the images of uncertain labels vote, by a small model trained on the labels already accepted."
+        True,
+        "Let the images of uncertain labels vote for the accepted concepts they resemble; a label is merged by its "
+        "images only when its text evidence names the same concept first.",
     )
     alignment_file: str | None = option(
         None, "A reviewed alignment.yaml (polyglot-vision align): its accepted and unmapped decisions are kept."

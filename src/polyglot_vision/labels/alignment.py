@@ -7,9 +7,12 @@ Every source label ends in one of three decisions (DESIGN.md, "Alignment decisio
   language (id, name, alias, numeral, number word) are accepted as they are. Text
   evidence (embeddings.py) is accepted only when its score reaches
   `embedding_threshold` and leads both the runner-up concept and the source's other
-  labels competing for that concept by `embedding_margin`; image evidence (a
-  model trained on the images of accepted labels lets the label's images vote,
-  data/votes.py) only when most images vote for one concept, clearly ahead.
+  labels competing for that concept by `embedding_margin`; image evidence (the
+  label's images vote for the accepted concepts they resemble, data/votes.py)
+  only as a second witness: when most of its images vote for the concept that
+  its text evidence names first, no other label of the source competes for it,
+  and the one-to-one assignment agrees. Images alone are never merged: drawings
+  of two things by different hands can look alike.
 - ``proposed``: some evidence, not enough: shown with its top-3 candidates, each
   with its text and image evidence, ordered by a one-to-one (Hungarian)
   assignment of the source's labels on the combined score; never merged.
@@ -48,10 +51,9 @@ logger = logging.getLogger(__name__)
 REPORT_JSON = "alignment_report.json"
 REPORT_MD = "alignment_report.md"
 DECISIONS = ("accepted", "proposed", "unmapped")
-# Image evidence: combined score = IMAGE_WEIGHT x vote share + (1 - IMAGE_WEIGHT) x text score.
+# Image evidence: combined score = IMAGE_WEIGHT x vote share + (1 - IMAGE_WEIGHT) x text score (for ranking).
 IMAGE_WEIGHT = 0.6
-IMAGE_ACCEPT = 0.5  # least share of a label's images voting for the concept
-IMAGE_MARGIN = 0.2  # least lead of the combined score over the runner-up concept and competing labels
+IMAGE_ACCEPT = 0.5  # least share of a label's images voting for the concept that its text names first
 TOP_K = 3
 # Share of a label's abstaining images counted, in ranking only, for the concepts no accepted source shows.
 UNSEEN_PRIOR = 0.5
@@ -261,12 +263,17 @@ def _final_round(rows, votes, name, covered, decisions, has_text) -> None:
             return Candidate(concepts[j], text_score, shown_image, float(ranking[i, j]), name_in)
 
         candidates = [candidate(j) for j in order]
-        if voted[i] and concepts:
-            j = int(row.argmax())
-            runner_up = np.delete(row, j).max() if len(row) > 1 else 0.0
-            rivals = np.delete(combined[:, j], i)
-            rival = rivals.max() if rivals.size else 0.0
-            if image[i, j] >= IMAGE_ACCEPT and row[j] - runner_up >= IMAGE_MARGIN and row[j] - rival >= IMAGE_MARGIN:
+        if voted[i] and concepts and has_text and rows["text"][label] is not None:
+            # Two witnesses: most of the images vote for the concept that the text names first, no other label of
+            # the source has as many votes for it, and the one-to-one assignment gives it this label.
+            j = int(image[i].argmax())
+            rivals = np.delete(image[:, j], i)
+            if (
+                image[i, j] >= IMAGE_ACCEPT
+                and j == int(np.argmax(rows["text"][label]))
+                and (not rivals.size or rivals.max() < image[i, j])
+                and first.get(i) == j
+            ):
                 method = "images"
                 decisions[label] = Decision(
                     "accepted",

