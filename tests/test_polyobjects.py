@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import unicodedata
 from pathlib import Path
 
@@ -195,3 +196,48 @@ def test_the_yardstick_counts_every_held_out_image_per_design_and_family(trained
         assert 0 <= row["top1"] <= row["top5"] <= 1
     page = "\n".join(markdown(result))
     assert "| `noto-ja` | 5 | 10 |" in page and "| animals |" in page
+
+
+def test_the_space_offers_objects_beside_digits_and_names_them_in_each_users_language(trained, small):
+    from gradio_client import Client, handle_file
+
+    from polyglot_vision.modeling import ModelArguments, build_image_processor, build_model
+    from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving.demo import launch, load_predictors_or_message
+
+    digits_args = ModelArguments(model_config=dict(TINY_MODEL))
+    digits = Predictor(
+        build_model(digits_args, LabelSpace.from_yaml(LABELS / "digits.yaml")),
+        build_image_processor(digits_args),
+        device="cpu",
+    )
+    objects, notice = load_predictors_or_message(f" {trained} ")
+    assert notice is None and isinstance(objects, Predictor)
+    unloadable, notice = load_predictors_or_message(f"{trained},{small / 'no-such-model'}")
+    assert unloadable is None and "no-such-model" in notice
+
+    import torch
+
+    threads = torch.get_num_threads()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo = launch([digits, objects], host="127.0.0.1", port=port, block=False, quiet=True)
+    torch.set_num_threads(threads)
+    try:
+        page = json.dumps(demo.config, ensure_ascii=False, default=str)
+        assert '"label": "polyobjects"' in page and '"label": "digits"' in page  # one tab each
+        client = Client(demo.local_url, verbose=False)
+        image = next((small / "twemoji-en" / "cat").glob("*.png"))
+        names = {c["id"]: c["names"] for c in registry()["concepts"]}
+        languages = objects.languages
+        assert len(languages) >= 10
+        for language in languages:
+            label, _ = client.predict(handle_file(str(image)), language, "", api_name="/predict_1")
+            shown = [c["label"] for c in label["confidences"]]
+            [expected] = objects.top_k([image], k=5, language=language)
+            assert shown == [f"{names[p.concept][language]} ({p.concept})" for p in expected], language
+        digit, _ = client.predict(handle_file(str(image)), "fr", "", api_name="/predict")
+        assert {c["label"].split(" (")[1].rstrip(")") for c in digit["confidences"]} <= set("0123456789")
+    finally:
+        demo.close()
