@@ -276,3 +276,19 @@ def test_the_space_offers_objects_beside_digits_and_names_them_in_each_users_lan
         assert {c["label"].split(" (")[1].rstrip(")") for c in digit["confidences"]} <= set("0123456789")
     finally:
         demo.close()
+
+
+def test_the_gray_and_color_ops_take_some_images_colour_away_and_move_the_others_hue():
+    import torch
+
+    from polyglot_vision.training.augment import BatchPreprocessor
+
+    torch.manual_seed(0)
+    pixels = torch.zeros(64, 3, 8, 8, dtype=torch.uint8)
+    pixels[:, 0] = 200  # a red drawing on every image
+    gray = BatchPreprocessor([0.5] * 3, [0.5] * 3, "gray", (8, 8))(pixels, augment=True)
+    grey_images = (gray.amax(1) - gray.amin(1)).flatten(1).amax(1) < 1e-4
+    assert 0 < int(grey_images.sum()) < 64
+    color = BatchPreprocessor([0.5] * 3, [0.5] * 3, "color", (8, 8))(pixels, augment=True)
+    assert color.shape == pixels.shape and color.min() >= -1 and color.max() <= 1
+    assert len({tuple(image[:, 0, 0].round(decimals=2).tolist()) for image in color}) > 10
