@@ -384,16 +384,16 @@ def _variant(rng: np.random.Generator, index: int, restyle: bool) -> dict:
     that a model trained on a few designs learns the thing's shape more than one team's palette and line."""
     if index == 0:
         return {}
-    scale = float(rng.uniform(0.6, 1.0))
+    scale = float(rng.uniform(0.65, 1.0))
     room = (1 - scale) / 2
     moved = {
         "scale": scale,
-        "rotate": float(rng.uniform(-20, 20)),
+        "rotate": float(rng.uniform(-15, 15)),
         "shift": (float(rng.uniform(-room, room)), float(rng.uniform(-room, room))),
     }
-    style = rng.uniform(size=3)
     if not restyle:
         return moved
+    style = rng.uniform(size=3)
     return {
         **moved,
         "outline": float(rng.uniform(0.01, 0.035)) if style[0] < 0.25 else 0.0,
@@ -434,7 +434,7 @@ def _readme(designs: list[Design], concepts: list[ObjectConcept], counts: dict, 
         + f") drawn by {len(designs)} emoji designs, each labelled in one language with the concept's Unicode CLDR "
         f"name. Written by `polyglot_vision.builtin_data.polyobjects.generate_polyobjects` (per_class={per_class}, "
         f"seed={seed}, image_size={size}): RGB PNG on white, rasterised with resvg; the first image of each "
-        "folder is the design as drawn, the others are scaled (0.6-1), rotated (±20°) and moved in the frame; "
+        "folder is the design as drawn, the others are scaled (0.65-1), rotated (±15°) and moved in the frame; "
         "in the designs that are trained on, some are also outlined in dark ink (a quarter), filled as one dark "
         "silhouette (a tenth) or drawn on a light tinted ground (three in ten).",
         "",
