@@ -12,7 +12,6 @@ import socket
 import unicodedata
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -23,7 +22,6 @@ from polyglot_vision.builtin_data.polyobjects import (
     generate_polyobjects,
     object_concepts,
     registry,
-    render_icon,
     select_concepts,
 )
 from polyglot_vision.cli import main
@@ -58,30 +56,12 @@ def test_each_design_is_a_folder_of_names_in_its_own_language(small):
             assert len(list(folder.glob("*.png"))) == 3
 
 
-def test_images_are_rgb_drawings_at_the_asked_size_the_held_out_designs_as_drawn_on_white(small):
+def test_images_are_rgb_drawings_on_white_at_the_asked_size(small):
     for path in sorted(small.rglob("*.png")):
         image = Image.open(path)
         assert image.mode == "RGB" and image.size == (24, 24), path
+        assert image.getpixel((0, 0)) == (255, 255, 255), path
         assert len(image.getcolors(24 * 24)) > 2, path  # something is drawn
-        if path.name == "0000.png" or path.parts[-3] == "twemoji-en":
-            assert image.getpixel((0, 0)) == (255, 255, 255), path
-
-
-def test_the_designs_trained_on_are_also_drawn_outlined_as_silhouettes_and_on_tinted_grounds(tmp_path):
-    generate_polyobjects(
-        tmp_path / "d", per_class=12, image_size=24, designs=["fxemoji"], concepts=CONCEPTS, progress=False
-    )
-    corners = [Image.open(p).getpixel((0, 0)) for p in sorted((tmp_path / "d").rglob("*.png"))]
-    assert 0 < sum(c != (255, 255, 255) for c in corners) < len(corners) / 2
-
-    icon = next(c for c in object_concepts() if c.id == "pizza").icons["fxemoji"]
-    plain = np.asarray(render_icon("fxemoji", icon, 48), dtype=int)
-    outlined = np.asarray(render_icon("fxemoji", icon, 48, outline=0.03), dtype=int)
-    dark = lambda image: int((image.max(axis=-1) < 80).sum())  # noqa: E731
-    assert dark(outlined) > dark(plain) + 48
-    shadow = np.asarray(render_icon("fxemoji", icon, 48, silhouette=True, background=(255, 255, 255)), dtype=int)
-    assert (shadow.max(axis=-1) - shadow.min(axis=-1)).max() <= 1  # ink on white: greys only
-    assert dark(shadow) > dark(plain) and (shadow < 80).any()
 
 
 def test_sources_yaml_is_a_recipe_that_prepares_the_data(small, tmp_path):

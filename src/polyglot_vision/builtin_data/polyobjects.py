@@ -11,8 +11,7 @@ rule to the packages and `write_concept_table()` keeps its answer beside this mo
 point, family and each design's icon name), the reviewed list that generation reads.
 
 Images are rasterised with resvg (`resvg-py`) as RGB on white, one canonical drawing and `per_class - 1` variants
-(scale, rotation and position, set in the SVG so they stay crisp; in the designs trained on, some outlined, some
-a silhouette, some on a tinted ground), deterministic for a seed.
+(scale, rotation and position, set in the SVG so they stay crisp), deterministic for a seed.
 
 The registry recipes/labels/polyobjects.yaml is written from the same selection (`registry()`): display names in
 `DISPLAY_LANGUAGES`, each from CLDR. Every design's labelling language is among them, so `prepare` maps a folder
@@ -341,14 +340,9 @@ def render_icon(
     scale: float = 1.0,
     rotate: float = 0.0,
     shift: tuple[float, float] = (0.0, 0.0),
-    outline: float = 0.0,
-    silhouette: bool = False,
-    background: tuple[int, int, int] = (255, 255, 255),
 ) -> Image.Image:
-    """One icon as an RGB image on `background` (white), `size` pixels square; scale, rotation (degrees) and shift
-    (a fraction of the canvas) are applied to the vector drawing. `outline` (a fraction of the canvas) strokes
-    every shape that has no stroke of its own in dark ink, as line-drawn designs do; `silhouette` fills the whole
-    drawing with that ink, as one-colour designs do."""
+    """One icon as an RGB image on white, `size` pixels square; scale, rotation (degrees) and shift (a fraction of
+    the canvas) are applied to the vector drawing."""
     icon = _icon(design, icon_name)
     side = max(icon["width"], icon["height"])
     left = icon["left"] - (side - icon["width"]) / 2
@@ -359,46 +353,24 @@ def render_icon(
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
         f'viewBox="{left:g} {top:g} {side:g} {side:g}" width="{size}" height="{size}" style="color:#000">'
-        f'<g transform="{transform}">{_outlined(icon["body"], outline * side)}</g></svg>'
+        f'<g transform="{transform}">{icon["body"]}</g></svg>'
     )
     png = bytes(resvg_py.svg_to_bytes(svg_string=svg))
     rgba = Image.open(io.BytesIO(png)).convert("RGBA")
-    canvas = Image.new("RGB", rgba.size, tuple(background))
-    ink = Image.new("RGB", rgba.size, _INK) if silhouette else rgba
-    canvas.paste(ink, mask=rgba.getchannel("A"))
+    canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+    canvas.paste(rgba, mask=rgba.getchannel("A"))
     return canvas
 
 
-_INK = (34, 34, 34)
-
-
-def _outlined(body: str, width: float) -> str:
-    if width <= 0:
-        return body
-    return f'<g stroke="#222" stroke-width="{width:.3f}" stroke-linejoin="round" stroke-linecap="round">{body}</g>'
-
-
-def _variant(rng: np.random.Generator, index: int, restyle: bool) -> dict:
-    """How the `index`-th image of a folder is drawn: the first as designed, the others moved in the frame and,
-    with `restyle`, some of them in another hand: outlined, filled as one silhouette, or on a tinted ground, so
-    that a model trained on a few designs learns the thing's shape more than one team's palette and line."""
+def _variant(rng: np.random.Generator, index: int) -> dict:
     if index == 0:
         return {}
     scale = float(rng.uniform(0.65, 1.0))
     room = (1 - scale) / 2
-    moved = {
+    return {
         "scale": scale,
         "rotate": float(rng.uniform(-15, 15)),
         "shift": (float(rng.uniform(-room, room)), float(rng.uniform(-room, room))),
-    }
-    if not restyle:
-        return moved
-    style = rng.uniform(size=3)
-    return {
-        **moved,
-        "outline": float(rng.uniform(0.01, 0.035)) if style[0] < 0.25 else 0.0,
-        "silhouette": bool(style[1] < 0.1),
-        "background": tuple(int(v) for v in rng.integers(205, 256, size=3)) if style[2] < 0.3 else (255, 255, 255),
     }
 
 
@@ -434,9 +406,7 @@ def _readme(designs: list[Design], concepts: list[ObjectConcept], counts: dict, 
         + f") drawn by {len(designs)} emoji designs, each labelled in one language with the concept's Unicode CLDR "
         f"name. Written by `polyglot_vision.builtin_data.polyobjects.generate_polyobjects` (per_class={per_class}, "
         f"seed={seed}, image_size={size}): RGB PNG on white, rasterised with resvg; the first image of each "
-        "folder is the design as drawn, the others are scaled (0.65-1), rotated (±15°) and moved in the frame; "
-        "in the designs that are trained on, some are also outlined in dark ink (a quarter), filled as one dark "
-        "silhouette (a tenth) or drawn on a light tinted ground (three in ten).",
+        "folder is the design as drawn, the others are scaled (0.65-1), rotated (±15°) and moved in the frame.",
         "",
         "`sources.yaml` lists every source in recipe format (paths relative to this folder); the designs marked "
         "held out below are never trained on by the PolyObjects recipes: they are the yardstick.",
@@ -511,10 +481,7 @@ def generate_polyobjects(
                 folder.mkdir(parents=True)
                 rng = np.random.default_rng([seed, int(concept.codepoint, 16), DESIGNS.index(design)])
                 for index in range(per_class):
-                    # The yardstick is each held-out team's own drawing: only the designs trained on are restyled.
-                    image = render_icon(
-                        design.name, icon, int(image_size), **_variant(rng, index, not design.held_out)
-                    )
+                    image = render_icon(design.name, icon, int(image_size), **_variant(rng, index))
                     (folder / f"{index:04d}.png").write_bytes(_png(image))
                 count += per_class
                 bar.update(per_class)
