@@ -35,8 +35,9 @@ data: $(DATA)/sources.yaml
 data/polyobjects/sources.yaml: $(STAMP) | fetch
 	$(OFFLINE) $(BIN)/polyglot-vision polyobjects data/polyobjects
 
+# One torch thread: on a couple of cores shared with other work, more threads spin-wait rather than compute.
 polyobjects: data/polyobjects/sources.yaml
-	$(OFFLINE) $(BIN)/polyglot-vision train recipes/polyobjects/quickstart.yaml
+	$(OFFLINE) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/polyglot-vision train recipes/polyobjects/quickstart.yaml
 
 train: data
 	$(OFFLINE) $(BIN)/polyglot-vision train $(RECIPE)

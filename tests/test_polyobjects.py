@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import unicodedata
 from pathlib import Path
 
@@ -178,6 +179,21 @@ def test_predict_answers_with_the_concepts_name_in_the_asked_language(trained, s
         assert prediction["name"] == japanese[prediction["concept"]]
 
 
+def test_predict_names_the_concept_in_each_of_the_registrys_languages(trained, small, capsys):
+    image = next((small / "openmoji-fr" / "vélo").glob("*.png"))
+    names = {c["id"]: c["names"] for c in registry()["concepts"]}
+    languages = LabelSpace.from_yaml(LABELS / "polyobjects.yaml").languages
+    assert len(languages) >= 10
+    answers = {}
+    for language in languages:
+        capsys.readouterr()
+        assert main(["predict", str(trained), str(image), "--lang", language, "--top-k", "3", "--json"]) == 0
+        predictions = json.loads(capsys.readouterr().out)[0]["predictions"]
+        assert [p["name"] for p in predictions] == [names[p["concept"]][language] for p in predictions], language
+        answers[language] = predictions[0]["concept"]
+    assert len(set(answers.values())) == 1  # the language renames the answer, it does not change it
+
+
 def test_a_script_hint_to_an_objects_model_is_still_one_line(trained, small, capsys):
     image = next((small / "twemoji-en" / "cat").glob("*.png"))
     fails(capsys, ["predict", trained, image, "--hint", "Deva"], "'Deva'")
@@ -195,3 +211,64 @@ def test_the_yardstick_counts_every_held_out_image_per_design_and_family(trained
         assert 0 <= row["top1"] <= row["top5"] <= 1
     page = "\n".join(markdown(result))
     assert "| `noto-ja` | 5 | 10 |" in page and "| animals |" in page
+
+
+def test_the_space_offers_objects_beside_digits_and_names_them_in_each_users_language(trained, small):
+    from gradio_client import Client, handle_file
+
+    from polyglot_vision.modeling import ModelArguments, build_image_processor, build_model
+    from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving.demo import launch, load_predictors_or_message
+
+    digits_args = ModelArguments(model_config=dict(TINY_MODEL))
+    digits = Predictor(
+        build_model(digits_args, LabelSpace.from_yaml(LABELS / "digits.yaml")),
+        build_image_processor(digits_args),
+        device="cpu",
+    )
+    objects, notice = load_predictors_or_message(f" {trained} ")
+    assert notice is None and isinstance(objects, Predictor)
+    unloadable, notice = load_predictors_or_message(f"{trained},{small / 'no-such-model'}")
+    assert unloadable is None and "no-such-model" in notice
+
+    import torch
+
+    threads = torch.get_num_threads()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo = launch([digits, objects], host="127.0.0.1", port=port, block=False, quiet=True)
+    torch.set_num_threads(threads)
+    try:
+        page = json.dumps(demo.config, ensure_ascii=False, default=str)
+        assert '"label": "polyobjects"' in page and '"label": "digits"' in page  # one tab each
+        client = Client(demo.local_url, verbose=False)
+        image = next((small / "twemoji-en" / "cat").glob("*.png"))
+        names = {c["id"]: c["names"] for c in registry()["concepts"]}
+        languages = objects.languages
+        assert len(languages) >= 10
+        for language in languages:
+            label, _ = client.predict(handle_file(str(image)), language, "", api_name="/predict_1")
+            shown = [c["label"] for c in label["confidences"]]
+            [expected] = objects.top_k([image], k=5, language=language)
+            assert shown == [f"{names[p.concept][language]} ({p.concept})" for p in expected], language
+        digit, _ = client.predict(handle_file(str(image)), "fr", "", api_name="/predict")
+        assert {c["label"].split(" (")[1].rstrip(")") for c in digit["confidences"]} <= set("0123456789")
+    finally:
+        demo.close()
+
+
+def test_the_gray_and_color_ops_take_some_images_colour_away_and_move_the_others_hue():
+    import torch
+
+    from polyglot_vision.training.augment import BatchPreprocessor
+
+    torch.manual_seed(0)
+    pixels = torch.zeros(64, 3, 8, 8, dtype=torch.uint8)
+    pixels[:, 0] = 200  # a red drawing on every image
+    gray = BatchPreprocessor([0.5] * 3, [0.5] * 3, "gray", (8, 8))(pixels, augment=True)
+    grey_images = (gray.amax(1) - gray.amin(1)).flatten(1).amax(1) < 1e-4
+    assert 0 < int(grey_images.sum()) < 64
+    color = BatchPreprocessor([0.5] * 3, [0.5] * 3, "color", (8, 8))(pixels, augment=True)
+    assert color.shape == pixels.shape and color.min() >= -1 and color.max() <= 1
+    assert len({tuple(image[:, 0, 0].round(decimals=2).tolist()) for image in color}) > 10

@@ -40,7 +40,16 @@ from ..labels import language_name  # noqa: E402
 from .admission import BUSY_MESSAGE, admission_middleware  # noqa: E402
 from .predictor import Answer, Prediction, Predictor  # noqa: E402
 
-__all__ = ["build_demo", "launch", "language_choices", "read_upload", "flatten_sketch", "MAX_PIXELS", "BUSY_MESSAGE"]
+__all__ = [
+    "build_demo",
+    "build_tabs",
+    "launch",
+    "language_choices",
+    "read_upload",
+    "flatten_sketch",
+    "MAX_PIXELS",
+    "BUSY_MESSAGE",
+]
 
 TOP_K = 5
 MAX_PIXELS = 40_000_000  # larger images are refused before they are decoded
@@ -416,8 +425,36 @@ def build_demo(
     return demo
 
 
+def _examples_for(examples_dir: str | Path | None, predictor: Predictor, first: bool) -> Path | None:
+    """A tab's examples: the folder named after its label space (examples/polyobjects), else, for the first
+    tab only, the images at the top of `examples_dir`."""
+    if not examples_dir:
+        return None
+    own = Path(examples_dir) / str(getattr(predictor.model.config, "label_space_name", ""))
+    return own if own.is_dir() else (Path(examples_dir) if first else None)
+
+
+def build_tabs(
+    predictors: list[Predictor], examples_dir: str | Path | None = None, *, max_batch_size: int = MAX_BATCH_SIZE
+) -> gr.Blocks:
+    """One page with a tab per model (PolyDigits beside PolyObjects), each the demo of `build_demo`.
+
+    The first tab's endpoints keep their names (`/predict`); the next ones get Gradio's suffixes (`/predict_1`).
+    """
+    demos = [
+        build_demo(p, _examples_for(examples_dir, p, i == 0), max_batch_size=max_batch_size)
+        for i, p in enumerate(predictors)
+    ]
+    with gr.Blocks(title="polyglot-vision", analytics_enabled=False, delete_cache=UPLOAD_CACHE) as page:
+        with gr.Tabs():
+            for predictor, demo in zip(predictors, demos):
+                with gr.Tab(getattr(predictor.model.config, "label_space_name", None) or "model"):
+                    demo.render()
+    return page
+
+
 def launch(
-    model: Predictor | str | Path | None,
+    model: Predictor | str | Path | list | None,
     host: str | None = "127.0.0.1",
     port: int | None = None,
     *,
@@ -434,7 +471,8 @@ def launch(
 ) -> gr.Blocks:
     """Load the model once and serve the demo (never a share link).
 
-    model: a Predictor, a model folder or Hub id, or None (a page that explains how to set MODEL_ID).
+    model: a Predictor, a model folder or Hub id, a list of them (a tab each), or None (a page that explains how
+    to set MODEL_ID).
     host=None lets Gradio choose (GRADIO_SERVER_NAME, else 127.0.0.1), as a Space needs.
     block=False returns at once with the server running; `demo.local_url` is its address.
     max_batch_size=1, torch_threads=None (torch's default) and cheap_queue_analytics=False undo this
@@ -442,8 +480,14 @@ def launch(
     """
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    predictor = model if isinstance(model, Predictor) or model is None else Predictor.from_pretrained(model)
-    demo = build_demo(predictor, examples_dir=examples_dir, notice=notice, max_batch_size=max_batch_size)
+    if isinstance(model, (list, tuple)) and len(model) == 1:
+        model = model[0]
+    if isinstance(model, (list, tuple)):
+        predictors = [m if isinstance(m, Predictor) else Predictor.from_pretrained(m) for m in model]
+        demo = build_tabs(predictors, examples_dir=examples_dir, max_batch_size=max_batch_size)
+    else:
+        predictor = model if isinstance(model, Predictor) or model is None else Predictor.from_pretrained(model)
+        demo = build_demo(predictor, examples_dir=examples_dir, notice=notice, max_batch_size=max_batch_size)
     if cheap_queue_analytics:  # read when the queue is made, in demo.queue()
         for key, value in QUEUE_ANALYTICS_ENV.items():
             os.environ.setdefault(key, value)
@@ -472,3 +516,18 @@ def load_predictor_or_message(model_id: str | None) -> tuple[Predictor | None, s
         return Predictor.from_pretrained(model_id), None
     except UserError as err:
         return None, str(err)
+
+
+def load_predictors_or_message(model_ids: str | None) -> tuple[list[Predictor] | Predictor | None, str | None]:
+    """For the Space: MODEL_ID may name several models, separated by commas (a tab each); (predictors, None),
+    or (None, why not) when it is unset or one of them cannot be loaded."""
+    ids = [part.strip() for part in (model_ids or "").split(",") if part.strip()]
+    if len(ids) <= 1:
+        return load_predictor_or_message(ids[0] if ids else None)
+    predictors = []
+    for model_id in ids:
+        predictor, notice = load_predictor_or_message(model_id)
+        if predictor is None:
+            return None, notice
+        predictors.append(predictor)
+    return predictors, None

@@ -39,7 +39,8 @@ class PolyglotTrainingArguments(TrainingArguments):
     augmentation: str = option(
         "affine",
         "Batch augmentation policy: `none` or ops joined by `+` from crop, affine, elastic, "
-        "blur, jitter, erase, flip (horizontal, opt-in), mixup, cutmix; e.g. `crop+affine+mixup`.",
+        "blur, jitter, color (saturation and hue too), gray, erase, flip (horizontal, opt-in), mixup, cutmix; "
+        "e.g. `crop+affine+mixup`.",
     )
     label_granularity: str = option(
         "concept",

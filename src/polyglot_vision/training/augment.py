@@ -85,6 +85,10 @@ def _ops(size: tuple[int, int]) -> dict[str, callable]:
         ),
         "blur": lambda: K.RandomGaussianBlur((3, 3), (0.1, 1.0), p=0.2),
         "jitter": lambda: K.ColorJitter(brightness=0.15, contrast=0.3, p=0.5),
+        # Drawings of one thing by different hands differ in palette: saturation and hue move too, and some
+        # images lose their colour, so that shape must carry the answer.
+        "color": lambda: K.ColorJitter(brightness=0.2, contrast=0.3, saturation=0.5, hue=0.1, p=0.8),
+        "gray": lambda: K.RandomGrayscale(p=0.25),
         "erase": lambda: K.RandomErasing(scale=(0.01, 0.06), ratio=(0.3, 3.3), value=1.0, p=0.2),
         "flip": lambda: K.RandomHorizontalFlip(p=0.5),
         # Light writing on a dark ground (chalk, dark-mode screens) for data that is all dark on light.
