@@ -427,6 +427,30 @@ def _open(source: SourceConfig, split: str, streaming: bool):
     return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
 
 
+def parquet_files(source: SourceConfig) -> list[str]:
+    """The parquet files a local source is read from (a .parquet manifest, or a folder of them), else []."""
+    path = Path(source.path).expanduser()
+    if path.is_file():
+        return [str(path)] if path.suffix.lower() == ".parquet" else []
+    if not path.is_dir() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return []
+    if _folder_kind(path, source) != "manifest":
+        return []
+    return sorted(str(p) for p in path.glob("*.parquet"))
+
+
+def label_column_stream(source: SourceConfig, stream: IterableDataset) -> IterableDataset:
+    """`stream`'s label column alone, for a pass over every label before training.
+
+    A parquet manifest is read again with only that column (no image bytes are read at all);
+    any other source drops the other columns before anything is decoded.
+    """
+    files = parquet_files(source)
+    if files:
+        return load_dataset("parquet", data_files=files, split="train", streaming=True, columns=[source.label_column])
+    return stream.select_columns([source.label_column])
+
+
 def _why_no_class_label(source: SourceConfig) -> str:
     """Why `datasets` read an image folder without labels: too few class folders, or images at several depths."""
     path = Path(source.path).expanduser()
