@@ -189,6 +189,11 @@ class DataArguments:
     streaming: bool = option(
         False, "Read the sources as an IterableDataset (for sets larger than the disk); needs max_steps."
     )
+    pixel_cache: bool = option(
+        True,
+        "Decode and resize every image once into a uint8 cache on disk (images x 3 x H x W bytes; checked against "
+        "the free room first); `false` decodes each batch as it is read, as the Hub examples' set_transform does.",
+    )
     num_proc: int | None = option(
         None, "Processes that check images in `prepare` (default: all cores for large sources)."
     )
