@@ -130,7 +130,8 @@ def test_a_stream_says_that_its_images_do_not_vote_and_how_to_let_them(objects_d
 HEAD_ROWS = 10_000
 
 
-def late_labels_recipe(tmp_path, labels, class_names=None, **overrides):
+def late_labels_recipe(tmp_path, labels, class_names=None, hub_id=None, **overrides):
+    """A recipe streaming a Hub-layout parquet repository written in tmp_path/late-labels (by `hub_id`, if given)."""
     from hub_mirrors import parquet_dataset
 
     from conftest import LABELS, TINY_MODEL
@@ -139,7 +140,7 @@ def late_labels_recipe(tmp_path, labels, class_names=None, **overrides):
     data = {
         "model_config": dict(TINY_MODEL),
         "label_space": str(LABELS / "digits.yaml"),
-        "sources": [{"name": "scans", "path": str(repo / "data"), "language": "en"}],
+        "sources": [{"name": "scans", "path": hub_id or str(repo / "data"), "language": "en"}],
         "output_dir": str(tmp_path / "model"),
         "streaming": True,
         "max_steps": 2,
@@ -186,3 +187,29 @@ def test_a_stranger_first_met_late_in_a_stream_is_refused_before_training_or_cou
         align_stream(late_labels_recipe(tmp_path / "b", labels, unmapped_labels="drop"))
     assert "10,007 labelled rows of the stream: 11 labels, 10 aligned; 1 left out, 7 rows" in caplog.text
     assert "11 (7 rows)" in caplog.text
+
+
+def test_a_hub_dataset_in_parquet_is_read_by_its_id_and_its_label_pass_asks_for_the_label_column_only(
+    tmp_path, monkeypatch, caplog
+):
+    """The Hub id goes through the same `load_dataset` call as on the Hub; here it resolves to a folder laid out
+    as the repository is (data/train-00000-of-00001.parquet)."""
+    import datasets
+
+    import polyglot_vision.data.sources as sources
+
+    asked = []
+
+    def from_the_mirror(path, *args, **kwargs):
+        asked.append(kwargs.get("columns"))
+        return datasets.load_dataset(
+            str(tmp_path / "late-labels") if path == "someone/late-labels" else path, *args, **kwargs
+        )
+
+    monkeypatch.setattr(sources, "load_dataset", from_the_mirror)
+    labels = [i % 5 for i in range(HEAD_ROWS)] + [9, 9]
+    data_args = late_labels_recipe(tmp_path, labels, hub_id="someone/late-labels", unmapped_labels="error")
+    with caplog.at_level("INFO", logger="polyglot_vision"):
+        align_stream(data_args)
+    assert asked == [None, ["label"]]  # the stream itself, then the label column alone
+    assert "labels read from all 10,002 labelled rows of the stream: 6 labels, 6 aligned" in caplog.text

@@ -447,13 +447,28 @@ def parquet_files(source: SourceConfig) -> list[str]:
 def label_column_stream(source: SourceConfig, stream: IterableDataset) -> IterableDataset:
     """`stream`'s label column alone, for a pass over every label before training.
 
-    A parquet manifest is read again with only that column (no image bytes are read at all);
-    any other source drops the other columns before anything is decoded.
+    A parquet source, a local manifest or a Hub dataset stored as parquet, is read again with
+    only that column (no image bytes are read at all); any other source drops the other columns
+    before anything is decoded.
     """
+    columns = [source.label_column]
     files = parquet_files(source)
     if files:
-        return load_dataset("parquet", data_files=files, split="train", streaming=True, columns=[source.label_column])
-    return stream.select_columns([source.label_column])
+        return load_dataset("parquet", data_files=files, split="train", streaming=True, columns=columns)
+    if is_hub_id(source.path) and not Path(source.path).expanduser().exists():
+        try:
+            return load_dataset(
+                source.path,
+                name=source.config,
+                split=source.split,
+                revision=source.revision,
+                streaming=True,
+                columns=columns,
+            )
+        except ValueError as err:  # a builder without `columns` (image folders, webdataset, JSON): not parquet
+            if "columns" not in str(err):
+                raise
+    return stream.select_columns(columns)
 
 
 def _why_no_class_label(source: SourceConfig) -> str:
