@@ -88,6 +88,13 @@ def test_train_refuses_a_cache_that_does_not_fit_before_training_and_trains_with
     # The model's classes are the (concept, language) pairs, as with the cache.
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert len(config["id2label"]) == 30
+    # `evaluate` without a cache, on the same small disk, scores the test split as training did.
+    report = tmp_path / "report.json"
+    argv = ["evaluate", tmp_path / "model", "--recipe", recipe, "--pixel_cache", "false", "--output", report]
+    succeeds(capsys, [*argv, "--output-dir", tmp_path / "evaluation"])
+    assert json.loads(report.read_text())["test"]["accuracy"] == pytest.approx(metrics["accuracy"])
+    cached = ["evaluate", tmp_path / "model", "--recipe", recipe, "--output-dir", tmp_path / "evaluation-2"]
+    fails(capsys, cached, "pixel cache", "pixel_cache: false")
 
 
 def test_decoding_on_the_fly_gives_the_pixels_the_cache_holds(objects_dir, tmp_path):
@@ -130,3 +137,30 @@ def test_a_split_held_in_memory_is_checked_against_the_memory_left(objects_dir, 
     monkeypatch.setattr(pixels.psutil, "virtual_memory", lambda: namedtuple("Memory", "available")(50_000))
     with pytest.raises(UserError, match="in memory"):
         cache_pixels(in_memory, processor_at(32))
+
+
+def test_the_cache_benchmark_trains_both_ways_on_the_same_images_and_weighs_the_cache(write_objects_recipe, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from results_page import _cache
+
+    recipe = write_objects_recipe(per_device_train_batch_size=8)
+    out = tmp_path / "cache.json"
+    command = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "cache", "--recipe", str(recipe)]
+    command += ["--steps", "2", "--warmup", "1", "--rounds", "1", "--train-images", "48", "--output", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert (result["train_images"], result["input_size"], result["batch_size"]) == (48, 16, 8)
+    speeds = result["training_images_per_second"]
+    assert speeds["cached"]["best"] > 0 and speeds["on_the_fly"]["best"] > 0
+    ratio = result["on_the_fly_over_cached"]["median_of_rounds"]
+    assert ratio == pytest.approx(speeds["on_the_fly"]["rounds"][0] / speeds["cached"]["rounds"][0])
+    assert abs(result["cache"]["estimate_error"]) < 0.05 and result["cache"]["bytes_on_disk"] > 48 * 3 * 16 * 16
+    assert result["estimate_at_scale"]["gigabytes"] == pytest.approx(38.3, abs=0.1)
+    page = "\n".join(_cache(result))
+    assert f"**{ratio:.2f}**" in page and "38.3 GB" in page
