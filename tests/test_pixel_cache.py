@@ -160,6 +160,7 @@ def test_the_cache_benchmark_trains_both_ways_on_the_same_images_and_weighs_the_
     assert speeds["cached"]["best"] > 0 and speeds["on_the_fly"]["best"] > 0
     ratio = result["on_the_fly_over_cached"]["median_of_rounds"]
     assert ratio == pytest.approx(speeds["on_the_fly"]["rounds"][0] / speeds["cached"]["rounds"][0])
+    assert 0 < result["on_the_fly_over_cached"]["from_the_decoding_cost"] < 1
     assert abs(result["cache"]["estimate_error"]) < 0.05 and result["cache"]["bytes_on_disk"] > 48 * 3 * 16 * 16
     assert result["estimate_at_scale"]["gigabytes"] == pytest.approx(38.3, abs=0.1)
     page = "\n".join(_cache(result))
