@@ -408,8 +408,10 @@ def test_an_unknown_label_met_late_in_a_stream_follows_unmapped_labels_before_tr
     assert sorted(row["label"] for row in rows) == sorted(["0", "1", "2"] * 2 + ["3"])
     assert any("'banana'" in r.getMessage() and "1 images are left out" in r.getMessage() for r in caplog.records)
     # The label pass reads it before the model is built, so `keep` gives it a class of its own.
-    rows = streamed(stream_recipe(late, unmapped_labels="keep"))
+    with caplog.at_level(logging.INFO):
+        rows = streamed(stream_recipe(late, unmapped_labels="keep"))
     assert sorted(row["label"] for row in rows)[-1] == "banana" and len(rows) == 8
+    assert "8 labelled rows of the stream: 5 labels, 5 aligned (1 kept as new concepts)" in caplog.text
 
 
 def test_a_label_the_label_pass_did_not_see_follows_unmapped_labels_as_it_comes(stream_recipe, monkeypatch, caplog):

@@ -43,7 +43,7 @@ def label_pass(stream, source: SourceConfig, read: LabelReader) -> tuple[Counter
     """(rows per label over the source's whole stream, how to read a raw value as the community wrote it).
 
     Every label is read before anything is aligned, from the label column alone (a parquet
-    manifest reads nothing else; other sources decode no image), so a label whose first row
+    source reads nothing else; other sources are read through without decoding an image), so a label whose first row
     comes late in the stream is aligned with the others and its rows are counted: none is
     met for the first time while training.
     """
@@ -62,15 +62,19 @@ def label_pass(stream, source: SourceConfig, read: LabelReader) -> tuple[Counter
 
 
 def label_pass_lines(alignments: dict, policy: str) -> list[str]:
-    """One line per streamed source: rows and labels read, how many were aligned, and what was left out."""
+    """One line per streamed source: rows and labels read, how many were aligned (or kept as new concepts under
+    `unmapped_labels: keep`), and what was left out with how many rows."""
     lines = []
     for name, alignment in alignments.items():
         counts = alignment.counts
         out = {label: counts[label] for label, match in alignment.matches.items() if match is None}
+        kept = sum(1 for match in alignment.matches.values() if match is not None and match.method == "new")
         line = (
             f"source {name}: labels read from all {sum(counts.values()):,} labelled rows of the stream: "
             f"{len(counts)} labels, {len(counts) - len(out)} aligned"
         )
+        if kept:
+            line += f" ({kept} kept as new concepts)"
         if out:
             shown = ", ".join(f"{label!r} ({n:,} rows)" for label, n in sorted(out.items(), key=lambda kv: -kv[1]))
             line += f"; {len(out)} left out, {sum(out.values()):,} rows (unmapped_labels: {policy}): {shown}"
@@ -83,8 +87,8 @@ class LateLabels:
 
     Each is aligned as the others were (`align_sources`, for this source alone) and under the
     same `unmapped_labels` policy: `error` stops the run in one line naming it, `drop` leaves
-    its images out with a warning. `keep` cannot add a class
-    once the model is built, so a new label under `keep` is one line as well.
+    its images out with a warning. `keep` cannot add a class once the model is built, so a
+    new label under `keep` is one line as well.
     """
 
     def __init__(self, source: SourceConfig, data_args: DataArguments, label_space: LabelSpace, concept_of: dict):
