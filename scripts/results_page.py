@@ -173,6 +173,10 @@ def _cache(r: dict) -> list[str]:
         + ", ".join(f"{v:.2f}" for v in ratio["rounds"])
         + f"). The loaders alone: cache {loaders['cached']:,.0f} images/s, on the fly {loaders['on_the_fly']:,.0f};"
         f" a step from the cache plus the decoding of one batch gives {ratio['from_the_decoding_cost']:.2f}.",
+        f"- Decoding on the fly by one loader worker (`dataloader_num_workers: 1`) / the cache: "
+        f"**{r['on_the_fly_worker_over_cached']['median_of_rounds']:.2f}** (median of rounds; "
+        + ", ".join(f"{v:.2f}" for v in r["on_the_fly_worker_over_cached"]["rounds"])
+        + ").",
         f"- The cache on disk: {cache['bytes_on_disk'] / 1e6:.1f} MB ({cache['bytes_per_image']:,.0f} bytes an "
         f"image), written in {cache['seconds_to_write']:.1f} s; the estimate `prepare` and `train` check against "
         f"the free room: {cache['estimated_bytes'] / 1e6:.1f} MB ({cache['estimate_error']:+.1%}).",

@@ -11,6 +11,8 @@ false`): each batch is decoded and resized as it is read, and `DecodedBatches` s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from functools import partial
 from pathlib import Path
@@ -25,6 +27,8 @@ from ..errors import UserError
 from ..images import load_image
 from .unify import GROUP_COLUMNS
 
+# Part of the pixel cache's fingerprint: change it when `to_pixels` changes, so caches are not reused.
+PIXELS_VERSION = "pixels-v1"
 # Bytes a cached row takes beside its pixels, over Arrow's 4-byte offsets of the nested (C, H, W) lists:
 # its label, language, script and source columns (measured: 816 bytes a row at 64 px, 784 of them offsets).
 CACHE_ROW_EXTRA_BYTES = 64
@@ -60,6 +64,25 @@ def cache_folder(part: Dataset) -> Path | None:
     return Path(files[0]["filename"]).parent if files else None
 
 
+def pixel_fingerprint(part: Dataset, processor) -> str:
+    """The fingerprint of a split's pixel cache: the split's own, the processor's settings and this code's version.
+
+    Given to `map` rather than left to `datasets` (which hashes the function and its processor),
+    so that whether the cache is already on disk can be told before anything is written.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    settings = json.dumps(processor.to_dict(), sort_keys=True, default=str)
+    for piece in (PIXELS_VERSION, part._fingerprint, type(processor).__name__, settings):
+        digest.update(piece.encode())
+    return digest.hexdigest()
+
+
+def cached_already(part: Dataset, processor) -> bool:
+    """Whether the split's pixel cache is on disk from an earlier run (`map` reads it back)."""
+    folder = cache_folder(part)
+    return folder is not None and (folder / f"cache-{pixel_fingerprint(part, processor)}.arrow").is_file()
+
+
 def _gb(n: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6)):
         if n >= scale / 10:
@@ -71,14 +94,16 @@ def check_pixel_cache_fits(dataset: DatasetDict, processor) -> None:
     """Refuse, in one line and before anything is written, a pixel cache larger than the room where it goes.
 
     The room is the free space of the file system that holds the splits' Arrow files (where
-    `map` writes the cache), or the available memory for splits held in memory. The line names
+    `map` writes the cache), or the available memory for splits held in memory; a split whose
+    cache an earlier run wrote needs none. The line names
     the ways out: decoding on the fly (`pixel_cache: false`), a smaller `image_size`, or a
     `datasets` cache on a disk with room.
     """
     height, width = processor_input_size(processor)
     needed: dict[Path | None, list[int]] = {}
     for part in dataset.values():
-        needed.setdefault(cache_folder(part), []).append(len(part))
+        if not cached_already(part, processor):  # read back, not written again
+            needed.setdefault(cache_folder(part), []).append(len(part))
     for folder, sizes in needed.items():
         rows = sum(sizes)
         size = pixel_cache_bytes(rows, height, width)
@@ -115,6 +140,7 @@ def cache_pixels(dataset: DatasetDict, processor) -> DatasetDict:
             batch_size=256,
             remove_columns=["image"],
             features=features,
+            new_fingerprint=pixel_fingerprint(part, processor),
             desc="Caching pixels",
         )
 

@@ -1,10 +1,11 @@
 """The pixel cache against decoding on the fly (`pixel_cache: false`): training images/s of each, and the size.
 
 `cache_or_decode(recipe)` trains the recipe's model with `PolyglotTrainer`, as `train()` builds it, on the same
-images twice per round: from the uint8 pixel cache (`PixelBatches`) and decoded and resized as each batch is read
-(`DecodedBatches`); rounds alternate the two, and each reports its best round and the median of the per-round
-ratios (a CPU shared with other jobs slows some rounds). The loaders alone (no model) show what decoding costs, and
-give the ratio a second way: a step from the cache plus the time to decode one batch.
+images three times per round: from the uint8 pixel cache (`PixelBatches`), and decoded and resized as each batch is
+read (`DecodedBatches`) in the main process and by one DataLoader worker. Rounds alternate the three; each path
+reports its best round, and the ratios the median of their per-round values (a CPU shared with other jobs slows
+some rounds). The loaders alone (no model) show what decoding costs, and give the ratio a second way: a step from
+the cache plus the time to decode one batch.
 It also writes the cache once and compares its size on disk with the estimate that `prepare` and `train` check
 against the free room, and gives that estimate for a Hub-sized set at 224 px. `scripts/benchmark.py cache` runs it.
 """
@@ -41,7 +42,11 @@ from .throughput import _StepTimer
 
 __all__ = ["cache_or_decode"]
 
-PATHS = {"cached": "pixel cache (PixelBatches)", "on_the_fly": "decoded as read (DecodedBatches, pixel_cache: false)"}
+PATHS = {
+    "cached": "pixel cache (PixelBatches)",
+    "on_the_fly": "decoded as read (DecodedBatches, pixel_cache: false)",
+    "on_the_fly_worker": "decoded as read by one loader worker (pixel_cache: false, dataloader_num_workers: 1)",
+}
 
 
 def _loader_images_per_second(batches, batch_size: int, n_batches: int) -> float:
@@ -100,11 +105,18 @@ def cache_or_decode(
     cache_seconds = time.perf_counter() - start
     cache_bytes = sum(os.path.getsize(f["filename"]) for f in cached.cache_files[-1:])
     decoded = decode_on_the_fly(raw, processor)["train"]
-    sources = {"cached": lambda: PixelBatches(cached), "on_the_fly": lambda: DecodedBatches(decoded)}
+    sources = {
+        "cached": lambda: PixelBatches(cached),
+        "on_the_fly": lambda: DecodedBatches(decoded),
+        "on_the_fly_worker": lambda: DecodedBatches(decoded),
+    }
+    workers = {"on_the_fly_worker": 1}  # else the recipe's own
+    recipe_workers = args.dataloader_num_workers
 
     rounds_ips: dict[str, list[float]] = {key: [] for key in PATHS}
     for _ in range(rounds):
         for key, batches in sources.items():
+            args.dataloader_num_workers = workers.get(key, recipe_workers)
             set_seed(args.seed)
             timer = _StepTimer(warmup)
             trainer = PolyglotTrainer(
@@ -119,13 +131,17 @@ def cache_or_decode(
             ips, _, step_seconds = timer.throughput(batch_size)
             rounds_ips[key].append(batch_size / float(np.median(step_seconds)))
             print(f"  {key}: {rounds_ips[key][-1]:8.1f} img/s by the median step ({PATHS[key]})", flush=True)
+    args.dataloader_num_workers = recipe_workers
     loaders = {
-        key: _loader_images_per_second(batches(), batch_size, max(4, min(20, n // batch_size - 1)))
-        for key, batches in sources.items()
+        key: _loader_images_per_second(sources[key](), batch_size, max(4, min(20, n // batch_size - 1)))
+        for key in ("cached", "on_the_fly")
     }
     tmp.cleanup()
 
-    ratios = [d / c for c, d in zip(rounds_ips["cached"], rounds_ips["on_the_fly"])]
+    ratios = {
+        key: [d / c for c, d in zip(rounds_ips["cached"], rounds_ips[key])]
+        for key in ("on_the_fly", "on_the_fly_worker")
+    }
     # What decoding alone adds to a step: a step from the cache (best round) plus the loader's time for one batch.
     # Steadier than the ratio of two trainings when other jobs share the cores.
     from_loader = 1 / (1 + max(rounds_ips["cached"]) / loaders["on_the_fly"])
@@ -144,9 +160,13 @@ def cache_or_decode(
             key: {"what": PATHS[key], "best": max(values), "rounds": values} for key, values in rounds_ips.items()
         },
         "on_the_fly_over_cached": {
-            "median_of_rounds": float(np.median(ratios)),
-            "rounds": ratios,
+            "median_of_rounds": float(np.median(ratios["on_the_fly"])),
+            "rounds": ratios["on_the_fly"],
             "from_the_decoding_cost": from_loader,
+        },
+        "on_the_fly_worker_over_cached": {
+            "median_of_rounds": float(np.median(ratios["on_the_fly_worker"])),
+            "rounds": ratios["on_the_fly_worker"],
         },
         "loader_images_per_second": loaders,
         "cache": {
@@ -167,7 +187,8 @@ def cache_or_decode(
         "load_average_1_5_15min_after": list(os.getloadavg()),
     }
     print(
-        f"on the fly / cached: {summary['on_the_fly_over_cached']['median_of_rounds']:.2f} (median of rounds); "
+        f"on the fly / cached: {summary['on_the_fly_over_cached']['median_of_rounds']:.2f}, with a loader worker "
+        f"{summary['on_the_fly_worker_over_cached']['median_of_rounds']:.2f} (medians of rounds); "
         f"cache {cache_bytes / 1e6:.1f} MB for {n} images at {height} px (estimate {estimate / 1e6:.1f} MB); "
         f"{estimate_images:,} images at {estimate_size} px: {summary['estimate_at_scale']['gigabytes']:.1f} GB"
     )
