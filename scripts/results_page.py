@@ -178,8 +178,8 @@ def _cache(r: dict) -> list[str]:
         + ", ".join(f"{v:.2f}" for v in r["on_the_fly_worker_over_cached"]["rounds"])
         + ").",
         f"- The cache on disk: {cache['bytes_on_disk'] / 1e6:.1f} MB ({cache['bytes_per_image']:,.0f} bytes an "
-        f"image), written in {cache['seconds_to_write']:.1f} s; the estimate `prepare` and `train` check against "
-        f"the free room: {cache['estimated_bytes'] / 1e6:.1f} MB ({cache['estimate_error']:+.1%}).",
+        f"image); the estimate `prepare` and `train` check against the free room: "
+        f"{cache['estimated_bytes'] / 1e6:.1f} MB ({cache['estimate_error']:+.1%}).",
         f"- At scale: {scale['images']:,} images at {scale['input_size']} px (about recipes/mnist-mix) need "
         f"**{scale['gigabytes']:.1f} GB** of cache; without room, `pixel_cache: false` needs none.",
     ]

@@ -29,6 +29,7 @@ from ..data import (
     PixelBatches,
     build_dataset,
     cache_pixels,
+    cached_already,
     collate,
     decode_on_the_fly,
     pixel_cache_bytes,
@@ -100,6 +101,7 @@ def cache_or_decode(
     processor = build_image_processor(recipe.model)
     height, width = processor_input_size(processor)
 
+    read_back = cached_already(raw["train"], processor)  # an earlier run's cache is read, not written
     start = time.perf_counter()
     cached = cache_pixels(raw, processor)["train"]
     cache_seconds = time.perf_counter() - start
@@ -173,7 +175,8 @@ def cache_or_decode(
             "bytes_on_disk": cache_bytes,
             "estimated_bytes": estimate,
             "estimate_error": (estimate - cache_bytes) / cache_bytes,
-            "seconds_to_write": cache_seconds,
+            "seconds_to_write": None if read_back else cache_seconds,
+            "read_back": read_back,
             "bytes_per_image": cache_bytes / n,
         },
         "estimate_at_scale": {
