@@ -39,7 +39,7 @@ from ..labels import LabelSpace
 from ..modeling import build_image_processor, build_model
 from ..training import PolyglotTrainer, load_recipe
 from ..training.augment import BatchPreprocessor
-from .throughput import _StepTimer
+from .throughput import StepTimer
 
 __all__ = ["cache_or_decode"]
 
@@ -120,7 +120,7 @@ def cache_or_decode(
         for key, batches in sources.items():
             args.dataloader_num_workers = workers.get(key, recipe_workers)
             set_seed(args.seed)
-            timer = _StepTimer(warmup)
+            timer = StepTimer(warmup)
             trainer = PolyglotTrainer(
                 model=build_model(recipe.model, label_space),
                 args=args,
