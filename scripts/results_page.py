@@ -30,6 +30,7 @@ ORDER = (
     "transfer",
     "adaptation",
     "train",
+    "cache",
     "prepare",
     "align",
     "space",
@@ -154,6 +155,36 @@ def _train(r: dict) -> list[str]:
     return [*_table(["measurement", "images/s", "what"], rows), "", f"Ratios (best rounds): {ratios}."]
 
 
+def _cache(r: dict) -> list[str]:
+    ips = r["training_images_per_second"]
+    cache, scale = r["cache"], r["estimate_at_scale"]
+    rows = [
+        (row["what"], f"{row['best']:,.0f}", ", ".join(f"{v:,.0f}" for v in row["rounds"])) for row in ips.values()
+    ]
+    ratio = r["on_the_fly_over_cached"]
+    loaders = r["loader_images_per_second"]
+    return [
+        f"{r['model']} at {r['input_size']} px, batch {r['batch_size']}, {r['train_images']:,} images, "
+        f"{r['timed_steps']} timed steps, {r['dataloader_num_workers']} loader workers; images/s by the median step.",
+        "",
+        *_table(["training from", "images/s (best round)", "rounds"], rows),
+        "",
+        f"- Decoding on the fly / the cache: **{ratio['median_of_rounds']:.2f}** (median of rounds; "
+        + ", ".join(f"{v:.2f}" for v in ratio["rounds"])
+        + f"). The loaders alone: cache {loaders['cached']:,.0f} images/s, on the fly {loaders['on_the_fly']:,.0f};"
+        f" a step from the cache plus the decoding of one batch gives {ratio['from_the_decoding_cost']:.2f}.",
+        f"- Decoding on the fly by one loader worker (`dataloader_num_workers: 1`) / the cache: "
+        f"**{r['on_the_fly_worker_over_cached']['median_of_rounds']:.2f}** (median of rounds; "
+        + ", ".join(f"{v:.2f}" for v in r["on_the_fly_worker_over_cached"]["rounds"])
+        + ").",
+        f"- The cache on disk: {cache['bytes_on_disk'] / 1e6:.1f} MB ({cache['bytes_per_image']:,.0f} bytes an "
+        f"image); the estimate `prepare` and `train` check against the free room: "
+        f"{cache['estimated_bytes'] / 1e6:.1f} MB ({cache['estimate_error']:+.1%}).",
+        f"- At scale: {scale['images']:,} images at {scale['input_size']} px (about recipes/mnist-mix) need "
+        f"**{scale['gigabytes']:.1f} GB** of cache; without room, `pixel_cache: false` needs none.",
+    ]
+
+
 def _prepare(r: dict) -> list[str]:
     return [
         f"- `prepare` with `save_to_disk`: **{r['prepare_images_per_second']:,.0f} images/s** "
@@ -274,6 +305,7 @@ RENDER = {
     "transfer": ("Which language teaches which", _markdown_file),
     "adaptation": ("Few-shot adaptation to an unseen script", _markdown_file),
     "train": ("Training throughput", _train),
+    "cache": ("The pixel cache or decoding on the fly (`pixel_cache: false`)", _cache),
     "prepare": ("Unifying sources (`prepare`)", _prepare),
     "align": (
         "Label alignment: emoji designs labelled in their own languages, text only and with image votes",

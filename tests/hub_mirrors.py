@@ -103,3 +103,36 @@ def bin_only(source: Path, folder: Path) -> Path:
         else:
             (folder / path.name).write_bytes(path.read_bytes())
     return folder
+
+
+def parquet_dataset(folder: Path, labels: list, class_names: list[str] | None = None) -> Path:
+    """Like a Hub dataset repository in parquet: `data/train-00000-of-00001.parquet`, written by `datasets`
+    as `push_to_hub` writes its shards, with an `image` column (PNG bytes) and a `label` column in `labels`' order.
+
+    Labels are integers or strings as given, or a ClassLabel of `class_names` (whose ids `labels` then
+    holds). Each image is a distinct 4 x 4 grey PNG, so that no two rows are copies of each other.
+    """
+    import io
+
+    import numpy as np
+    from datasets import ClassLabel, Dataset, Features, Value
+    from datasets import Image as ImageFeature
+    from PIL import Image
+
+    def png(i: int) -> bytes:
+        pixels = np.frombuffer(i.to_bytes(4, "little") * 4, dtype=np.uint8).reshape(4, 4)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    if class_names is not None:
+        label_feature = ClassLabel(names=class_names)
+    else:
+        label_feature = Value("int64") if isinstance(labels[0], int) else Value("string")
+    rows = Dataset.from_dict(
+        {"image": [{"bytes": png(i), "path": None} for i in range(len(labels))], "label": labels},
+        features=Features({"image": ImageFeature(), "label": label_feature}),
+    )
+    (folder / "data").mkdir(parents=True)
+    rows.to_parquet(folder / "data" / "train-00000-of-00001.parquet")
+    return folder

@@ -20,7 +20,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from polyglot_vision.cli import main
+from polyglot_vision.data import streaming_splits
 from polyglot_vision.errors import UserError
+from polyglot_vision.labels import LabelSpace
 
 from conftest import LABELS, TINY_MODEL, fails, snapshot, write_yaml
 
@@ -320,14 +322,11 @@ def test_other_errors_pass_through_the_fault_handling(tmp_path):
 
 @pytest.fixture
 def stream_recipe(tmp_path, monkeypatch):
-    """A CSV manifest streamed with a short head: `write(rows, **overrides)` -> the recipe's data arguments.
+    """A CSV manifest streamed: `write(rows, **overrides)` -> the recipe's data arguments.
 
     `rows` are (label, image kind) pairs: kind `ok` draws a distinct image, `corrupt` writes bytes that are no image.
     """
-    import polyglot_vision.data.streaming as streaming
     from polyglot_vision.training import recipe_from_dict
-
-    monkeypatch.setattr(streaming, "STREAM_ALIGN_PEEK", 6)  # labels after the 6th row are met late
 
     def write(rows: list[tuple[str, str]], **overrides):
         lines = ["file,digit"]
@@ -399,9 +398,35 @@ def test_a_registry_label_met_late_in_a_stream_is_aligned_as_prepare_aligns_it(s
         streamed(stream_recipe([*HEAD, ("sept", "ok")], unmapped_labels="error"))
 
 
-def test_an_unknown_label_met_late_in_a_stream_follows_unmapped_labels(stream_recipe, caplog):
+def test_an_unknown_label_met_late_in_a_stream_follows_unmapped_labels_before_training(stream_recipe, caplog):
     late = [*HEAD, ("3", "ok"), ("banana", "ok")]
     with pytest.raises(UserError, match="'banana'"):
+        streaming_splits(stream_recipe(late, unmapped_labels="error"), LabelSpace.from_yaml(LABELS / "digits.yaml"))
+        # (made above, before any image is read: the error comes from the label pass, not while training)
+    with caplog.at_level(logging.WARNING):
+        rows = streamed(stream_recipe(late, unmapped_labels="drop"))
+    assert sorted(row["label"] for row in rows) == sorted(["0", "1", "2"] * 2 + ["3"])
+    assert any("'banana'" in r.getMessage() and "1 images are left out" in r.getMessage() for r in caplog.records)
+    # The label pass reads it before the model is built, so `keep` gives it a class of its own.
+    with caplog.at_level(logging.INFO):
+        rows = streamed(stream_recipe(late, unmapped_labels="keep"))
+    assert sorted(row["label"] for row in rows)[-1] == "banana" and len(rows) == 8
+    assert "8 labelled rows of the stream: 5 labels, 5 aligned (1 kept as new concepts)" in caplog.text
+
+
+def test_a_label_the_label_pass_did_not_see_follows_unmapped_labels_as_it_comes(stream_recipe, monkeypatch, caplog):
+    import polyglot_vision.data.streaming as streaming
+
+    read = streaming.label_pass
+
+    def before_the_source_changed(stream, source, reader):  # the pass saw the stream before "banana" was added
+        counts, how = read(stream, source, reader)
+        counts.pop("banana", None)
+        return counts, how
+
+    monkeypatch.setattr(streaming, "label_pass", before_the_source_changed)
+    late = [*HEAD, ("3", "ok"), ("banana", "ok")]
+    with pytest.raises(UserError, match="'banana'.*did not see"):
         streamed(stream_recipe(late, unmapped_labels="error"))
     with caplog.at_level(logging.WARNING):
         rows = streamed(stream_recipe(late, unmapped_labels="drop"))

@@ -122,3 +122,94 @@ def test_a_stream_says_that_its_images_do_not_vote_and_how_to_let_them(objects_d
     with caplog.at_level("INFO", logger="polyglot_vision.data.streaming"):
         streaming_splits(recipe.data, LabelSpace.from_yaml(recipe.data.label_space))
     assert "images do not vote" in caplog.text and "polyglot-vision align RECIPE" in caplog.text
+
+
+# ---- labels that first appear late in a stream ------------------------------------------------------------
+
+# The first labels of the stream: 10,000 rows of five digits; the other five (and a stranger) come after them.
+HEAD_ROWS = 10_000
+
+
+def late_labels_recipe(tmp_path, labels, class_names=None, hub_id=None, **overrides):
+    """A recipe streaming a Hub-layout parquet repository written in tmp_path/late-labels (by `hub_id`, if given)."""
+    from hub_mirrors import parquet_dataset
+
+    from conftest import LABELS, TINY_MODEL
+
+    repo = parquet_dataset(tmp_path / "late-labels", labels, class_names)
+    data = {
+        "model_config": dict(TINY_MODEL),
+        "label_space": str(LABELS / "digits.yaml"),
+        "sources": [{"name": "scans", "path": hub_id or str(repo / "data"), "language": "en"}],
+        "output_dir": str(tmp_path / "model"),
+        "streaming": True,
+        "max_steps": 2,
+        "test_fraction": 0.2,
+        "validation_fraction": 0.0,
+        **overrides,
+    }
+    return recipe_from_dict(data).data
+
+
+def align_stream(data_args) -> dict:
+    """The streamed splits: every label is read and aligned when they are made, before any image is read."""
+    return streaming_splits(data_args, LabelSpace.from_yaml(data_args.label_space))
+
+
+@pytest.mark.parametrize(
+    "late, class_names",
+    [
+        (["five", "six", "seven", "eight", "nine"], None),  # words of the source's language
+        ([5, 6, 7, 8, 9], [str(d) for d in range(10)]),  # a ClassLabel
+        ([5, 6, 7, 8, 9], None),  # integers: here the images are streamed too
+    ],
+    ids=["words", "class-label", "integers"],
+)
+def test_labels_first_met_after_ten_thousand_rows_of_a_hub_parquet_stream_are_all_aligned(
+    tmp_path, caplog, late, class_names
+):
+    head = [0, 1, 2, 3, 4] if isinstance(late[0], int) else ["zero", "one", "two", "three", "four"]
+    labels = [head[i % 5] for i in range(HEAD_ROWS)] + [label for label in late for _ in range(3)]
+    with caplog.at_level("INFO", logger="polyglot_vision"):
+        splits = align_stream(late_labels_recipe(tmp_path, labels, class_names, unmapped_labels="error"))
+    assert "labels read from all 10,015 labelled rows of the stream: 10 labels, 10 aligned" in caplog.text
+    if class_names is None and isinstance(late[0], int):
+        names = splits["train"].features["label"].names
+        streamed = Counter(names[row["label"]] for split in ("train", "test") for row in splits[split])
+        assert streamed == Counter({**{str(d): 2000 for d in range(5)}, **{str(d): 3 for d in range(5, 10)}})
+
+
+def test_a_stranger_first_met_late_in_a_stream_is_refused_before_training_or_counted_when_dropped(tmp_path, caplog):
+    labels = [i % 10 for i in range(HEAD_ROWS)] + [11] * 7
+    with pytest.raises(UserError, match="11 \\(source 'scans', unmapped"):
+        align_stream(late_labels_recipe(tmp_path / "a", labels, unmapped_labels="error"))
+    with caplog.at_level("INFO", logger="polyglot_vision"):
+        align_stream(late_labels_recipe(tmp_path / "b", labels, unmapped_labels="drop"))
+    assert "10,007 labelled rows of the stream: 11 labels, 10 aligned; 1 left out, 7 rows" in caplog.text
+    assert "11 (7 rows)" in caplog.text
+
+
+def test_a_hub_dataset_in_parquet_is_read_by_its_id_and_its_label_pass_asks_for_the_label_column_only(
+    tmp_path, monkeypatch, caplog
+):
+    """The Hub id goes through the same `load_dataset` call as on the Hub; here it resolves to a folder laid out
+    as the repository is (data/train-00000-of-00001.parquet)."""
+    import datasets
+
+    import polyglot_vision.data.sources as sources
+
+    asked = []
+
+    def from_the_mirror(path, *args, **kwargs):
+        asked.append(kwargs.get("columns"))
+        return datasets.load_dataset(
+            str(tmp_path / "late-labels") if path == "someone/late-labels" else path, *args, **kwargs
+        )
+
+    monkeypatch.setattr(sources, "load_dataset", from_the_mirror)
+    labels = [i % 5 for i in range(HEAD_ROWS)] + [9, 9]
+    data_args = late_labels_recipe(tmp_path, labels, hub_id="someone/late-labels", unmapped_labels="error")
+    with caplog.at_level("INFO", logger="polyglot_vision"):
+        align_stream(data_args)
+    assert asked == [None, ["label"]]  # the stream itself, then the label column alone
+    assert "labels read from all 10,002 labelled rows of the stream: 6 labels, 6 aligned" in caplog.text

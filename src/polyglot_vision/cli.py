@@ -29,7 +29,7 @@ from .labels.embeddings import load_backend
 from .outputs import check_output_dir, check_output_file, output_lock, write_owned_json, write_text
 from .paths import is_hub_id
 from .serving import Predictor
-from .training import end_distributed, load_recipe, parse_overrides, train
+from .training import check_cache_room, end_distributed, load_recipe, parse_overrides, train
 
 QUICKSTART_MODEL = "outputs/polydigits/quickstart"
 PREDICT_BATCH = 32  # images read and classified at a time
@@ -121,6 +121,7 @@ def _prepare(args, recipe, out: Path) -> int:
     check_output_dir(out, overwrite=args.overwrite, sources=sources, what="dataset folder")  # before the long work
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
     unified = unify(recipe.data, label_space)
+    check_cache_room(recipe, unified.dataset)  # the pixel cache `train` would write, before this writes anything
     name = args.push_to_hub or out.name
 
     def write_extras(folder: Path) -> None:

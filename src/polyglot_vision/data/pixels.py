@@ -4,19 +4,34 @@
 stores uint8 pixels in a fingerprinted Arrow cache, so no epoch decodes an image again;
 `PixelBatches` reads whole batches from it; `PixelNormalizer` turns uint8 batches into
 the model's normalised floats, as `pipeline()` would, on whatever device the model is.
+Before the cache is written, its size is checked against the free room where it goes
+(`check_pixel_cache_fits`); `decode_on_the_fly` is the path without a cache (`pixel_cache:
+false`): each batch is decoded and resized as it is read, and `DecodedBatches` serves it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from functools import partial
+from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 from datasets import Array3D, Dataset, DatasetDict, Features
 from torch import nn
 
+from ..errors import UserError
 from ..images import load_image
 from .unify import GROUP_COLUMNS
+
+# Part of the pixel cache's fingerprint: change it when `to_pixels` changes, so caches are not reused.
+PIXELS_VERSION = "pixels-v1"
+# Bytes a cached row takes beside its pixels, over Arrow's 4-byte offsets of the nested (C, H, W) lists:
+# its label, language, script and source columns (measured: 816 bytes a row at 64 px, 784 of them offsets).
+CACHE_ROW_EXTRA_BYTES = 64
 
 
 def processor_input_size(processor) -> tuple[int, int]:
@@ -36,12 +51,81 @@ def to_pixels(batch: dict, processor) -> dict:
     return {"pixel_values": np.clip(np.rint(out["pixel_values"]), 0, 255).astype(np.uint8)}
 
 
+def pixel_cache_bytes(rows: int, height: int, width: int, channels: int = 3) -> int:
+    """The size on disk of a pixel cache of `rows` images at `height` x `width`: uint8 pixels, and per row
+    the offsets Arrow keeps for the nested (C, H, W) lists and the label and group columns."""
+    offsets = 4 * (1 + channels + channels * height)
+    return rows * (channels * height * width + offsets + CACHE_ROW_EXTRA_BYTES)
+
+
+def cache_folder(part: Dataset) -> Path | None:
+    """The folder `datasets` writes a split's mapped copy into (beside its own Arrow files); None: in memory."""
+    files = part.cache_files
+    return Path(files[0]["filename"]).parent if files else None
+
+
+def pixel_fingerprint(part: Dataset, processor) -> str:
+    """The fingerprint of a split's pixel cache: the split's own, the processor's settings and this code's version.
+
+    Given to `map` rather than left to `datasets` (which hashes the function and its processor),
+    so that whether the cache is already on disk can be told before anything is written.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    settings = json.dumps(processor.to_dict(), sort_keys=True, default=str)
+    for piece in (PIXELS_VERSION, part._fingerprint, type(processor).__name__, settings):
+        digest.update(piece.encode())
+    return digest.hexdigest()
+
+
+def cached_already(part: Dataset, processor) -> bool:
+    """Whether the split's pixel cache is on disk from an earlier run (`map` reads it back)."""
+    folder = cache_folder(part)
+    return folder is not None and (folder / f"cache-{pixel_fingerprint(part, processor)}.arrow").is_file()
+
+
+def _gb(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n >= scale / 10:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e3:.1f} kB"
+
+
+def check_pixel_cache_fits(dataset: DatasetDict, processor) -> None:
+    """Refuse, in one line and before anything is written, a pixel cache larger than the room where it goes.
+
+    The room is the free space of the file system that holds the splits' Arrow files (where
+    `map` writes the cache), or the available memory for splits held in memory; a split whose
+    cache an earlier run wrote needs none. The line names
+    the ways out: decoding on the fly (`pixel_cache: false`), a smaller `image_size`, or a
+    `datasets` cache on a disk with room.
+    """
+    height, width = processor_input_size(processor)
+    needed: dict[Path | None, list[int]] = {}
+    for part in dataset.values():
+        if not cached_already(part, processor):  # read back, not written again
+            needed.setdefault(cache_folder(part), []).append(len(part))
+    for folder, sizes in needed.items():
+        rows = sum(sizes)
+        size = pixel_cache_bytes(rows, height, width)
+        free = psutil.virtual_memory().available if folder is None else shutil.disk_usage(folder).free
+        if size > free:
+            where = "memory (the splits are held in memory)" if folder is None else str(folder)
+            raise UserError(
+                f"the pixel cache of {rows:,} images at {height}x{width} px needs about {_gb(size)} in {where}, "
+                f"which has {_gb(free)} free: set `pixel_cache: false` to decode and resize each batch as it is "
+                "read (no cache, as the Hub examples' set_transform does), lower `image_size`, or point "
+                "HF_DATASETS_CACHE at a disk with room (the cache already holds uint8, a quarter of float32)"
+            )
+
+
 def cache_pixels(dataset: DatasetDict, processor) -> DatasetDict:
     """Decode and resize every image once, with the model's own processor, into uint8.
 
     `datasets` fingerprints the result, so a second run with the same sources
-    and processor reads it back from the cache instead of decoding again.
+    and processor reads it back from the cache instead of decoding again. A cache
+    larger than the room where it would be written is refused first (`check_pixel_cache_fits`).
     """
+    check_pixel_cache_fits(dataset, processor)
     height, width = processor_input_size(processor)
     any_split = next(iter(dataset.values()))
     metadata = {c: any_split.features[c] for c in ("label", *GROUP_COLUMNS)}
@@ -56,6 +140,7 @@ def cache_pixels(dataset: DatasetDict, processor) -> DatasetDict:
             batch_size=256,
             remove_columns=["image"],
             features=features,
+            new_fingerprint=pixel_fingerprint(part, processor),
             desc="Caching pixels",
         )
 
@@ -63,6 +148,25 @@ def cache_pixels(dataset: DatasetDict, processor) -> DatasetDict:
     # uint8 all the way to the device: the formatter would otherwise widen it to int64.
     cached.set_format("torch", columns=["pixel_values"], dtype=torch.uint8, output_all_columns=True)
     return cached
+
+
+def _decoded(batch: dict, processor) -> dict:
+    return {"pixel_values": torch.from_numpy(to_pixels(batch, processor)["pixel_values"])}
+
+
+def decode_on_the_fly(dataset: DatasetDict, processor) -> DatasetDict:
+    """`cache_pixels` without the cache (`pixel_cache: false`): nothing is written, and each read of a split
+    decodes and resizes its images with the model's processor (`with_transform`), giving the same uint8
+    `pixel_values` beside the label and group columns. `DecodedBatches` reads it by whole batches."""
+    columns = ["image", "label", *GROUP_COLUMNS]
+    return DatasetDict(
+        {
+            name: part.select_columns(columns).with_transform(
+                partial(_decoded, processor=processor), columns=["image"], output_all_columns=True
+            )
+            for name, part in dataset.items()
+        }
+    )
 
 
 def collate(examples: list[dict] | dict) -> dict[str, torch.Tensor]:
@@ -135,6 +239,30 @@ class PixelBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"pixel_values": torch.from_numpy(self.pixels([index])[0]), "label": int(self.labels[index])}
+
+
+class DecodedBatches(torch.utils.data.Dataset):
+    """`PixelBatches` for a split of `decode_on_the_fly`: each batch of indices decoded and resized in one go."""
+
+    def __init__(self, dataset: Dataset, labels=None):
+        self.dataset = dataset
+        self.labels = np.asarray(dataset.with_format(None)["label"] if labels is None else labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitems__(self, indices) -> dict[str, torch.Tensor]:
+        indices = [int(i) for i in indices]
+        pixels = self.dataset[indices]["pixel_values"]
+        return {"pixel_values": pixels, "labels": torch.from_numpy(self.labels[indices])}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self.dataset[int(index)]["pixel_values"], "label": int(self.labels[index])}
+
+
+def batches_of(part: Dataset, labels=None) -> torch.utils.data.Dataset:
+    """A split as whole-batch reads: from the pixel cache (`PixelBatches`), or decoded as read (`DecodedBatches`)."""
+    return PixelBatches(part, labels) if "pixel_values" in part.features else DecodedBatches(part, labels)
 
 
 def stream_pixels(stream, processor):

@@ -189,6 +189,11 @@ class DataArguments:
     streaming: bool = option(
         False, "Read the sources as an IterableDataset (for sets larger than the disk); needs max_steps."
     )
+    pixel_cache: bool = option(
+        True,
+        "Decode and resize every image once into a uint8 cache on disk (images x 3 x H x W bytes; checked against "
+        "the free room first); `false` decodes each batch as it is read, as the Hub examples' set_transform does.",
+    )
     num_proc: int | None = option(
         None, "Processes that check images in `prepare` (default: all cores for large sources)."
     )
@@ -425,6 +430,45 @@ def _open(source: SourceConfig, split: str, streaming: bool):
             if files:
                 return _read_manifest(builder, files, streaming)
     return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
+
+
+def parquet_files(source: SourceConfig) -> list[str]:
+    """The parquet files a local source is read from (a .parquet manifest, or a folder of them), else []."""
+    path = Path(source.path).expanduser()
+    if path.is_file():
+        return [str(path)] if path.suffix.lower() == ".parquet" else []
+    if not path.is_dir() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return []
+    if _folder_kind(path, source) != "manifest":
+        return []
+    return sorted(str(p) for p in path.glob("*.parquet"))
+
+
+def label_column_stream(source: SourceConfig, stream: IterableDataset) -> IterableDataset:
+    """`stream`'s label column alone, for a pass over every label before training.
+
+    A parquet source, a local manifest or a Hub dataset stored as parquet, is read again with
+    only that column (no image bytes are read at all); any other source drops the other columns
+    before anything is decoded.
+    """
+    columns = [source.label_column]
+    files = parquet_files(source)
+    if files:
+        return load_dataset("parquet", data_files=files, split="train", streaming=True, columns=columns)
+    if is_hub_id(source.path) and not Path(source.path).expanduser().exists():
+        try:
+            return load_dataset(
+                source.path,
+                name=source.config,
+                split=source.split,
+                revision=source.revision,
+                streaming=True,
+                columns=columns,
+            )
+        except ValueError as err:  # a builder without `columns` (image folders, webdataset, JSON): not parquet
+            if "columns" not in str(err):
+                raise
+    return stream.select_columns(columns)
 
 
 def _why_no_class_label(source: SourceConfig) -> str:

@@ -1,7 +1,8 @@
 """`streaming: true`: the sources as `IterableDataset`s, read while training, for sets larger than the disk.
 
 The same alignment (labels/alignment.py), image checks (images.py) and policies as
-`data.unify`, applied as examples stream by; sources are mixed with
+`data.unify`: every label is read first, in one pass over the label column alone, and
+aligned before training; images are checked as they stream by; sources are mixed with
 `interleave_datasets` by their `weight`. What needs the whole set is done
 differently: splits come from each image's content hash instead of
 stratification, and duplicates are dropped per split and pass.
@@ -16,35 +17,78 @@ from functools import partial
 
 import numpy as np
 from datasets import ClassLabel, Features, Image, IterableDataset, Value, interleave_datasets
+from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..images import check_batch
 from ..labels import LabelSpace, align_sources
-from .sources import SPLITS, DataArguments, LabelReader, SourceConfig, load_source, source_base_dir
+from .sources import (
+    SPLITS,
+    DataArguments,
+    LabelReader,
+    SourceConfig,
+    label_column_stream,
+    load_source,
+    source_base_dir,
+)
 from .unify import named_in_registry, unified_features
 
 logger = logging.getLogger(__name__)
 
-# Labels read from the head of a streamed source to align it (a ClassLabel gives them all at once).
-STREAM_ALIGN_PEEK = 10_000
+# Rows read at a time in the label pass (the label column only: a few bytes a row).
+LABEL_PASS_BATCH = 10_000
 
 
-def _stream_labels(stream, source: SourceConfig, read: LabelReader) -> tuple[list, dict]:
-    """(labels seen at the head of the stream, how to read a raw value as the community wrote it)."""
+def label_pass(stream, source: SourceConfig, read: LabelReader) -> tuple[Counter, dict]:
+    """(rows per label over the source's whole stream, how to read a raw value as the community wrote it).
+
+    Every label is read before anything is aligned, from the label column alone (a parquet
+    source reads nothing else; other sources are read through without decoding an image), so a label whose first row
+    comes late in the stream is aligned with the others and its rows are counted: none is
+    met for the first time while training.
+    """
     feature = (stream.features or {}).get(source.label_column)
-    if isinstance(feature, ClassLabel):
-        return list(feature.names), {"names": feature.names}
-    head = stream.select_columns([source.label_column]).take(STREAM_ALIGN_PEEK)
-    return [read(row[source.label_column]) for row in head], {}
+    names = feature.names if isinstance(feature, ClassLabel) else None
+    counts: Counter = Counter()
+    column = label_column_stream(source, stream)
+    with tqdm(desc=f"Reading the labels of {source.name}", unit=" rows", leave=False) as bar:
+        for batch in column.iter(batch_size=LABEL_PASS_BATCH):
+            values = batch[source.label_column]
+            if names is not None:
+                values = [names[v] if v is not None and v >= 0 else None for v in values]
+            counts.update(label for label in map(read, values) if label is not None)
+            bar.update(len(values))
+    return counts, {"names": names} if names is not None else {}
+
+
+def label_pass_lines(alignments: dict, policy: str) -> list[str]:
+    """One line per streamed source: rows and labels read, how many were aligned (or kept as new concepts under
+    `unmapped_labels: keep`), and what was left out with how many rows."""
+    lines = []
+    for name, alignment in alignments.items():
+        counts = alignment.counts
+        out = {label: counts[label] for label, match in alignment.matches.items() if match is None}
+        kept = sum(1 for match in alignment.matches.values() if match is not None and match.method == "new")
+        line = (
+            f"source {name}: labels read from all {sum(counts.values()):,} labelled rows of the stream: "
+            f"{len(counts)} labels, {len(counts) - len(out)} aligned"
+        )
+        if kept:
+            line += f" ({kept} kept as new concepts)"
+        if out:
+            shown = ", ".join(f"{label!r} ({n:,} rows)" for label, n in sorted(out.items(), key=lambda kv: -kv[1]))
+            line += f"; {len(out)} left out, {sum(out.values()):,} rows (unmapped_labels: {policy}): {shown}"
+        lines.append(line)
+    return lines
 
 
 class LateLabels:
-    """A source's labels first met after the head of its stream was aligned.
+    """Labels of a source that the label pass did not see: the source changed after it was read.
 
-    Each is aligned as the head's labels were (`align_sources`, for this source alone) and
-    under the same `unmapped_labels` policy: `error` stops the run in one line naming it,
-    `drop` leaves its images out with a warning. `keep` cannot add a class once the model
-    is built, so a new label under `keep` is one line as well.
+    Each is aligned as the others were (`align_sources`, for this source alone) and under the
+    same `unmapped_labels` policy: `error` stops the run in one line naming it, `drop` leaves
+    its images out with a warning. `keep` cannot add a class once the model is built, so a
+    new label under `keep` is one line as well.
     """
 
     def __init__(self, source: SourceConfig, data_args: DataArguments, label_space: LabelSpace, concept_of: dict):
@@ -62,25 +106,36 @@ class LateLabels:
 
     def _align(self, label) -> int:
         known = len(self.label_space.ids)
-        alignment = align_sources({self.source.name: Counter({label: 1})}, self.data_args, self.label_space)
+        try:
+            alignment = align_sources({self.source.name: Counter({label: 1})}, self.data_args, self.label_space)
+        except UserError as err:
+            raise UserError(
+                f"source '{self.source.name}': label {label!r}, which the label pass over the stream did not see "
+                f"(the source changed since): {err}"
+            ) from None
         match = alignment[self.source.name].matches.get(label)
         if len(self.label_space.ids) != known or (match is not None and match.concept not in self.index):
             raise UserError(
-                f"source '{self.source.name}': label {label!r}, first met after the first {STREAM_ALIGN_PEEK} "
-                "rows of the stream, is no concept of the registry; `unmapped_labels: keep` cannot add a class "
-                "to a model already built: add it to the registry or the source's label_map, or set "
-                "`unmapped_labels: drop`"
+                f"source '{self.source.name}': label {label!r}, which the label pass over the stream did not see "
+                "(the source changed since), is no concept of the registry; `unmapped_labels: keep` cannot add a "
+                "class to a model already built: add it to the registry or the source's label_map, pin the "
+                "source's `revision`, or set `unmapped_labels: drop`"
             )
         if match is None:
             logger.warning(
-                "source %s: label %r, first met after the first %d rows of the stream, is left out (%s)",
+                "source %s: label %r, which the label pass over the stream did not see (the source changed "
+                "since), is left out with its images (unmapped_labels: %s)",
                 self.source.name,
                 label,
-                STREAM_ALIGN_PEEK,
-                f"unmapped_labels: {self.data_args.unmapped_labels}",
+                self.data_args.unmapped_labels,
             )
             return -1
-        logger.info("source %s: label %r, first met late in the stream, is %s", self.source.name, label, match.concept)
+        logger.info(
+            "source %s: label %r, not seen by the label pass (the source changed since), is %s",
+            self.source.name,
+            label,
+            match.concept,
+        )
         return self.index[match.concept]
 
 
@@ -148,8 +203,10 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
     `interleave_datasets` in proportion to their `weight`. Splits come from each image's
     content hash (so a copy never crosses splits), not from stratification, which needs
     the whole set; bad images are skipped and duplicates dropped as they stream by.
-    Labels are aligned from a ClassLabel's names or the first labels of a stream; a label
-    first met later is aligned when it comes, under the same `unmapped_labels` policy
+    Every label of every source is read first, from its label column alone (`label_pass`),
+    and aligned as `unify` aligns them, so the `unmapped_labels` policy is applied before
+    training with each label's rows counted (one line per source in the log). A label the
+    pass did not see (the source changed since) follows the same policy as it comes
     (`LateLabels`). `on_bad_image: error` stops at the first bad image or unlabelled row.
     """
     streams = {}
@@ -161,16 +218,18 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
         source.name: LabelReader(source, partial(named_in_registry, label_space=label_space, language=source.language))
         for source in data_args.sources
     }
-    heads = {
-        source.name: _stream_labels(streams[source.name], source, readers[source.name]) for source in data_args.sources
+    passes = {
+        source.name: label_pass(streams[source.name], source, readers[source.name]) for source in data_args.sources
     }
-    counts = {name: Counter(v for v in labels if v is not None) for name, (labels, _) in heads.items()}
+    counts = {name: labels for name, (labels, _) in passes.items()}
     if data_args.image_votes and not data_args.alignment_file:
         logger.info(
-            "streaming: images do not vote on uncertain labels (nothing is read before training); "
+            "streaming: images do not vote on uncertain labels (no image is read before training); "
             "`polyglot-vision align RECIPE` lets them vote and writes a file for `alignment_file`"
         )
     alignments = align_sources(counts, data_args, label_space)
+    for line in label_pass_lines(alignments, data_args.unmapped_labels):
+        logger.info(line)
     unified = unified_features(label_space)
     features = Features(
         {
@@ -186,7 +245,7 @@ def streaming_splits(data_args: DataArguments, label_space: LabelSpace) -> dict:
     mapped = []
     for source in data_args.sources:
         concept_of = {label: index[m.concept] if m else -1 for label, m in alignments[source.name].matches.items()}
-        _, how = heads[source.name]
+        _, how = passes[source.name]
         rows = partial(
             _stream_rows,
             source=source,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from datasets import DatasetDict, concatenate_datasets
 
-from ..data import GROUP_COLUMNS, PixelNormalizer, build_dataset, cache_pixels, read_paths
+from ..data import GROUP_COLUMNS, PixelNormalizer, build_dataset, cache_pixels, decode_on_the_fly, read_paths
 from ..errors import UserError
 from ..labels import LabelSpace, script_name
 from ..modeling import concept_ids
@@ -325,7 +325,8 @@ def evaluate_model(
         others = [other for name, other in dataset.items() if name != split]
         if not len(part):
             raise UserError(f"--split {split}: the recipe's {split} split is empty; choose another split (or all)")
-        cached = cache_pixels(DatasetDict({split: part}), processor)[split]
+        pixels = cache_pixels if recipe.data.pixel_cache else decode_on_the_fly  # `pixel_cache: false`: no cache
+        cached = pixels(DatasetDict({split: part}), processor)[split]
         probabilities = predict_proba_dataset(model, PixelNormalizer.from_processor(processor), cached)
         return write_report(
             probabilities,

@@ -34,7 +34,7 @@ from ..modeling import build_image_processor, build_model
 from ..training import PolyglotTrainer, load_recipe
 from ..training.augment import BatchPreprocessor
 
-__all__ = ["collate_float", "pil_train_transform", "training_throughput"]
+__all__ = ["StepTimer", "collate_float", "pil_train_transform", "training_throughput"]
 
 
 def pil_train_transform(size: int, mean, std, seed: int = 0):
@@ -103,7 +103,7 @@ class _Prepared(torch.nn.Module):
         return pixels, labels
 
 
-class _StepTimer(TrainerCallback):
+class StepTimer(TrainerCallback):
     """Times the steps after `warmup`: end of step `warmup` to end of the last step."""
 
     def __init__(self, warmup: int):
@@ -201,7 +201,7 @@ def training_throughput(
     def timed_training(key, label, trainer_cls, **trainer_kwargs):
         """Train a fresh model from the same seed with `trainer_cls`; record its step times under `key`."""
         set_seed(targs.seed)
-        timer = _StepTimer(warmup)
+        timer = StepTimer(warmup)
         trainer = trainer_cls(
             model=build_model(recipe.model, label_space), args=targs, callbacks=[timer], **trainer_kwargs
         )

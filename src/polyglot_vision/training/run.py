@@ -22,10 +22,12 @@ from transformers import EarlyStoppingCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import (
-    PixelBatches,
+    batches_of,
     build_sampler,
     cache_pixels,
+    check_pixel_cache_fits,
     collate,
+    decode_on_the_fly,
     few_shot,
     format_counts,
     read_paths,
@@ -34,6 +36,7 @@ from ..data import (
     streaming_splits,
     unify,
 )
+from ..errors import UserError
 from ..evaluation import evaluate_dataset, format_not_evaluated, format_table, not_evaluated, predict_logits_dataset
 from ..evaluation.answers import fit_answer_rules
 from ..export import push_model, write_model_card
@@ -168,9 +171,10 @@ def joint_label_ids(part, config) -> np.ndarray:
     return np.asarray([index[key] for key in zip(plain["label"], plain[column])], dtype=np.int64)
 
 
-def pixel_batches(part, config) -> PixelBatches:
-    """A cached split as whole-batch reads, labelled with the model's classes (joint ones too)."""
-    return PixelBatches(part, joint_label_ids(part, config) if is_joint(config) else None)
+def pixel_batches(part, config):
+    """A split (pixel-cached or decoded as read) as whole-batch reads, labelled with the model's classes (joint
+    ones too)."""
+    return batches_of(part, joint_label_ids(part, config) if is_joint(config) else None)
 
 
 def resolve_checkpoint(args) -> str | None:
@@ -202,7 +206,10 @@ def end_distributed() -> None:
 
 
 def load_data(recipe: Recipe) -> tuple[LabelSpace, object, DatasetDict]:
-    """The recipe's sources, unified, split and pixel-cached: (label space, image processor, cached splits)."""
+    """The recipe's sources, unified, split and pixel-cached: (label space, image processor, cached splits).
+
+    With `pixel_cache: false` nothing is cached: the splits decode their images as they are read.
+    """
     args = recipe.training
     label_space = LabelSpace.from_yaml(recipe.data.label_space)
     # Under several processes the main one fills the `datasets` cache first; the others read it.
@@ -215,9 +222,27 @@ def load_data(recipe: Recipe) -> tuple[LabelSpace, object, DatasetDict]:
         dataset["train"] = few_shot(dataset["train"], recipe.data.train_samples_per_class, recipe.data.split_seed)
     logger.info("images per split and source: %s", split_counts(dataset))
     processor = build_image_processor(recipe.model)
+    if not recipe.data.pixel_cache:
+        return label_space, processor, decode_on_the_fly(dataset, processor)
     with args.main_process_first(desc="caching pixels"):
         cached = cache_pixels(dataset, processor)
     return label_space, processor, cached
+
+
+def check_cache_room(recipe: Recipe, dataset: DatasetDict) -> None:
+    """For `prepare`: refuse now, in one line, a dataset whose pixel cache `train` could not write.
+
+    Nothing to check with `pixel_cache: false`; a checkpoint whose processor cannot be read
+    here (a Hub id offline) leaves the check to `train`, which makes it before caching.
+    """
+    if not recipe.data.pixel_cache:
+        return
+    try:
+        processor = build_image_processor(recipe.model)
+    except (UserError, OSError) as err:
+        logger.info("pixel cache not estimated before training (%s); `train` checks it before caching", err)
+        return
+    check_pixel_cache_fits(dataset, processor)
 
 
 def keep_token_off_disk(args) -> None:

@@ -14,7 +14,8 @@ from .augment import BatchPreprocessor
 class PolyglotTrainer(Trainer):
     """Trainer whose batches arrive as uint8 and are augmented, mixed and normalised on the device.
 
-    Training and evaluation read whole batches from the pixel cache (`PixelBatches`).
+    Training and evaluation read whole batches from the pixel cache (`PixelBatches`), or decode them as they
+    are read (`DecodedBatches`, `pixel_cache: false`).
     The loss is `classification_loss`, which takes the soft targets of mixup /
     CutMix as well as class ids. With `freeze_backbone` (PolyglotTrainingArguments)
     the backbone stays in eval mode (its normalisation statistics stay as loaded);
