@@ -179,17 +179,12 @@ def cmd_align(args) -> dict:
 
 def cmd_memory(args) -> dict:
     """Peak memory of `predict` and of the Space on 40-megapixel PNGs (polyglot_vision.experiments.memory),
-    the Space loaded by the client of scripts/benchmark_space.py."""
-    import asyncio
-
-    import benchmark_space
-
+    the Space loaded by the floor client of polyglot_vision.experiments.space_load."""
     from polyglot_vision.experiments.memory import measure_memory
-
-    client = argparse.Namespace(api="predict", language="fr", timeout=args.timeout)
+    from polyglot_vision.experiments.space_load import floor_burst
 
     def load(port: int, pid: int, images: list, n: int) -> dict:
-        return asyncio.run(benchmark_space.run_load(f"memory-{n}", client, port, pid, images, [0.0] * n))
+        return floor_burst(port, pid, images, n, timeout=args.timeout)
 
     result = measure_memory(args.model, load, Path(args.examples), settle=args.settle)
     if args.model_note:

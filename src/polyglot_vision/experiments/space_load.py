@@ -178,7 +178,7 @@ class GradioClientUsers:
 
         self.api, self.inputs, self.timeout = api, inputs, timeout
         self.clients = [Client(url, verbose=False, ssl_verify=False) for _ in range(users)]
-        self.threads = ThreadPoolExecutor(max_workers=users)
+        self.threads = ThreadPoolExecutor(max_workers=max(users, 64))  # a sustained load may hold more at once
         self.next = 0
 
     def predict(self, client, path: str) -> tuple[str, str]:
@@ -389,7 +389,7 @@ async def measure_clients(
         elif client == "floor":
             user = FloorUser(served.port, api, inputs).user
         else:
-            pool = await asyncio.to_thread(GradioClientUsers, served.url, api, inputs, max(burst, 64), timeout)
+            pool = await asyncio.to_thread(GradioClientUsers, served.url, api, inputs, burst, timeout)
 
             async def user(png, name, pool=pool):
                 return await pool.user(png, name, folder)

@@ -61,6 +61,10 @@ UPLOAD_CACHE = (60, 600)  # every minute, uploads older than 10 minutes are dele
 CONCURRENCY_LIMIT = 1  # batches at once: one batch keeps a 2-core Space busy, a second only contends with it
 MAX_QUEUE = 256  # waiting requests; beyond this a user is told the demo is busy
 TORCH_THREADS = 1  # intra-op threads: on a few shared cores more threads spin-wait rather than compute
+# Seconds an idle kept-alive connection stays open. uvicorn's default (5 s) equals httpx's pool expiry, so a client
+# that reuses a connection after about 5 s idle (waiting in a crowd, between two calls) can send its request just
+# as the server closes it: "Server disconnected without sending a response". Browsers keep theirs longer still.
+KEEP_ALIVE_S = 75
 # Gradio summarises its last GRADIO_ANALYTICS_MAX_EVENTS events with pandas after every
 # GRADIO_ANALYTICS_CACHE_FREQUENCY events, only for its /monitoring page; by default that is after every
 # request, over up to 10,000 events. These make it rare and small (the environment can still set them).
@@ -189,6 +193,20 @@ def _file_source(payload: Any) -> str | bytes | None:
     return None
 
 
+def _sketch_source(editor: gr.Sketchpad, payload: Any) -> str | bytes | None:
+    """The drawing's composite from a sketchpad payload: a file (an API call's {"composite": FileData}), or the
+    bytes the page posted beforehand. The page sends the editor's layers to /gradio_api/component_server
+    (`accept_blobs`, kept by the component under an id) and the event carries only {"id": …}; Gradio's own
+    preprocess would decode them unchecked, so they are taken here (and dropped, which Gradio does only in its
+    preprocess) and read like any upload."""
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("id") is not None:
+        blobs = editor.blob_storage.pop(str(payload["id"]), None)
+        return blobs.composite if blobs is not None and blobs.composite else None
+    return _file_source(payload.get("composite"))
+
+
 # --------------------------------------------------------------------------------------------------
 # The app
 # --------------------------------------------------------------------------------------------------
@@ -267,16 +285,21 @@ def build_demo(
     def answer_batch(images: list[Image.Image], languages_: list[str | None], hints_: list[str | None]):
         """(predictions or None, note) per image: one model call for all, ranked with each one's language and hint."""
         probabilities = predictor.class_probabilities(images)
-        answers: list[tuple[list[Prediction] | None, str]] = []
+        answers: list[tuple[list[Prediction] | None, str]] = [(None, "")] * len(images)
+        groups: dict[tuple[str | None, str | None], list[int]] = {}  # rows asking alike are ranked together
         for row, (language_, hint) in enumerate(zip(languages_, hints_)):
-            language_hint = (hint or None) if hints else None  # a concept model's note says the hint is not used
+            groups.setdefault((language_ or None, hint or None), []).append(row)
+        for (language_, hint), rows in groups.items():
+            language_hint = hint if hints else None  # a concept model's note says the hint is not used
             try:
-                [predictions] = predictor.rank(probabilities[row : row + 1], TOP_K, language_ or None, language_hint)
+                ranked = predictor.rank(probabilities[rows], TOP_K, language_, language_hint)
             except UserError as err:  # a hint this model does not know
-                answers.append((None, f"⚠️ {err}"))
+                for row in rows:
+                    answers[row] = (None, f"⚠️ {err}")
                 continue
-            notes = [_answer_note(predictions), _hint_note(predictor, hint)]
-            answers.append((predictions, " ".join(note for note in notes if note)))
+            for row, predictions in zip(rows, ranked):
+                notes = [_answer_note(predictions), _hint_note(predictor, hint)]
+                answers[row] = (predictions, " ".join(note for note in notes if note))
         return answers
 
     def predict(image: list[Any], language: list[Any], hint: list[Any]):
@@ -321,11 +344,11 @@ def build_demo(
             give_memory_back()
         return [labels, notes]
 
-    def predict_sketch(sketch, language, hint):
+    def predict_sketch(drawing, language, hint):
         """Top-k concepts of a drawing on the sketchpad (ink on white)."""
         if predictor is None:
             raise gr.Error("No model is loaded: set MODEL_ID to a Hub model id or a model folder and restart.")
-        composite = _file_source((sketch or {}).get("composite")) if isinstance(sketch, dict) else None
+        composite = _sketch_source(sketch, drawing)
         image = flatten_sketch(read_upload(composite)) if composite is not None else None
         if image is None:
             return None, ""
@@ -497,7 +520,7 @@ def launch(
         server_port=port,
         share=False,
         max_file_size=max_file_size,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         quiet=quiet,
         show_error=False,
         footer_links=["api"],
@@ -505,6 +528,10 @@ def launch(
         ssr_mode=False,
         app_kwargs={"middleware": admission_middleware(demo)},
     )
+    if demo.server is not None:  # read by each new connection; Gradio does not pass it to uvicorn
+        demo.server.config.timeout_keep_alive = KEEP_ALIVE_S
+    if block:
+        demo.block_thread()
     return demo
 
 
