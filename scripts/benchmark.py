@@ -21,8 +21,9 @@ page recipes/polydigits/README.md from every stored result (`page` rewrites it w
 Each benchmark's measuring code lives in polyglot_vision.experiments, one module per benchmark, whose docstring
 says what it measures: `generalization` (held-out publishers' fonts and handwriting) in generalization.py, `train` in
 throughput.py, `prepare` in prepare_speed.py, `synthesis` in synthesis.py, `align` in alignment.py, and what
-`quickstart`, `transfer` and `adaptation` record in records.py. This script parses the arguments and hands each
-its data set (PolyDigits' renderer and held-out images).
+`quickstart`, `transfer` and `adaptation` record in records.py, `memory` in memory.py. This script parses the
+arguments and hands each its data set (PolyDigits' renderer and held-out images). The Space's load benchmark has
+its own script, scripts/benchmark_space.py (space_load.py).
 """
 
 from __future__ import annotations

@@ -534,6 +534,8 @@ def test_a_numeral_drawn_with_the_mouse_is_answered_in_the_language_chosen(app, 
         assert name in shown
     assert note == _answer_note(answer)
     assert shot.stat().st_size > 10_000
+    [sketchpad] = [block for block in app.blocks.values() if getattr(block, "elem_id", None) == "pv-sketch"]
+    assert not sketchpad.blob_storage  # the drawing the page posted is not kept once answered
 
 
 def test_the_demo_of_an_objects_model_looks_like_a_demo_of_objects(write_objects_recipe):

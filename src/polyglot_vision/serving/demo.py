@@ -499,7 +499,7 @@ def launch(
     host=None lets Gradio choose (GRADIO_SERVER_NAME, else 127.0.0.1), as a Space needs.
     block=False returns at once with the server running; `demo.local_url` is its address.
     max_batch_size=1, torch_threads=None (torch's default) and cheap_queue_analytics=False undo this
-    module's serving choices one by one, for `scripts/benchmark_space.py --changes`.
+    module's serving choices one by one, to measure what each buys.
     """
     if torch_threads:
         torch.set_num_threads(torch_threads)
