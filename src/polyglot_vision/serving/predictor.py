@@ -114,6 +114,11 @@ class Predictor:
     def __init__(self, model, processor, device: str | torch.device | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
+        # On the CPU, oneDNN's convolutions run a ResNet's small batches two to three times faster with channels-last
+        # weights and inputs; ViT and ConvNeXt give the same scores at the same speed (their convolutions are few).
+        self.channels_last = self.device.type == "cpu"
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.processor = processor
         self.decode_side = DECODE_MARGIN * input_side(processor)
         config = model.config
@@ -247,7 +252,10 @@ class Predictor:
         """The model's own class probabilities (images, classes), as `pipeline()` gives them: one processor call
         and one forward for the batch."""
         inputs = self.processor([self.read(image) for image in images], return_tensors="pt")
-        logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
+        pixels = inputs["pixel_values"].to(self.device)
+        if self.channels_last and pixels.dim() == 4:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        logits = self.model(pixel_values=pixels).logits
         return logits.float().softmax(dim=-1).cpu()
 
     def probabilities(self, images: list[Image.Image], hint: str | None = None) -> torch.Tensor:
