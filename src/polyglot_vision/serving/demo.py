@@ -23,12 +23,16 @@ import base64
 import binascii
 import ctypes
 import ctypes.util
+import importlib.util
 import io
 import os
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's queue asks matplotlib for its backend around every call; unset, the first call resolves one by importing
+# pyplot (about a second), and every call after switches backends twice. The demo draws nothing: agg from the start.
+os.environ.setdefault("MPLBACKEND", "agg")
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
@@ -38,7 +42,7 @@ from ..errors import UserError  # noqa: E402
 from ..images import batches, load_image, read_file  # noqa: E402
 from ..labels import language_name  # noqa: E402
 from .admission import BUSY_MESSAGE, admission_middleware  # noqa: E402
-from .predictor import Answer, Prediction, Predictor  # noqa: E402
+from .predictor import Answer, Prediction, Predictor, input_side  # noqa: E402
 
 __all__ = [
     "build_demo",
@@ -507,9 +511,12 @@ def launch(
         model = model[0]
     if isinstance(model, (list, tuple)):
         predictors = [m if isinstance(m, Predictor) else Predictor.from_pretrained(m) for m in model]
+        for predictor in predictors:
+            warm_up(predictor)
         demo = build_tabs(predictors, examples_dir=examples_dir, max_batch_size=max_batch_size)
     else:
         predictor = model if isinstance(model, Predictor) or model is None else Predictor.from_pretrained(model)
+        warm_up(predictor)
         demo = build_demo(predictor, examples_dir=examples_dir, notice=notice, max_batch_size=max_batch_size)
     if cheap_queue_analytics:  # read when the queue is made, in demo.queue()
         for key, value in QUEUE_ANALYTICS_ENV.items():
@@ -533,6 +540,17 @@ def launch(
     if block:
         demo.block_thread()
     return demo
+
+
+def warm_up(predictor: Predictor | None) -> None:
+    """What the first request would otherwise pay, paid before serving: the queue's matplotlib import, and one
+    model call (its kernels chosen and its memory laid out)."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        import matplotlib  # noqa: F401 - Gradio's queue imports it around every call
+
+    if predictor is not None:
+        side = input_side(predictor.processor)
+        predictor.class_probabilities([Image.new("RGB", (side, side), (255, 255, 255))])
 
 
 def load_predictor_or_message(model_id: str | None) -> tuple[Predictor | None, str | None]:
