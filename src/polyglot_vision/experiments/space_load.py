@@ -38,10 +38,14 @@ import os
 import secrets
 import ssl
 import sys
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import httpx
+from gradio_client import Client, handle_file
 
 from .served import serve_demo, server_cpu_seconds
 
@@ -112,8 +116,6 @@ class HttpxUser:
         self.url, self.api, self.inputs, self.tls, self.timeout = url, api, inputs, tls, timeout
 
     def client(self):
-        import httpx
-
         return httpx.AsyncClient(base_url=self.url, timeout=self.timeout, verify=self.tls)
 
     async def user(self, png: bytes, name: str) -> tuple[str, str]:
@@ -174,16 +176,12 @@ class GradioClientUsers:
     """`gradio_client.Client(url).predict(...)`: one Client per user (made before the load), calls in threads."""
 
     def __init__(self, url: str, api: str, inputs: list, users: int, timeout: float):
-        from gradio_client import Client
-
         self.api, self.inputs, self.timeout = api, inputs, timeout
         self.clients = [Client(url, verbose=False, ssl_verify=False) for _ in range(users)]
         self.threads = ThreadPoolExecutor(max_workers=max(users, 64))  # a sustained load may hold more at once
         self.next = 0
 
     def predict(self, client, path: str) -> tuple[str, str]:
-        from gradio_client import handle_file
-
         outputs = client.predict(handle_file(path), *self.inputs, api_name=f"/{self.api}")
         return judge("complete", list(outputs))
 
@@ -357,8 +355,6 @@ def median_round(rounds: list[dict]) -> dict:
 
 def endpoint(url: str, api: str) -> tuple[int, int | None]:
     """(fn_index, trigger_id) of the event named `api` in the page's config, as the page sends them."""
-    import httpx
-
     config = httpx.get(f"{url}/config", timeout=30).json()
     for dependency in config["dependencies"]:
         if dependency.get("api_name") == api:
@@ -368,8 +364,8 @@ def endpoint(url: str, api: str) -> tuple[int, int | None]:
 
 
 def quiet_httpcore() -> None:
-    """httpcore tries `import sniffio` on every pool operation; absent (anyio 4.12+ does not need it), each try
-    searches sys.path (~0.3 ms), which makes a same-machine load generator measure itself. Answer it at once."""
+    """httpcore tries `import sniffio` on every pool operation; absent (the anyio installed here does not need it),
+    each try searches sys.path (~0.3 ms), which makes a same-machine load generator measure itself. Answer at once."""
     if importlib.util.find_spec("sniffio") is None:
         sys.modules.setdefault("sniffio", None)
 
@@ -431,8 +427,6 @@ def measure_space(
     timeout: float = 30,
 ) -> dict:
     """Serve `model` with `polyglot-vision demo`, load it with every client and image mode; the report."""
-    import tempfile
-
     paths = sorted(Path(examples).glob("*.png"))
     if not paths:
         raise FileNotFoundError(f"{examples}: no PNG images to send")
