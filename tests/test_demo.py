@@ -334,6 +334,25 @@ def test_the_load_benchmark_measures_every_client_with_the_same_and_distinct_ima
     assert "gradio_client distinct       burst of 6: 6/6 answered, 0 errors" in run.stderr
 
 
+def test_a_client_that_waits_between_two_calls_is_answered_on_the_same_connection(app):
+    import http.client
+
+    # httpx keeps an idle connection 5 s, as long as uvicorn's default: a call sent then meets a closing server
+    connection = http.client.HTTPConnection("127.0.0.1", int(app.local_url.rsplit(":", 1)[1].strip("/")), timeout=10)
+    try:
+        connection.request("GET", "/gradio_api/info")
+        first = connection.getresponse()
+        first.read()
+        socket_before = connection.sock
+        time.sleep(6)
+        connection.request("GET", "/gradio_api/info")
+        second = connection.getresponse()
+        assert (first.status, second.status) == (200, 200) and second.read()
+        assert connection.sock is socket_before  # the server kept it open
+    finally:
+        connection.close()
+
+
 def test_sketch_is_flattened_onto_white_paper():
     from polyglot_vision.serving.demo import flatten_sketch
 
