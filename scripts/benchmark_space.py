@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--language", default="fr")
     parser.add_argument("--examples", default=str(REPO / "space" / "examples"), help="folder of PNG images to send")
     parser.add_argument("--timeout", type=float, default=30, help="seconds allowed per request")
+    parser.add_argument("--processes", type=int, default=4, help="processes sending the asyncio clients' users")
     parser.add_argument("--output", help="also write the JSON report here")
     parser.add_argument("--markdown", action="store_true", help="record the result on the results page")
     args = parser.parse_args(argv)
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         api=args.api,
         language=args.language,
         timeout=args.timeout,
+        processes=args.processes,
     )
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)

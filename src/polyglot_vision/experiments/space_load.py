@@ -22,6 +22,10 @@ instant) and an open-loop rate (request i sent at i/R s; latency counts from the
 generator cannot hide queueing). For each: answered, errors by kind, latency p50/p95/p99/max (upload to answer),
 answers/s, server CPU per request (all threads of the server process) and the generator's own CPU per request.
 
+The httpx and browser users are sent from a few worker processes (`processes`), each its share of the users in
+its own asyncio loop, all from the same instant: one loop cannot send a crowd's HTTP as fast as a crowd, and on a
+shared machine the scheduler hands out the cores per thread. gradio_client is synchronous: a thread per user.
+
 The generator runs on the same machine as the server, so its own cost is kept out of the server's way where a
 user's machine would not pay it at all: each httpx user shares one TLS context (an http:// URL makes no TLS, but
 every new httpx client loads the CA bundle, ~10 ms), gradio_client users pass `ssl_verify=False` for the same
@@ -32,8 +36,10 @@ pool operation is answered at once. The server sees the same requests either way
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
+import multiprocessing
 import os
 import secrets
 import ssl
@@ -41,7 +47,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -292,45 +298,86 @@ def uploads_for(images: list[tuple[str, bytes]], n: int, mode: str) -> list[tupl
     return [(name, png + f"{tag}{i}".encode()) for i, (name, png) in enumerate(picked)]
 
 
-async def run_load(user, pid: int, uploads: list[tuple[str, bytes]], starts: list[float], timeout: float) -> dict:
-    """Send upload i at `starts[i]` seconds through `user(png, name)`; what came back, and what it cost."""
-    await asyncio.sleep(0.5)  # the previous load's last connections close
-    cpu_before, client_before = server_cpu_seconds(pid), time.process_time()
-    began = time.perf_counter()
-    lags: list[float] = []
+async def send_all(user, uploads, starts, began: float, timeout: float) -> list[tuple[str, str, float, float]]:
+    """Send upload i at `began + starts[i]` (perf_counter seconds): (kind, detail, latency, lag) for each."""
 
-    async def one(i: int, offset: float) -> tuple[str, str, float]:
+    async def one(i: int, offset: float) -> tuple[str, str, float, float]:
         due = began + offset
         if due > time.perf_counter():
             await asyncio.sleep(due - time.perf_counter())
-        lags.append(time.perf_counter() - due)
+        lag = time.perf_counter() - due
         try:
             kind, detail = await asyncio.wait_for(user(uploads[i][1], uploads[i][0]), timeout)
         except asyncio.TimeoutError:
             kind, detail = "timeout", f"no answer in {timeout} s"
         except Exception as err:  # noqa: BLE001 - a load test counts failures, it does not stop at one
             kind, detail = type(err).__name__, str(err)[:200]
-        return kind, detail, time.perf_counter() - due
+        return kind, detail, time.perf_counter() - due, lag
 
-    results = await asyncio.gather(*(one(i, offset) for i, offset in enumerate(starts)))
+    return await asyncio.gather(*(one(i, offset) for i, offset in enumerate(starts)))
+
+
+def make_user(spec: dict):
+    """The `user(png, name)` coroutine function of an asyncio client, from a picklable description."""
+    tls = ssl.create_default_context()
+    if spec["client"] == "httpx":
+        return HttpxUser(spec["url"], spec["api"], spec["inputs"], tls, spec["timeout"]).user
+    if spec["client"] == "browser":
+        args = (spec["url"], spec["api"], spec["inputs"], tls, spec["timeout"], spec["fn_index"], spec["trigger_id"])
+        return BrowserUser(*args).user
+    return FloorUser(spec["port"], spec["api"], spec["inputs"]).user
+
+
+def send_slice(spec: dict, uploads, starts, start_at: float, timeout: float):
+    """In a worker process: its share of the users, from the wall-clock instant `start_at`; (results, CPU s)."""
+    quiet_httpcore()
+    cpu = time.process_time()
+    began = time.perf_counter() + (start_at - time.time())
+    results = asyncio.run(send_all(make_user(spec), uploads, starts, began, timeout))
+    return results, time.process_time() - cpu
+
+
+async def run_load(user, pid: int, uploads, starts, timeout: float, workers=None, spec=None) -> dict:
+    """Send upload i at `starts[i]` seconds through `user(png, name)`, or through `spec`'s client spread over the
+    `workers` (a process pool: one asyncio loop cannot send a crowd's HTTP as fast as the crowd, and CFS gives a
+    shared machine's cores per thread); what came back, and what it cost."""
+    await asyncio.sleep(0.5)  # the previous load's last connections close
+    cpu_before, client_before = server_cpu_seconds(pid), time.process_time()
+    if workers is None:
+        began = time.perf_counter()
+        results = await send_all(user, uploads, starts, began, timeout)
+        worker_cpu = 0.0
+    else:
+        n = workers._max_workers
+        start_at = time.time() + 0.5  # every worker starts its users at the same instant
+        loop = asyncio.get_running_loop()
+        slices = [
+            loop.run_in_executor(workers, send_slice, spec, uploads[w::n], starts[w::n], start_at, timeout)
+            for w in range(n)
+        ]
+        began = time.perf_counter() + (start_at - time.time())
+        done = await asyncio.gather(*slices)
+        results = [result for part, _ in done for result in part]
+        worker_cpu = sum(cpu for _, cpu in done)
     wall = time.perf_counter() - began
-    server_cpu, client_cpu = server_cpu_seconds(pid) - cpu_before, time.process_time() - client_before
-    latencies = [seconds for kind, _, seconds in results if kind == "ok"]
-    errors = Counter(kind for kind, _, _ in results if kind != "ok")
+    server_cpu = server_cpu_seconds(pid) - cpu_before
+    client_cpu = time.process_time() - client_before + worker_cpu
+    latencies = [seconds for kind, _, seconds, _ in results if kind == "ok"]
+    errors = Counter(kind for kind, _, _, _ in results if kind != "ok")
     n = len(results)
     return {
         "requests": n,
         "ok": len(latencies),
         "errors": sum(errors.values()),
         "error_kinds": dict(errors),
-        "error_examples": {kind: detail for kind, detail, _ in reversed(results) if kind != "ok"},
+        "error_examples": {kind: detail for kind, detail, _, _ in reversed(results) if kind != "ok"},
         "latency_s": {q: percentile(latencies, p) for q, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))},
         "throughput_rps": round(len(latencies) / wall, 1),
         "wall_s": round(wall, 2),
         "server_cpu_ms_per_request": round(1000 * server_cpu / n, 2),
         "server_cpu_cores": round(server_cpu / wall, 2),
         "client_cpu_ms_per_request": round(1000 * client_cpu / n, 2),
-        "client_send_lag_max_s": round(max(lags), 3),
+        "client_send_lag_max_s": round(max(lag for _, _, _, lag in results), 3),
     }
 
 
@@ -371,39 +418,39 @@ def quiet_httpcore() -> None:
 
 
 async def measure_clients(
-    served, images, *, clients, modes, burst, rate, duration, rate_clients, rounds, api, inputs, timeout, folder
+    served, images, *, clients, modes, burst, rate, duration, rate_clients, rounds, api, inputs, timeout, **where
 ) -> list[dict]:
-    tls = ssl.create_default_context()
+    folder, workers = where["folder"], where["workers"]
     fn_index, trigger_id = await asyncio.to_thread(endpoint, served.url, api)
     runs = []
     for client in clients:
-        pool = None
-        if client == "httpx":
-            user = HttpxUser(served.url, api, inputs, tls, timeout).user
-        elif client == "browser":
-            user = BrowserUser(served.url, api, inputs, tls, timeout, fn_index, trigger_id).user
-        elif client == "floor":
-            user = FloorUser(served.port, api, inputs).user
-        else:
+        pool, spec, user = None, None, None
+        if client == "gradio_client":  # synchronous: a thread per user
             pool = await asyncio.to_thread(GradioClientUsers, served.url, api, inputs, burst, timeout)
 
             async def user(png, name, pool=pool):
                 return await pool.user(png, name, folder)
 
+        else:
+            spec = {"client": client, "url": served.url, "port": served.port, "api": api, "inputs": inputs}
+            spec.update(timeout=timeout, fn_index=fn_index, trigger_id=trigger_id)
+            if client == "floor" or not workers:  # the floor is nearly free: one loop sends a crowd on time
+                user, spec = make_user(spec), None
+
+        def load(uploads, starts, user=user, spec=spec):
+            return run_load(user, served.pid, uploads, starts, timeout, workers if spec else None, spec)
+
         try:
-            warm = await run_load(user, served.pid, uploads_for(images, 16, "distinct"), burst_starts(16), timeout)
+            warm = await load(uploads_for(images, 16, "distinct"), burst_starts(16))
             if warm["errors"]:
                 raise RuntimeError(f"{client}: the warm-up failed: {warm['error_examples']}")
             loads = [(f"burst of {burst}", burst_starts(burst), rounds)]
             if rate and client in rate_clients:
                 loads.append((f"{rate:g}/s for {duration:g} s", rate_starts(rate, duration), 1))
-            for load, starts, repeats in loads:
+            for name, starts, repeats in loads:
                 for mode in modes:
-                    measured = [
-                        await run_load(user, served.pid, uploads_for(images, len(starts), mode), starts, timeout)
-                        for _ in range(repeats)
-                    ]
-                    runs.append({"client": client, "images": mode, "load": load, **median_round(measured)})
+                    measured = [await load(uploads_for(images, len(starts), mode), starts) for _ in range(repeats)]
+                    runs.append({"client": client, "images": mode, "load": name, **median_round(measured)})
                     print_run(runs[-1])
         finally:
             if pool is not None:
@@ -425,15 +472,25 @@ def measure_space(
     api: str = "predict",
     language: str = "fr",
     timeout: float = 30,
+    processes: int = 4,
 ) -> dict:
-    """Serve `model` with `polyglot-vision demo`, load it with every client and image mode; the report."""
+    """Serve `model` with `polyglot-vision demo`, load it with every client and image mode; the report.
+
+    `processes`: worker processes that send the asyncio clients' users (0: all from this process's event loop).
+    """
     paths = sorted(Path(examples).glob("*.png"))
     if not paths:
         raise FileNotFoundError(f"{examples}: no PNG images to send")
     images = [(path.name, path.read_bytes()) for path in paths]
     quiet_httpcore()
     report = {"model": model, "cpu_count": os.cpu_count(), "load_average_before": round(os.getloadavg()[0], 2)}
-    with serve_demo(model) as served, tempfile.TemporaryDirectory(prefix="pv-space-load-") as folder:
+    report["generator_processes"] = processes
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        serve_demo(model) as served,
+        tempfile.TemporaryDirectory(prefix="pv-space-load-") as folder,
+        ProcessPoolExecutor(processes, mp_context=spawn) if processes else contextlib.nullcontext() as workers,
+    ):
         report["startup_s"] = served.startup_s
         before = server_cpu_seconds(served.pid)
         time.sleep(2)
@@ -453,6 +510,7 @@ def measure_space(
                 inputs=[language, ""],
                 timeout=timeout,
                 folder=Path(folder),
+                workers=workers,
             )
         )
         tls = ssl.create_default_context()
