@@ -318,7 +318,7 @@ def test_the_load_benchmark_measures_every_client_with_the_same_and_distinct_ima
 
     report_file = tmp_path / "space.json"
     command = [sys.executable, str(REPO / "scripts" / "benchmark_space.py"), str(model_dir), "--burst", "6"]
-    command += ["--rounds", "1", "--rate", "10", "--duration", "1", "--output", str(report_file)]
+    command += ["--rounds", "1", "--rate", "10", "--duration", "1", "--processes", "2", "--output", str(report_file)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(report_file.read_text(encoding="utf-8"))

@@ -441,7 +441,7 @@ async def measure_clients(
             return run_load(user, served.pid, uploads, starts, timeout, workers if spec else None, spec)
 
         try:
-            warm = await load(uploads_for(images, 16, "distinct"), burst_starts(16))
+            warm = await load(uploads_for(images, min(16, burst), "distinct"), burst_starts(min(16, burst)))
             if warm["errors"]:
                 raise RuntimeError(f"{client}: the warm-up failed: {warm['error_examples']}")
             loads = [(f"burst of {burst}", burst_starts(burst), rounds)]
