@@ -55,7 +55,7 @@ from gradio_client import Client, handle_file
 
 from .served import serve_demo, server_cpu_seconds
 
-__all__ = ["CLIENTS", "IMAGES", "burst_starts", "measure_space", "rate_starts", "run_load"]
+__all__ = ["CLIENTS", "IMAGES", "TARGETS", "failed", "floor_burst", "measure_space", "run_load"]
 
 CLIENTS = ("httpx", "browser", "gradio_client", "floor")
 IMAGES = ("same", "distinct")
@@ -543,12 +543,6 @@ def print_run(run: dict) -> None:
         file=sys.stderr,
         flush=True,
     )
-
-
-def summary(run: dict) -> dict:
-    """The figures memory.py keeps of a load."""
-    keys = ("requests", "ok", "errors", "error_kinds", "latency_s", "throughput_rps", "server_cpu_ms_per_request")
-    return {key: run[key] for key in keys if key in run}
 
 
 def floor_burst(port: int, pid: int, images: list[tuple[str, bytes]], n: int, timeout: float = 120) -> dict:
