@@ -22,9 +22,10 @@ page recipes/polydigits/README.md from every stored result (`page` rewrites it w
 Each benchmark's measuring code lives in polyglot_vision.experiments, one module per benchmark, whose docstring
 says what it measures: `generalization` (held-out publishers' fonts and handwriting) in generalization.py, `train` in
 throughput.py, `cache` (the pixel cache against decoding on the fly) in pixel_cache.py, `prepare` in
-prepare_speed.py, `synthesis` in synthesis.py, `align` in alignment.py, and what `quickstart`, `transfer` and
-`adaptation` record in records.py. This script parses the arguments and hands each its data set (PolyDigits'
-renderer and held-out images).
+prepare_speed.py, `synthesis` in synthesis.py, `align` in alignment.py, `memory` in memory.py, and what
+`quickstart`, `transfer` and `adaptation` record in records.py. This script parses the arguments and hands each its
+data set (PolyDigits' renderer and held-out images). The Space's load benchmark has its own script,
+scripts/benchmark_space.py (space_load.py).
 """
 
 from __future__ import annotations
@@ -196,17 +197,12 @@ def cmd_align(args) -> dict:
 
 def cmd_memory(args) -> dict:
     """Peak memory of `predict` and of the Space on 40-megapixel PNGs (polyglot_vision.experiments.memory),
-    the Space loaded by the client of scripts/benchmark_space.py."""
-    import asyncio
-
-    import benchmark_space
-
+    the Space loaded by the floor client of polyglot_vision.experiments.space_load."""
     from polyglot_vision.experiments.memory import measure_memory
-
-    client = argparse.Namespace(api="predict", language="fr", timeout=args.timeout)
+    from polyglot_vision.experiments.space_load import floor_burst
 
     def load(port: int, pid: int, images: list, n: int) -> dict:
-        return asyncio.run(benchmark_space.run_load(f"memory-{n}", client, port, pid, images, [0.0] * n))
+        return floor_burst(port, pid, images, n, timeout=args.timeout)
 
     result = measure_memory(args.model, load, Path(args.examples), settle=args.settle)
     if args.model_note:

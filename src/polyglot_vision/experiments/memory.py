@@ -18,11 +18,9 @@ answered, errors and latency), so that the Space's own load benchmark's client m
 
 from __future__ import annotations
 
-import http.client
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from .served import free_port, wait_until_served
 
 BIG_SIDE = 6300  # 39.7 megapixels, under the Space's 40 MP limit
 MB = 1 << 20
@@ -115,28 +115,6 @@ class RssWatch:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_served(server: subprocess.Popen, port: int, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the demo exited with status {server.returncode}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/gradio_api/info")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the demo did not answer within {seconds:.0f} s")
 
 
 def space_memory(

@@ -126,6 +126,8 @@ def file_check(demo: gr.Blocks, component) -> Check | None:
     if not (isinstance(model, type) and (issubclass(model, FileData) or "path" in fields)):
         return None
 
+    uploads = [gradio_utils.get_upload_folder()]  # fixed while the app serves; computing it costs a path resolve
+
     def check(value) -> str | None:
         if value is None:
             return None
@@ -138,7 +140,7 @@ def file_check(demo: gr.Blocks, component) -> Check | None:
                 gradio_utils.abspath(item.path),
                 blocked_paths=demo.blocked_paths or [],
                 allowed_paths=[],
-                created_paths=[gradio_utils.get_upload_folder()],
+                created_paths=uploads,
             )
             if not allowed:
                 return "The file was not uploaded to this server: POST it to /gradio_api/upload first."

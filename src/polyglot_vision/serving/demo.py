@@ -23,12 +23,16 @@ import base64
 import binascii
 import ctypes
 import ctypes.util
+import importlib.util
 import io
 import os
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's queue asks matplotlib for its backend around every call; unset, the first call resolves one by importing
+# pyplot (about a second), and every call after switches backends twice. The demo draws nothing: agg from the start.
+os.environ.setdefault("MPLBACKEND", "agg")
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
@@ -38,7 +42,7 @@ from ..errors import UserError  # noqa: E402
 from ..images import batches, load_image, read_file  # noqa: E402
 from ..labels import language_name  # noqa: E402
 from .admission import BUSY_MESSAGE, admission_middleware  # noqa: E402
-from .predictor import Answer, Prediction, Predictor  # noqa: E402
+from .predictor import Answer, Prediction, Predictor, input_side  # noqa: E402
 
 __all__ = [
     "build_demo",
@@ -61,6 +65,10 @@ UPLOAD_CACHE = (60, 600)  # every minute, uploads older than 10 minutes are dele
 CONCURRENCY_LIMIT = 1  # batches at once: one batch keeps a 2-core Space busy, a second only contends with it
 MAX_QUEUE = 256  # waiting requests; beyond this a user is told the demo is busy
 TORCH_THREADS = 1  # intra-op threads: on a few shared cores more threads spin-wait rather than compute
+# Seconds an idle kept-alive connection stays open. uvicorn's default (5 s) equals httpx's pool expiry, so a client
+# that reuses a connection after about 5 s idle (waiting in a crowd, between two calls) can send its request just
+# as the server closes it: "Server disconnected without sending a response". Browsers keep theirs longer still.
+KEEP_ALIVE_S = 75
 # Gradio summarises its last GRADIO_ANALYTICS_MAX_EVENTS events with pandas after every
 # GRADIO_ANALYTICS_CACHE_FREQUENCY events, only for its /monitoring page; by default that is after every
 # request, over up to 10,000 events. These make it rare and small (the environment can still set them).
@@ -189,6 +197,20 @@ def _file_source(payload: Any) -> str | bytes | None:
     return None
 
 
+def _sketch_source(editor: gr.Sketchpad, payload: Any) -> str | bytes | None:
+    """The drawing's composite from a sketchpad payload: a file (an API call's {"composite": FileData}), or the
+    bytes the page posted beforehand. The page sends the editor's layers to /gradio_api/component_server
+    (`accept_blobs`, kept by the component under an id) and the event carries only {"id": …}; Gradio's own
+    preprocess would decode them unchecked, so they are taken here (and dropped, which Gradio does only in its
+    preprocess) and read like any upload."""
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("id") is not None:
+        blobs = editor.blob_storage.pop(str(payload["id"]), None)
+        return blobs.composite if blobs is not None and blobs.composite else None
+    return _file_source(payload.get("composite"))
+
+
 # --------------------------------------------------------------------------------------------------
 # The app
 # --------------------------------------------------------------------------------------------------
@@ -267,16 +289,21 @@ def build_demo(
     def answer_batch(images: list[Image.Image], languages_: list[str | None], hints_: list[str | None]):
         """(predictions or None, note) per image: one model call for all, ranked with each one's language and hint."""
         probabilities = predictor.class_probabilities(images)
-        answers: list[tuple[list[Prediction] | None, str]] = []
+        answers: list[tuple[list[Prediction] | None, str]] = [(None, "")] * len(images)
+        groups: dict[tuple[str | None, str | None], list[int]] = {}  # rows asking alike are ranked together
         for row, (language_, hint) in enumerate(zip(languages_, hints_)):
-            language_hint = (hint or None) if hints else None  # a concept model's note says the hint is not used
+            groups.setdefault((language_ or None, hint or None), []).append(row)
+        for (language_, hint), rows in groups.items():
+            language_hint = hint if hints else None  # a concept model's note says the hint is not used
             try:
-                [predictions] = predictor.rank(probabilities[row : row + 1], TOP_K, language_ or None, language_hint)
+                ranked = predictor.rank(probabilities[rows], TOP_K, language_, language_hint)
             except UserError as err:  # a hint this model does not know
-                answers.append((None, f"⚠️ {err}"))
+                for row in rows:
+                    answers[row] = (None, f"⚠️ {err}")
                 continue
-            notes = [_answer_note(predictions), _hint_note(predictor, hint)]
-            answers.append((predictions, " ".join(note for note in notes if note)))
+            for row, predictions in zip(rows, ranked):
+                notes = [_answer_note(predictions), _hint_note(predictor, hint)]
+                answers[row] = (predictions, " ".join(note for note in notes if note))
         return answers
 
     def predict(image: list[Any], language: list[Any], hint: list[Any]):
@@ -321,11 +348,11 @@ def build_demo(
             give_memory_back()
         return [labels, notes]
 
-    def predict_sketch(sketch, language, hint):
+    def predict_sketch(drawing, language, hint):
         """Top-k concepts of a drawing on the sketchpad (ink on white)."""
         if predictor is None:
             raise gr.Error("No model is loaded: set MODEL_ID to a Hub model id or a model folder and restart.")
-        composite = _file_source((sketch or {}).get("composite")) if isinstance(sketch, dict) else None
+        composite = _sketch_source(sketch, drawing)
         image = flatten_sketch(read_upload(composite)) if composite is not None else None
         if image is None:
             return None, ""
@@ -476,7 +503,7 @@ def launch(
     host=None lets Gradio choose (GRADIO_SERVER_NAME, else 127.0.0.1), as a Space needs.
     block=False returns at once with the server running; `demo.local_url` is its address.
     max_batch_size=1, torch_threads=None (torch's default) and cheap_queue_analytics=False undo this
-    module's serving choices one by one, for `scripts/benchmark_space.py --changes`.
+    module's serving choices one by one, to measure what each buys.
     """
     if torch_threads:
         torch.set_num_threads(torch_threads)
@@ -484,9 +511,12 @@ def launch(
         model = model[0]
     if isinstance(model, (list, tuple)):
         predictors = [m if isinstance(m, Predictor) else Predictor.from_pretrained(m) for m in model]
+        for predictor in predictors:
+            warm_up(predictor)
         demo = build_tabs(predictors, examples_dir=examples_dir, max_batch_size=max_batch_size)
     else:
         predictor = model if isinstance(model, Predictor) or model is None else Predictor.from_pretrained(model)
+        warm_up(predictor)
         demo = build_demo(predictor, examples_dir=examples_dir, notice=notice, max_batch_size=max_batch_size)
     if cheap_queue_analytics:  # read when the queue is made, in demo.queue()
         for key, value in QUEUE_ANALYTICS_ENV.items():
@@ -497,7 +527,7 @@ def launch(
         server_port=port,
         share=False,
         max_file_size=max_file_size,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         quiet=quiet,
         show_error=False,
         footer_links=["api"],
@@ -505,7 +535,22 @@ def launch(
         ssr_mode=False,
         app_kwargs={"middleware": admission_middleware(demo)},
     )
+    if demo.server is not None:  # read by each new connection; Gradio does not pass it to uvicorn
+        demo.server.config.timeout_keep_alive = KEEP_ALIVE_S
+    if block:
+        demo.block_thread()
     return demo
+
+
+def warm_up(predictor: Predictor | None) -> None:
+    """What the first request would otherwise pay, paid before serving: the queue's matplotlib import, and one
+    model call (its kernels chosen and its memory laid out)."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        import matplotlib  # noqa: F401 - Gradio's queue imports it around every call
+
+    if predictor is not None:
+        side = input_side(predictor.processor)
+        predictor.class_probabilities([Image.new("RGB", (side, side), (255, 255, 255))])
 
 
 def load_predictor_or_message(model_id: str | None) -> tuple[Predictor | None, str | None]:
