@@ -106,7 +106,10 @@ def cmd_cache(args) -> dict:
 def cmd_quickstart(args) -> dict:
     from polyglot_vision.experiments.records import trained_metrics
 
-    return trained_metrics(args.model)
+    result = trained_metrics(args.model)
+    if args.note:
+        result["note"] = args.note
+    return result
 
 
 def cmd_experiment(args) -> dict:
@@ -231,6 +234,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=None)
     p = sub.add_parser("quickstart", help="record the test metrics of a model trained by `polyglot-vision train`")
     p.add_argument("model")
+    p.add_argument("--note", help="how the figures were made (the machine's load, say), printed under them")
     p.set_defaults(func=cmd_quickstart)
     for name, what in (("transfer", "polyglot-vision transfer"), ("adaptation", "polyglot-vision adapt")):
         p = sub.add_parser(name, help=f"record what `{what}` wrote into FOLDER")

@@ -375,6 +375,8 @@ def render(page: Path = PAGE) -> Path:
             "",
             *renderer(entry["result"]),
         ]
+        if entry["result"].get("note"):
+            lines += ["", f"Note: {entry['result']['note']}"]
     missing = [RENDER[k][0] for k in ORDER if k not in entries]
     if missing:
         lines += ["", "Not measured yet with the current code: " + "; ".join(missing) + "."]

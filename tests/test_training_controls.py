@@ -442,3 +442,13 @@ def test_the_trainer_estimates_flops_from_the_parameters_counted_once(tmp_path):
         trainer.floating_point_ops({"pixel_values": torch.zeros(4, 3, 16, 16)})
         == 6 * 4 * 3 * 16 * 16 * model.num_parameters()
     )
+
+
+def test_a_validation_split_that_rounds_to_nothing_is_one_line_before_any_model(polydigits_dir, tmp_path, capsys):
+    from conftest import fails, write_yaml
+
+    out = tmp_path / "model"
+    recipe = tiny_recipe(polydigits_dir, out, validation_fraction=0.01, eval_strategy="epoch")
+    argv = ["train", write_yaml(tmp_path / "recipe.yaml", recipe)]
+    fails(capsys, argv, "validation_fraction: 0.01", "eval_strategy")
+    assert not (out / "model.safetensors").exists()

@@ -613,8 +613,9 @@ def _mnist_images(image_size: int, seed: int, synthesis: frozenset[str]) -> tupl
 def _vary_handwriting(ink: np.ndarray, rng: np.random.Generator, image_size: int, synthesis: frozenset[str]):
     """One handwritten digit (ink 0..255 on black) -> a dark-on-light image of side image_size.
 
-    framing         a quarter fill the frame (cropped to the ink, as size-normalised scans are), a tenth sit
-                    small anywhere; the others keep MNIST's own frame
+    framing         a quarter fill the frame (cropped to the ink, as size-normalised scans are: half of those
+                    stretched to fill it both ways, as scanners that normalise width and height apart do), a
+                    tenth sit small anywhere; the others keep MNIST's own frame
     strokes         a fifth thickened, a tenth thinned
     low-resolution  a quarter drawn with 8 to 12 pixels across the digit, then scaled up
     """
@@ -627,7 +628,10 @@ def _vary_handwriting(ink: np.ndarray, rng: np.random.Generator, image_size: int
         w, h = digit.size
         fill = rng.uniform(0.92, 1.0) if framing < 0.25 else rng.uniform(0.35, 0.5)
         scale = fill * side / max(w, h)
-        digit = digit.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
+        width = round(w * scale)
+        if framing < 0.125:  # stretched: the narrow axis filled too, up to four times its own width
+            width = round(min(fill * side, w * scale * rng.uniform(1.0, 4.0)))
+        digit = digit.resize((max(1, width), max(1, round(h * scale))), Image.Resampling.BICUBIC)
         page = Image.new("L", (side, side), 0)
         room = (side - digit.size[0], side - digit.size[1])
         if framing < 0.25:
@@ -807,8 +811,8 @@ def generate_polydigits(
     synthesis says; it is left out when holdout_fonts=True, which renders only with fonts held out of training).
     The folder appears at once when complete: it is written to a temporary sibling and renamed.  workers: processes
     for rendering (default: the CPU count, one when the job is small); the images do not depend on it.
-    strangers: images of the `strangers` source, no numeral at all (builtin_data/strangers.py; default five digits'
-    worth, 5 * per_class; 0 leaves it out; never drawn with holdout_fonts=True).
+    strangers: images of the `strangers` source, no numeral at all (builtin_data/strangers.py; default ten digits'
+    worth, 10 * per_class; 0 leaves it out; never drawn with holdout_fonts=True).
     """
     for key, value, lo in (("per_class", per_class, 1), ("image_size", image_size, 16)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:

@@ -14,9 +14,10 @@ with the same ink and degradations as the numerals:
     shapes    polygons and stars, filled or outlined
 
 Letters and marks that ARE a numeral's shape in some system are never strangers, so the model is not taught to
-refuse a numeral: O o Q D (zeros: 0, ० ০ ๐ ០ ၀ 〇), I l i j J ! | / \\ ( ) (ones: 1, ١), Z z (2), S s (5), B (8),
-G b (6), g q (9), V v ^ (Arabic-Indic ٧ and ٨), - _ = ~ (Han 一 二 三), and dots, commas and quotes (the Arabic-Indic
-zero ٠ is a dot).
+refuse a numeral: O o (zeros: 0, ० ০ ๐ ០ ၀ 〇), I l | / \\ ( ) (ones: 1, ١), g q (nines whose tail is straight),
+V v ^ (Arabic-Indic ٧ and ٨), - _ ~ (Han 一), and dots, commas and quotes (the Arabic-Indic zero ٠ is a dot).
+Letters that only resemble a digit in some hands (B and 8, S and 5, Z and 2, G, b and 6) are strangers: a type
+designer draws them apart, and the measurement of refusal on real handwriting says what that costs.
 
 Training strangers use the training families of the Latin typefaces; `holdout=True` draws them with the held-out
 families only, so that a measurement of refusal is made on typefaces the model never saw.
@@ -45,18 +46,18 @@ __all__ = [
     "write_strangers_source",
 ]
 
-LETTERS = "ACEFHKLMNPRTUWXYacdefhkmnprtuwxy"
-SYMBOLS = "?&#@%$*+<>[]{};:§¶©®€£¥¿"
+LETTERS = "ABCDEFGHJKLMNPQRSTUWXYZabcdefhijkmnprstuwxyz"
+SYMBOLS = "?!&#@%$*+=<>[]{};:§¶©®€£¥¿¡"
 # kind -> share of the strangers
 KINDS: dict[str, float] = {
-    "blank": 0.08,
-    "specks": 0.06,
-    "noise": 0.10,
-    "texture": 0.12,
-    "letters": 0.36,
-    "symbols": 0.16,
+    "blank": 0.05,
+    "specks": 0.05,
+    "noise": 0.07,
+    "texture": 0.08,
+    "letters": 0.40,
+    "symbols": 0.22,
     "scribble": 0.06,
-    "shapes": 0.06,
+    "shapes": 0.07,
 }
 
 
@@ -262,9 +263,9 @@ SOURCE = {"name": "strangers", "language": "zxx", "script": "Zyyy", "label": "no
 
 
 def check_strangers(count, per_class: int) -> int:
-    """The number of strangers to draw: `count`, or five digits' worth (5 * per_class) when None."""
+    """The number of strangers to draw: `count`, or ten digits' worth (10 * per_class) when None."""
     if count is None:
-        return 5 * per_class
+        return 10 * per_class
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise UserError(f"strangers must be a whole number of images, 0 or more, got {count!r}")
     return int(count)
@@ -299,7 +300,7 @@ def write_strangers_source(folder, count: int, seed: int, image_size: int) -> tu
             "",
             f"`strangers` ({len(images):,} images, labelled `{SOURCE['label']}`, language `{SOURCE['language']}`, "
             f"script `{SOURCE['script']}`): no numeral of any system, for a model to learn to refuse ({shares}). "
-            "Letters and marks that are a numeral's shape in some system (O, l, Z, S, B, V, dots, dashes…) are "
+            "Letters and marks that are a numeral's shape in some system (O, l, q, V, dots, dashes…) are "
             "never drawn; see `polyglot_vision/builtin_data/strangers.py`.",
             "",
         ]

@@ -314,6 +314,21 @@ def train(recipe: Recipe) -> dict:
         return _train(recipe, output_dir)
 
 
+def check_split_sizes(splits: DatasetDict, recipe: Recipe) -> None:
+    """A split the run needs that came out empty is one line, before the model is built."""
+    data, evaluates = recipe.data, recipe.training.eval_strategy != "no"
+    if not len(splits["train"]):
+        raise UserError(
+            "recipe: the train split is empty: the sources hold too few images for the test and "
+            "validation fractions; lower `test_fraction` and `validation_fraction`, or add images"
+        )
+    if evaluates and not len(splits["validation"]):
+        raise UserError(
+            f"recipe: `validation_fraction: {data.validation_fraction}` leaves the validation split empty "
+            f'(it is taken per concept and language, rounded): raise it, or set `eval_strategy: "no"`'
+        )
+
+
 def _train(recipe: Recipe, output_dir: Path) -> dict:
     args = recipe.training
     done, checkpoint = resume_point(recipe, resolve_checkpoint(args))
@@ -329,6 +344,7 @@ def _train(recipe: Recipe, output_dir: Path) -> dict:
         test_split = splits["test"]
     else:
         label_space, processor, cached = load_data(recipe)
+        check_split_sizes(cached, recipe)
         train_split, eval_split, test_split = cached["train"], cached["validation"], cached["test"]
     # A joint model's classes are the (concept, language) pairs of the data (refused with streaming).
     granularity = args.label_granularity
