@@ -64,7 +64,7 @@ def test_polydigits_draws_strangers_of_every_kind_labelled_none_in_no_language(p
     [entry] = [e for e in sources if e["name"] == "strangers"]
     assert (entry["language"], entry["script"]) == ("zxx", "Zyyy")
     data = datasets.load_dataset("parquet", data_files=str(polydigits_dir / entry["path"]), split="train")
-    assert len(data) == 10 * 4 and set(data["label"]) == {"none"} and set(data["kind"]) == set(KINDS)
+    assert len(data) == 20 * 4 and set(data["label"]) == {"none"} and set(data["kind"]) == set(KINDS)
     assert "## Strangers" in (polydigits_dir / "README.md").read_text(encoding="utf-8")
 
 
@@ -75,6 +75,37 @@ def test_strangers_never_draw_a_numeral_or_a_numeral_look_alike():
     assert not drawn & set("OoIl|/\\()gqVv^-_~.,'\"·")  # zeros, ones, nines, ٧ ٨, 一, ٠
     assert set("AB?!") <= drawn  # what looks like a digit only in some hands is a stranger
     assert sum(KINDS.values()) == pytest.approx(1.0)
+
+
+def _printed_clean(png: bytes) -> bool:
+    """Pure white paper: most light pixels (all but those near the ink) are exactly white."""
+    import io
+
+    import numpy as np
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+    light = pixels[pixels > 128]
+    return bool((light == 255).mean() > 0.6)
+
+
+def test_a_share_of_strangers_and_of_numerals_is_printed_clean_so_a_clean_page_means_nothing():
+    import numpy as np
+
+    from polyglot_vision.builtin_data.polydigits import DEFAULT_SYNTHESIS, SCRIPT_FONTS, render_digit
+    from polyglot_vision.builtin_data.strangers import draw_strangers
+
+    letters, _ = draw_strangers(120, seed=5, kinds=("letters", "symbols"))
+    clean_letters = sum(map(_printed_clean, letters)) / len(letters)
+    fonts = SCRIPT_FONTS["latn"][0]
+    digits = [
+        render_digit("latn", i % 10, np.random.default_rng(i), 48, fonts, frozenset(DEFAULT_SYNTHESIS))
+        for i in range(120)
+    ]
+    clean_digits = sum(map(_printed_clean, digits)) / len(digits)
+    assert 0.12 <= clean_letters <= 0.4 and 0.12 <= clean_digits <= 0.4
+    # a yardstick can ask for none of them, or all of them
+    assert not any(map(_printed_clean, draw_strangers(40, seed=5, kinds=("letters",), clean_share=0)[0]))
+    assert all(map(_printed_clean, draw_strangers(40, seed=5, kinds=("letters",), clean_share=1)[0]))
 
 
 def test_the_refusal_registry_adds_none_to_the_digits_and_the_registry_checks_its_words(tmp_path):

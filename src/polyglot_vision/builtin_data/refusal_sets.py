@@ -2,6 +2,8 @@
 
 strangers    every kind of builtin_data/strangers.py, with a seed of its own; letters and symbols drawn in
              the held-out Latin families only: all should be refused
+clean        letters, symbols and a page printed pure black on pure white, as a drawing pad or a font on a
+             screen gives them (held-out Latin families): all should be refused
 numerals     the digits of every system that has held-out type families, drawn only with those: none should be
 handwriting  the UCI digits at every framing of builtin_data/handwriting.py: none should be
 """
@@ -46,11 +48,20 @@ def refusal_sets(work: Path, per_class: int = 30, per_kind: int = 100, seed: int
     strangers = {
         kind: draw_strangers(per_kind, seed=seed, image_size=48, holdout=True, kinds=(kind,))[0] for kind in KINDS
     }
+    clean = {
+        kind: draw_strangers(per_kind, seed=seed, image_size=48, holdout=True, kinds=(kind,), clean_share=1.0)[0]
+        for kind in ("letters", "symbols", "blank")
+    }
     return {
         "strangers": {
             "title": "strangers (letters and symbols in held-out Latin families)",
             "refuse": True,
             "images": strangers,
+        },
+        "clean": {
+            "title": "letters and symbols printed black on white (held-out Latin families)",
+            "refuse": True,
+            "images": clean,
         },
         "numerals": {
             "title": "numerals of held-out type families",

@@ -1,8 +1,8 @@
 """Strangers: images that are no numeral of any system PolyDigits draws, for a model to learn to refuse.
 
 A classifier trained only on numerals answers a numeral for anything (a white page read as "one"). PolyDigits
-adds one source of strangers, labelled with the registry's refusal concept ("none"), drawn on the same paper
-with the same ink and degradations as the numerals:
+adds one source of strangers, labelled with the registry's refusal concept ("none"), printed as the numerals are
+(paper.py: the same paper, ink and degradations, and as often clean, pure black on pure white):
 
     blank     an empty page: plain, textured, lit unevenly, or dark (the model also sees inverted images)
     specks    a nearly blank page: a few dots and smudges too small to be a glyph
@@ -34,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import UserError
 from .fonts import FONTS, SCRIPT_FONTS, font_faces, load_font, render_mask, variation_axes
+from .paper import CLEAN_SHARE, blur_and_noise, clean, coarse_field, ink_on_paper, jpeg, paper
 
 __all__ = [
     "KINDS",
@@ -59,29 +60,6 @@ KINDS: dict[str, float] = {
     "scribble": 0.06,
     "shapes": 0.07,
 }
-
-
-def _field(rng: np.random.Generator, size: int, grid: int) -> np.ndarray:
-    coarse = rng.standard_normal((grid, grid)).astype(np.float32)
-    return np.asarray(Image.fromarray(coarse, mode="F").resize((size, size), Image.Resampling.BICUBIC))
-
-
-def _paper(rng: np.random.Generator, size: int) -> np.ndarray:
-    paper = np.full((size, size), rng.uniform(185, 255), dtype=np.float32)
-    if rng.random() < 0.5:
-        paper += _field(rng, size, int(rng.integers(2, 6))) * rng.uniform(3, 15)
-    if rng.random() < 0.3:
-        gy, gx = np.mgrid[0:size, 0:size] / size - 0.5
-        angle = rng.uniform(0, 2 * np.pi)
-        paper += (np.cos(angle) * gx + np.sin(angle) * gy) * rng.uniform(10, 40)
-    return paper
-
-
-def _on_paper(rng: np.random.Generator, ink_mask: np.ndarray) -> np.ndarray:
-    """Ink coverage (0..1) laid on paper with the numerals' range of paper and ink tones."""
-    paper = _paper(rng, ink_mask.shape[0])
-    ink = rng.uniform(0, 70)
-    return paper - (paper - ink) * ink_mask * rng.uniform(0.85, 1.0)
 
 
 def _glyph_mask(rng: np.random.Generator, text: str, size: int, fonts: list[str]) -> np.ndarray | None:
@@ -168,7 +146,7 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     base = rng.uniform(60, 220)
     kind = rng.random()
     if kind < 0.5:  # smooth fields at several scales: stone, fabric, clouds
-        image = sum(_field(rng, size, g) * rng.uniform(5, 40) for g in rng.integers(2, size // 2, size=3))
+        image = sum(coarse_field(rng, size, g) * rng.uniform(5, 40) for g in rng.integers(2, size // 2, size=3))
     elif kind < 0.75:  # stripes or checks, at an angle
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
         angle, period = rng.uniform(0, np.pi), rng.uniform(3, size / 3)
@@ -184,21 +162,20 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return base + image
 
 
-def draw_stranger(kind: str, rng: np.random.Generator, size: int, fonts: list[str]) -> Image.Image:
-    """One stranger of `kind` (a key of KINDS): a grayscale image of side `size`."""
+def draw_stranger(
+    kind: str, rng: np.random.Generator, size: int, fonts: list[str], clean_share: float = CLEAN_SHARE
+) -> Image.Image:
+    """One stranger of `kind` (a key of KINDS): a grayscale image of side `size`, printed as the numerals are
+    (paper.py); drawn strangers and blank pages are printed clean `clean_share` of the time."""
+    printed_clean = kind not in ("noise", "texture") and clean_share > 0 and rng.random() < clean_share
     if kind == "blank":
-        pixels = _paper(rng, size)
+        if printed_clean:
+            return Image.new("L", (size, size), 255)
+        pixels = paper(rng, size)
         if rng.random() < 0.15:
             pixels = 255 - pixels
-    elif kind == "specks":
-        dots = np.zeros((size, size), dtype=np.float32)
-        for _ in range(int(rng.integers(1, 6))):
-            y, x = rng.integers(0, size, size=2)
-            r = int(rng.integers(0, 2))
-            dots[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = rng.uniform(0.3, 1.0)
-        pixels = _on_paper(rng, dots)
     elif kind == "noise":
-        pixels = _paper(rng, size)
+        pixels = paper(rng, size)
         roll = rng.random()
         if roll < 0.4:
             pixels = pixels + rng.normal(0, rng.uniform(15, 90), size=(size, size))
@@ -207,37 +184,52 @@ def draw_stranger(kind: str, rng: np.random.Generator, size: int, fonts: list[st
             share = rng.uniform(0.02, 0.3)
             pixels = np.where(salt < share / 2, 0, np.where(salt > 1 - share / 2, 255, pixels))
         else:
-            blotches = np.clip(_field(rng, size, int(rng.integers(6, max(7, size // 3)))), 0, None)
-            pixels = _on_paper(rng, np.clip(blotches * rng.uniform(0.3, 1.0), 0, 1))
+            blotches = np.clip(coarse_field(rng, size, int(rng.integers(6, max(7, size // 3)))), 0, None)
+            pixels = ink_on_paper(np.clip(blotches * rng.uniform(0.3, 1.0), 0, 1), rng)
     elif kind == "texture":
         pixels = _texture(rng, size)
-    elif kind in ("letters", "symbols"):
+    else:
+        coverage = _coverage(kind, rng, size, fonts)
+        if printed_clean:
+            return clean(coverage)
+        pixels = ink_on_paper(coverage, rng)
+    return jpeg(blur_and_noise(pixels, rng), rng)
+
+
+def _coverage(kind: str, rng: np.random.Generator, size: int, fonts: list[str]) -> np.ndarray:
+    """The ink (0..1) of a drawn stranger: specks, letters, symbols, a scribble or shapes."""
+    if kind == "specks":
+        dots = np.zeros((size, size), dtype=np.float32)
+        for _ in range(int(rng.integers(1, 6))):
+            y, x = rng.integers(0, size, size=2)
+            r = int(rng.integers(0, 2))
+            dots[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = rng.uniform(0.3, 1.0)
+        return dots
+    if kind in ("letters", "symbols"):
         alphabet = LETTERS if kind == "letters" else SYMBOLS
         count = 2 if kind == "letters" and rng.random() < 0.25 else 1
         text = "".join(alphabet[int(rng.integers(len(alphabet)))] for _ in range(count))
         mask = _glyph_mask(rng, text, size, fonts)
-        pixels = _on_paper(rng, mask if mask is not None else np.zeros((size, size), np.float32))
-    elif kind == "scribble":
-        pixels = _on_paper(rng, _scribble(rng, size))
-    elif kind == "shapes":
-        pixels = _on_paper(rng, _shape(rng, size))
-    else:
-        raise ValueError(f"unknown kind of stranger {kind!r}; choose among {', '.join(KINDS)}")
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    if rng.random() < 0.3:
-        image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 0.9)) * size / 48))
-    if rng.random() < 0.5:
-        noisy = np.asarray(image, dtype=np.float32) + rng.normal(0, rng.uniform(2, 12), size=(size, size))
-        image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-    return image
+        return mask if mask is not None else np.zeros((size, size), np.float32)
+    if kind == "scribble":
+        return _scribble(rng, size)
+    if kind == "shapes":
+        return _shape(rng, size)
+    raise ValueError(f"unknown kind of stranger {kind!r}; choose among {', '.join(KINDS)}")
 
 
 def draw_strangers(
-    count: int, seed: int = 0, image_size: int = 48, holdout: bool = False, kinds: tuple[str, ...] | None = None
+    count: int,
+    seed: int = 0,
+    image_size: int = 48,
+    holdout: bool = False,
+    kinds: tuple[str, ...] | None = None,
+    clean_share: float = CLEAN_SHARE,
 ) -> tuple[list[bytes], list[str]]:
     """`count` strangers as PNG bytes, and the kind of each: every image from its own seeded generator.
 
-    The kinds come in the shares of KINDS (or evenly among `kinds`), in a fixed order.
+    The kinds come in the shares of KINDS (or evenly among `kinds`), in a fixed order; `clean_share` of the drawn
+    ones (and of blank pages) are printed pure black on pure white.
     """
     train, held = SCRIPT_FONTS["latn"]
     fonts = held if holdout and held else train
@@ -251,7 +243,7 @@ def draw_strangers(
         for index in range(int(n)):
             rng = np.random.default_rng([seed, zlib.crc32(f"strangers/{kind}".encode()), index, int(holdout)])
             buffer = io.BytesIO()
-            draw_stranger(kind, rng, image_size, fonts).save(buffer, format="PNG")
+            draw_stranger(kind, rng, image_size, fonts, clean_share).save(buffer, format="PNG")
             images.append(buffer.getvalue())
             labels.append(kind)
     return images, labels
@@ -263,9 +255,9 @@ SOURCE = {"name": "strangers", "language": "zxx", "script": "Zyyy", "label": "no
 
 
 def check_strangers(count, per_class: int) -> int:
-    """The number of strangers to draw: `count`, or ten digits' worth (10 * per_class) when None."""
+    """The number of strangers to draw: `count`, or twenty digits' worth (20 * per_class) when None."""
     if count is None:
-        return 10 * per_class
+        return 20 * per_class
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise UserError(f"strangers must be a whole number of images, 0 or more, got {count!r}")
     return int(count)

@@ -2,8 +2,8 @@
 
 Refusal: a model whose label space has a refusal concept (`refusal: true` in the registry, "none") learns it like
 any other class. An image is refused when the probability on it reaches `refusal_threshold`: the larger of a floor
-and the share that all but the most doubtful 0.2 % of the validation images of the other concepts stay under, so
-that what is drawn like the training data is almost never refused, while what is none of the concepts is.
+and the share that all but the most doubtful 1 % of the validation images of the other concepts stay under, so
+that what is drawn like the training data is seldom refused, while what is none of the concepts is.
 
 Twins: joint classes of different scripts and different concepts that draw the same shape.
 A concept answer cannot tell them apart without knowing the script, so an answer without a hint names both. Two
@@ -20,9 +20,7 @@ from ..modeling import is_joint, label_scripts
 
 REFUSAL_FLOOR = 0.3  # never refuse on less: below this the model leans to a concept
 REFUSAL_CEILING = 0.6  # always refuse on more: "none" then outweighs every concept together
-KNOWN_KEPT = (
-    0.998  # the quantile of the refusal share of validation images of known concepts the threshold stays above
-)
+KNOWN_KEPT = 0.99  # the quantile of the refusal share of validation images of known concepts the threshold keeps
 TWIN_LEAK = 0.06
 TWIN_MIN_IMAGES = 10  # validation images of each class, for its leaks to mean something
 TWIN_LIFT = 10.0  # and each draws that much more from the other than other classes on average draw from it
