@@ -106,10 +106,7 @@ def cmd_cache(args) -> dict:
 def cmd_quickstart(args) -> dict:
     from polyglot_vision.experiments.records import trained_metrics
 
-    result = trained_metrics(args.model)
-    if args.note:
-        result["note"] = args.note
-    return result
+    return trained_metrics(args.model)
 
 
 def cmd_experiment(args) -> dict:
@@ -234,7 +231,6 @@ def main(argv=None) -> int:
     p.set_defaults(func=None)
     p = sub.add_parser("quickstart", help="record the test metrics of a model trained by `polyglot-vision train`")
     p.add_argument("model")
-    p.add_argument("--note", help="how the figures were made (the machine's load, say), printed under them")
     p.set_defaults(func=cmd_quickstart)
     for name, what in (("transfer", "polyglot-vision transfer"), ("adaptation", "polyglot-vision adapt")):
         p = sub.add_parser(name, help=f"record what `{what}` wrote into FOLDER")
@@ -314,6 +310,9 @@ def main(argv=None) -> int:
     for action in sub.choices.values():
         if action.prog.split()[-1] != "page":
             action.add_argument("--markdown", action="store_true", help="store it, rewrite the results page")
+            action.add_argument(
+                "--note", help="how the figures were made (the machine's load, say), printed under them"
+            )
             if not any(a.dest == "output" for a in action._actions):
                 action.add_argument("--output", help="write the JSON here too")
     args = parser.parse_args(argv)
@@ -324,6 +323,8 @@ def main(argv=None) -> int:
 
     try:
         result = args.func(args)
+        if args.note:
+            result["note"] = args.note
     except UserError as err:
         print(f"benchmark.py: error: {err}", file=sys.stderr)
         return 2
