@@ -73,8 +73,7 @@ def plot_language_concept(names, table, labels: list[str], path: Path, title: st
     plt = pyplot()
     width = min(max(6.0, 0.55 * len(labels) + 2.5), MAX_INCHES)
     fig, ax = plt.subplots(figsize=(width, min(max(3.5, 0.4 * len(names) + 1.5), MAX_INCHES)))
-    cmap = plt.get_cmap("RdYlGn").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="lightgrey")
     image = ax.imshow(np.ma.masked_invalid(table), cmap=cmap, vmin=0, vmax=1, aspect="auto")
     if len(labels) <= MAX_TICKS:
         ax.set_xticks(range(len(labels)), labels)
