@@ -39,12 +39,13 @@ ORDER = (
 
 
 def _shown(command: str) -> str:
-    """The command as a reader would rerun it: where a JSON copy of the result went (`--output`) is left out."""
+    """The command as a reader would rerun it: where a JSON copy of the result went (`--output`) and the note,
+    printed under the figures, are left out."""
     words, shown = shlex.split(command), []
     for word in words:
-        if shown and shown[-1] == "--output":
+        if shown and shown[-1] in ("--output", "--note"):
             shown.pop()
-        elif not word.startswith("--output="):
+        elif not word.startswith(("--output=", "--note=")):
             shown.append(word)
     return shlex.join(shown)
 
