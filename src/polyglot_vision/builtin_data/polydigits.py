@@ -761,8 +761,9 @@ def _readme(
         "45-90% of the canvas measured on the font's own digits (so Arabic ٠ stays a dot and 一 a thin "
         "stroke); rotation ±15°, shear, aspect squeeze 0.55-1.25, centring on the ink box with jitter; "
         "elastic distortion, stroke thickening or "
-        "thinning, paper tone and texture, lighting gradient, ink tone, blur, noise and JPEG artefacts. "
-        "Rendered at 2× and downsampled. No flips.",
+        "thinning, paper tone and texture, lighting gradient, ink tone, blur, noise and JPEG artefacts; a quarter "
+        "printed clean, pure black on pure white, as the handwriting is (`clean`). Rendered at 2× and downsampled. "
+        "No flips.",
         "",
         "## Licences",
         "",
