@@ -401,7 +401,7 @@ def render_polyobjects(page: Path = OBJECTS_PAGE) -> Path:
         "",
         "| recipe | model | where |",
         "|---|---|---|",
-        "| `quickstart.yaml` | ResNet from a config, 32 px | a CPU in 10 minutes (`make polyobjects`) |",
+        "| `quickstart.yaml` | ResNet from a config, 32 px | a CPU in 13 minutes (`make polyobjects`) |",
         "| `convnext.yaml` | ConvNeXt from a config, 48 px | CPU (slower) or GPU |",
         "| `vit.yaml` | ViT from a config, 48 px | CPU (slower) or GPU |",
         "| `vit-base.yaml` | `google/vit-base-patch16-224-in21k`, 224 px | GPU and the Hub (not run here) |",
