@@ -170,7 +170,7 @@ def draw_stranger(
     printed_clean = kind not in ("noise", "texture") and clean_share > 0 and rng.random() < clean_share
     if kind == "blank":
         if printed_clean:
-            return Image.new("L", (size, size), 255)
+            return clean(np.zeros((size, size), np.float32))
         pixels = paper(rng, size)
         if rng.random() < 0.15:
             pixels = 255 - pixels
