@@ -192,8 +192,21 @@ def crowd(url: str, requests) -> list:
 
 
 def test_a_malformed_call_or_a_bad_file_does_not_fail_its_batch_mates(app, predictor, tmp_path):
+    from gradio.utils import get_upload_folder
+
     seven, not_image = EXAMPLES / "latn-7.png", tmp_path / "notes.png"
     not_image.write_text("not a picture", encoding="utf-8")
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(seven.read_bytes())
+    uploads = Path(get_upload_folder())
+    climbing = str(uploads / "0123abcd" / ".." / ".." / ".." / secret.relative_to("/"))  # climbs out of the folder
+    link = uploads / "0123abcd" / "link.png"  # a link inside the upload folder, to a file outside it
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(secret)
+
+    def file(path):
+        return {"path": str(path), "meta": {"_type": "gradio.FileData"}}
 
     async def requests(http):
         good = [await upload(http, seven, f"good-{i}") for i in range(16)]
@@ -202,14 +215,19 @@ def test_a_malformed_call_or_a_bad_file_does_not_fail_its_batch_mates(app, predi
         calls += [
             call(http, [None]),  # too few inputs: Gradio would cut every request of its batch short
             call(http, [123, "fr", ""]),  # not a file
-            call(http, [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}, "fr", ""]),  # not uploaded
+            call(http, [file("/etc/hostname"), "fr", ""]),  # not uploaded
             call(http, [bad_file, "fr", ""]),  # uploaded, but not an image
             call(http, [good[0], 5, ["x"]]),  # wrong types for the language and the hint
+            call(http, [file(climbing), "fr", ""]),
+            call(http, [file(link), "fr", ""]),
+            call(http, [file(link), "fr", ""]),  # asked again: the same answer
         ]
         return calls + [call(http, [file, "fr", ""]) for file in good[8:]]
 
     results = crowd(app.local_url, requests)
+    link.unlink()
     good = results[:8] + results[-8:]
+    assert len(results) == 8 + 8 + 8
     expected = expected_labels(predictor, seven, "fr")
     for status, (event, outputs) in good:
         assert status == 200 and event == "complete"
@@ -222,6 +240,8 @@ def test_a_malformed_call_or_a_bad_file_does_not_fail_its_batch_mates(app, predi
     assert not bad_file[1][1][0] and "not an image" in bad_file[1][1][1]
     assert odd_types[0] == 200 and odd_types[1][0] == "complete"
     assert odd_types[1][1][0]["confidences"]  # answered in the default language
+    for status, detail in results[13:16]:
+        assert status == 422 and "not uploaded to this server" in detail
 
 
 def test_one_batch_reads_each_request_with_its_own_language_and_hint_in_one_model_call(joint_model_fixture):  # noqa: F811
@@ -309,6 +329,50 @@ def test_a_burst_larger_than_the_queue_is_told_to_try_again_and_the_server_answe
 
         label, _ = predict(Client(demo.local_url, verbose=False), seven, "fr")  # served normally afterwards
         assert label["label"] == expected_labels(slow, seven, "fr")[0]
+    finally:
+        demo.close()
+
+
+def test_a_crowd_hears_its_place_in_the_queue_once_a_second_not_after_every_batch(model_dir):
+    from polyglot_vision.experiments.space_load import endpoint
+    from polyglot_vision.serving import Predictor
+    from polyglot_vision.serving.demo import launch
+
+    slow = Predictor.from_pretrained(model_dir)
+    fast = slow.class_probabilities
+
+    def slow_probabilities(images):  # eight batches of two: the last users wait through seven
+        time.sleep(0.3)
+        return fast(images)
+
+    slow.class_probabilities = slow_probabilities
+    demo = launch(slow, port=free_port(), block=False, quiet=True, max_batch_size=2)
+    seven = EXAMPLES / "latn-7.png"
+    try:
+        fn_index, trigger_id = endpoint(demo.local_url.rstrip("/"), "predict")
+
+        async def requests(http):
+            files = [await upload(http, seven, f"queue-{i}") for i in range(16)]
+
+            async def page(i, file):  # the page's own sequence: join the queue, then read its session's stream
+                body = {"data": [file, "fr", ""], "fn_index": fn_index, "trigger_id": trigger_id}
+                body |= {"event_data": None, "session_hash": f"crowd-{i}"}
+                joined = time.perf_counter()
+                (await http.post("/gradio_api/queue/join", json=body)).raise_for_status()
+                stream = await http.get("/gradio_api/queue/data", params={"session_hash": f"crowd-{i}"})
+                lines = [line for line in stream.text.splitlines() if line.startswith("data:")]
+                return [json.loads(line[5:]) for line in lines], time.perf_counter() - joined
+
+            return [page(i, file) for i, file in enumerate(files)]
+
+        pages = crowd(demo.local_url, requests)
+        for messages, waited in pages:
+            kinds = [m["msg"] for m in messages]
+            assert kinds[0] == "estimation" and messages[0]["rank"] is not None  # told its place on joining
+            assert "process_completed" in kinds and messages[kinds.index("process_completed")]["success"]
+            # Once when it joins, then once a second at most (Gradio's default: after every batch, up to 8 here)
+            assert kinds.count("estimation") <= 2 + int(waited), (kinds, waited)
+        assert max(waited for _, waited in pages) > 2  # the last ones did wait through several batches
     finally:
         demo.close()
 

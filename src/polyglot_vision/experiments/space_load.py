@@ -22,9 +22,12 @@ instant) and an open-loop rate (request i sent at i/R s; latency counts from the
 generator cannot hide queueing). For each: answered, errors by kind, latency p50/p95/p99/max (upload to answer),
 answers/s, server CPU per request (all threads of the server process) and the generator's own CPU per request.
 
-The httpx and browser users are sent from a few worker processes (`processes`), each its share of the users in
-its own asyncio loop, all from the same instant: one loop cannot send a crowd's HTTP as fast as a crowd, and on a
-shared machine the scheduler hands out the cores per thread. gradio_client is synchronous: a thread per user.
+Every client but the floor sends its users from a few worker processes (`processes`, a fresh pool for each
+client), each its share of the users from the same instant: the httpx and browser users in the worker's asyncio
+loop, the gradio_client users (synchronous) in a thread each, their Clients made during the warm-up. One process
+cannot send a crowd's HTTP as fast as a crowd (one loop, or one interpreter lock for a hundred gradio_client
+threads, each call spending milliseconds of Python), and on a shared machine the scheduler hands out the cores per
+thread; the users of a real crowd each bring their own machine.
 
 The generator runs on the same machine as the server, so its own cost is kept out of the server's way where a
 user's machine would not pay it at all: each httpx user shares one TLS context (an http:// URL makes no TLS, but
@@ -179,20 +182,27 @@ class BrowserUser(HttpxUser):
 
 
 class GradioClientUsers:
-    """`gradio_client.Client(url).predict(...)`: one Client per user (made before the load), calls in threads."""
+    """`gradio_client.Client(url).predict(...)`: Clients made ahead (at least `users`), each call in a thread."""
 
     def __init__(self, url: str, api: str, inputs: list, users: int, timeout: float):
-        self.api, self.inputs, self.timeout = api, inputs, timeout
-        self.clients = [Client(url, verbose=False, ssl_verify=False) for _ in range(users)]
+        self.url, self.api, self.inputs, self.timeout = url, api, inputs, timeout
+        self.clients: list[Client] = []
         self.threads = ThreadPoolExecutor(max_workers=max(users, 64))  # a sustained load may hold more at once
+        self.folder = tempfile.TemporaryDirectory(prefix="pv-space-load-")  # gradio_client sends files from disk
         self.next = 0
+        self.ensure(users)
+
+    def ensure(self, users: int) -> None:
+        """Make Clients until there are `users` of them (each fetches the app's config and API info)."""
+        while len(self.clients) < users:
+            self.clients.append(Client(self.url, verbose=False, ssl_verify=False))
 
     def predict(self, client, path: str) -> tuple[str, str]:
         outputs = client.predict(handle_file(path), *self.inputs, api_name=f"/{self.api}")
         return judge("complete", list(outputs))
 
-    async def user(self, png: bytes, name: str, folder: Path) -> tuple[str, str]:
-        path = folder / f"{secrets.token_hex(6)}-{name}"  # gradio_client sends files from disk
+    async def user(self, png: bytes, name: str) -> tuple[str, str]:
+        path = Path(self.folder.name) / f"{secrets.token_hex(6)}-{name}"
         path.write_bytes(png)
         client = self.clients[self.next % len(self.clients)]
         self.next += 1
@@ -205,6 +215,22 @@ class GradioClientUsers:
         self.threads.shutdown(wait=False, cancel_futures=True)
         for client in self.clients:
             client.close()
+        self.folder.cleanup()
+
+
+_GRADIO_CLIENT_USERS: dict[str, GradioClientUsers] = {}  # a worker process's Clients, kept from load to load
+
+
+def gradio_client_users(spec: dict, users: int) -> GradioClientUsers:
+    """This process's gradio_client users for `spec`'s app, at least `users` (and `spec["users"]`) of them."""
+    users = max(users, spec.get("users", 0))
+    pool = _GRADIO_CLIENT_USERS.get(spec["url"])
+    if pool is None:
+        pool = _GRADIO_CLIENT_USERS[spec["url"]] = GradioClientUsers(
+            spec["url"], spec["api"], spec["inputs"], users, spec["timeout"]
+        )
+    pool.ensure(users)
+    return pool
 
 
 class RawHTTP:
@@ -317,8 +343,10 @@ async def send_all(user, uploads, starts, began: float, timeout: float) -> list[
     return await asyncio.gather(*(one(i, offset) for i, offset in enumerate(starts)))
 
 
-def make_user(spec: dict):
-    """The `user(png, name)` coroutine function of an asyncio client, from a picklable description."""
+def make_user(spec: dict, users: int = 0):
+    """The `user(png, name)` coroutine function of a client for `users` users, from a picklable description."""
+    if spec["client"] == "gradio_client":
+        return gradio_client_users(spec, users).user
     tls = ssl.create_default_context()
     if spec["client"] == "httpx":
         return HttpxUser(spec["url"], spec["api"], spec["inputs"], tls, spec["timeout"]).user
@@ -332,8 +360,9 @@ def send_slice(spec: dict, uploads, starts, start_at: float, timeout: float):
     """In a worker process: its share of the users, from the wall-clock instant `start_at`; (results, CPU s)."""
     quiet_httpcore()
     cpu = time.process_time()
+    user = make_user(spec, len(uploads))
     began = time.perf_counter() + (start_at - time.time())
-    results = asyncio.run(send_all(make_user(spec), uploads, starts, began, timeout))
+    results = asyncio.run(send_all(user, uploads, starts, began, timeout))
     return results, time.process_time() - cpu
 
 
@@ -418,43 +447,40 @@ def quiet_httpcore() -> None:
 
 
 async def measure_clients(
-    served, images, *, clients, modes, burst, rate, duration, rate_clients, rounds, api, inputs, timeout, **where
+    served, images, *, clients, modes, burst, rate, duration, rate_clients, rounds, api, inputs, timeout, processes
 ) -> list[dict]:
-    folder, workers = where["folder"], where["workers"]
     fn_index, trigger_id = await asyncio.to_thread(endpoint, served.url, api)
+    spawn = multiprocessing.get_context("spawn")
     runs = []
     for client in clients:
-        pool, spec, user = None, None, None
-        if client == "gradio_client":  # synchronous: a thread per user
-            pool = await asyncio.to_thread(GradioClientUsers, served.url, api, inputs, burst, timeout)
+        spec = {"client": client, "url": served.url, "port": served.port, "api": api, "inputs": inputs}
+        spec.update(timeout=timeout, fn_index=fn_index, trigger_id=trigger_id)
+        spread = bool(processes) and client != "floor"  # the floor is nearly free: one loop sends a crowd on time
+        if spread:
+            spec["users"] = -(-burst // processes)  # each worker's share of a burst (its gradio_client Clients)
+        with ProcessPoolExecutor(processes, mp_context=spawn) if spread else contextlib.nullcontext() as workers:
+            user = None if spread else await asyncio.to_thread(make_user, spec, burst)
 
-            async def user(png, name, pool=pool):
-                return await pool.user(png, name, folder)
+            def load(uploads, starts, user=user, workers=workers, spec=spec):
+                return run_load(user, served.pid, uploads, starts, timeout, workers, spec if workers else None)
 
-        else:
-            spec = {"client": client, "url": served.url, "port": served.port, "api": api, "inputs": inputs}
-            spec.update(timeout=timeout, fn_index=fn_index, trigger_id=trigger_id)
-            if client == "floor" or not workers:  # the floor is nearly free: one loop sends a crowd on time
-                user, spec = make_user(spec), None
-
-        def load(uploads, starts, user=user, spec=spec):
-            return run_load(user, served.pid, uploads, starts, timeout, workers if spec else None, spec)
-
-        try:
-            warm = await load(uploads_for(images, min(16, burst), "distinct"), burst_starts(min(16, burst)))
-            if warm["errors"]:
-                raise RuntimeError(f"{client}: the warm-up failed: {warm['error_examples']}")
-            loads = [(f"burst of {burst}", burst_starts(burst), rounds)]
-            if rate and client in rate_clients:
-                loads.append((f"{rate:g}/s for {duration:g} s", rate_starts(rate, duration), 1))
-            for name, starts, repeats in loads:
-                for mode in modes:
-                    measured = [await load(uploads_for(images, len(starts), mode), starts) for _ in range(repeats)]
-                    runs.append({"client": client, "images": mode, "load": name, **median_round(measured)})
-                    print_run(runs[-1])
-        finally:
-            if pool is not None:
-                pool.close()
+            try:
+                # The warm-up starts the workers and makes their Clients; its figures are not kept.
+                warm_users = burst if client == "gradio_client" else min(16, burst)
+                warm = await load(uploads_for(images, warm_users, "distinct"), burst_starts(warm_users))
+                if warm["errors"]:
+                    raise RuntimeError(f"{client}: the warm-up failed: {warm['error_examples']}")
+                loads = [(f"burst of {burst}", burst_starts(burst), rounds)]
+                if rate and client in rate_clients:
+                    loads.append((f"{rate:g}/s for {duration:g} s", rate_starts(rate, duration), 1))
+                for name, starts, repeats in loads:
+                    for mode in modes:
+                        measured = [await load(uploads_for(images, len(starts), mode), starts) for _ in range(repeats)]
+                        runs.append({"client": client, "images": mode, "load": name, **median_round(measured)})
+                        print_run(runs[-1])
+            finally:
+                if pool := _GRADIO_CLIENT_USERS.pop(served.url, None):  # this process's own, if it sent any
+                    pool.close()
     return runs
 
 
@@ -476,7 +502,7 @@ def measure_space(
 ) -> dict:
     """Serve `model` with `polyglot-vision demo`, load it with every client and image mode; the report.
 
-    `processes`: worker processes that send the asyncio clients' users (0: all from this process's event loop).
+    `processes`: worker processes that send the users of each client but the floor (0: all from this process).
     """
     paths = sorted(Path(examples).glob("*.png"))
     if not paths:
@@ -485,12 +511,7 @@ def measure_space(
     quiet_httpcore()
     report = {"model": model, "cpu_count": os.cpu_count(), "load_average_before": round(os.getloadavg()[0], 2)}
     report["generator_processes"] = processes
-    spawn = multiprocessing.get_context("spawn")
-    with (
-        serve_demo(model) as served,
-        tempfile.TemporaryDirectory(prefix="pv-space-load-") as folder,
-        ProcessPoolExecutor(processes, mp_context=spawn) if processes else contextlib.nullcontext() as workers,
-    ):
+    with serve_demo(model) as served:
         report["startup_s"] = served.startup_s
         before = server_cpu_seconds(served.pid)
         time.sleep(2)
@@ -509,8 +530,7 @@ def measure_space(
                 api=api,
                 inputs=[language, ""],
                 timeout=timeout,
-                folder=Path(folder),
-                workers=workers,
+                processes=processes,
             )
         )
         tls = ssl.create_default_context()

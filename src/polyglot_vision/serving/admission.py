@@ -15,7 +15,9 @@ Both routes a call can take are covered: `POST /gradio_api/call/<api_name>` (the
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Callable
 
 import gradio as gr
@@ -120,13 +122,23 @@ async def refuse(send, status: int, detail: str) -> None:
 
 
 def file_check(demo: gr.Blocks, component) -> Check | None:
-    """Gradio's own checks of a file input (its data model, and that the path was uploaded here), or None."""
+    """Gradio's own checks of a file input (its data model, and that the path was uploaded here), or None.
+
+    The upload folder is resolved once; each path once (a crowd sending one example asks about one path)."""
     model = getattr(component, "data_model", None)
     fields = getattr(model, "model_fields", {})
     if not (isinstance(model, type) and (issubclass(model, FileData) or "path" in fields)):
         return None
 
-    uploads = [gradio_utils.get_upload_folder()]  # fixed while the app serves; computing it costs a path resolve
+    uploads = os.path.realpath(gradio_utils.get_upload_folder())  # fixed while the app serves
+
+    @functools.lru_cache(maxsize=4096)
+    def uploaded_here(path: str) -> bool:
+        """Gradio's test (`is_allowed_file` with the upload folder as the only created path), resolved once."""
+        if any(gradio_utils.is_in_or_equal(path.lower(), str(p).lower()) for p in demo.blocked_paths or []):
+            return False
+        real = os.path.realpath(os.path.abspath(path))
+        return real == uploads or real.startswith(uploads.rstrip(os.sep) + os.sep)
 
     def check(value) -> str | None:
         if value is None:
@@ -135,15 +147,9 @@ def file_check(demo: gr.Blocks, component) -> Check | None:
             item = model.model_validate(value)
         except Exception:  # noqa: BLE001 - pydantic's ValidationError, or a TypeError on odd input
             return FILE_INPUT_HELP
-        if getattr(item, "path", None):
-            allowed, _ = gradio_utils.is_allowed_file(
-                gradio_utils.abspath(item.path),
-                blocked_paths=demo.blocked_paths or [],
-                allowed_paths=[],
-                created_paths=uploads,
-            )
-            if not allowed:
-                return "The file was not uploaded to this server: POST it to /gradio_api/upload first."
+        path = getattr(item, "path", None)
+        if path and not uploaded_here(str(path)):
+            return "The file was not uploaded to this server: POST it to /gradio_api/upload first."
         return None
 
     return check
