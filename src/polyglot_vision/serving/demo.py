@@ -527,6 +527,7 @@ def launch(
     if cheap_queue_analytics:  # read when the queue is made, in demo.queue()
         for key, value in QUEUE_ANALYTICS_ENV.items():
             os.environ.setdefault(key, value)
+    freeze_startup_objects()  # before serving: its one full pass is not paid by a request
     demo.queue(
         status_update_rate=queue_status_every_s, default_concurrency_limit=concurrency_limit, max_size=max_queue
     )
@@ -545,14 +546,13 @@ def launch(
     )
     if demo.server is not None:  # read by each new connection; Gradio does not pass it to uvicorn
         demo.server.config.timeout_keep_alive = KEEP_ALIVE_S
-    freeze_startup_objects()
     if block:
         demo.block_thread()
     return demo
 
 
 def freeze_startup_objects() -> None:
-    """Keep what exists once the app serves (the model, torch, Gradio's app: about half a million objects) out of
+    """Keep what exists before the app serves (the model, torch, Gradio's blocks: over half a million objects) out of
     the garbage collector's full passes, which would otherwise walk all of it every so often while serving: a
     pause of a few hundred milliseconds that the requests waiting at that moment pay. New objects are still
     collected as before."""
