@@ -333,50 +333,6 @@ def test_a_burst_larger_than_the_queue_is_told_to_try_again_and_the_server_answe
         demo.close()
 
 
-def test_a_crowd_hears_its_place_in_the_queue_once_a_second_not_after_every_batch(model_dir):
-    from polyglot_vision.experiments.space_load import endpoint
-    from polyglot_vision.serving import Predictor
-    from polyglot_vision.serving.demo import launch
-
-    slow = Predictor.from_pretrained(model_dir)
-    fast = slow.class_probabilities
-
-    def slow_probabilities(images):  # eight batches of two: the last users wait through seven
-        time.sleep(0.3)
-        return fast(images)
-
-    slow.class_probabilities = slow_probabilities
-    demo = launch(slow, port=free_port(), block=False, quiet=True, max_batch_size=2)
-    seven = EXAMPLES / "latn-7.png"
-    try:
-        fn_index, trigger_id = endpoint(demo.local_url.rstrip("/"), "predict")
-
-        async def requests(http):
-            files = [await upload(http, seven, f"queue-{i}") for i in range(16)]
-
-            async def page(i, file):  # the page's own sequence: join the queue, then read its session's stream
-                body = {"data": [file, "fr", ""], "fn_index": fn_index, "trigger_id": trigger_id}
-                body |= {"event_data": None, "session_hash": f"crowd-{i}"}
-                joined = time.perf_counter()
-                (await http.post("/gradio_api/queue/join", json=body)).raise_for_status()
-                stream = await http.get("/gradio_api/queue/data", params={"session_hash": f"crowd-{i}"})
-                lines = [line for line in stream.text.splitlines() if line.startswith("data:")]
-                return [json.loads(line[5:]) for line in lines], time.perf_counter() - joined
-
-            return [page(i, file) for i, file in enumerate(files)]
-
-        pages = crowd(demo.local_url, requests)
-        for messages, waited in pages:
-            kinds = [m["msg"] for m in messages]
-            assert kinds[0] == "estimation" and messages[0]["rank"] is not None  # told its place on joining
-            assert "process_completed" in kinds and messages[kinds.index("process_completed")]["success"]
-            # Once when it joins, then once a second at most (Gradio's default: after every batch, up to 8 here)
-            assert kinds.count("estimation") <= 2 + int(waited), (kinds, waited)
-        assert max(waited for _, waited in pages) > 2  # the last ones did wait through several batches
-    finally:
-        demo.close()
-
-
 def test_the_load_benchmark_measures_every_client_with_the_same_and_distinct_images(model_dir, tmp_path):
     import sys
 

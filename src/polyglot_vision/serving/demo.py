@@ -63,10 +63,6 @@ MAX_BATCH_SIZE = 64  # uploads answered by one model call
 BATCH_PIXELS = 16_000_000  # decoded pixels held at once; a batch beyond it is answered in several model calls
 TRIM_AFTER_PIXELS = 4_000_000  # after a batch with an upload this large, memory is given back at once
 UPLOAD_CACHE = (60, 600)  # every minute, uploads older than 10 minutes are deleted (all of them at shutdown)
-# Seconds between the queue's reports of each waiting user's place. Gradio's default ("auto") reports to every
-# waiting user after every batch: a crowd of n waiting through its batches is sent on the order of n² messages,
-# which cost the server more than the answers. Each user still hears its place when it joins.
-QUEUE_STATUS_EVERY_S = 1.0
 CONCURRENCY_LIMIT = 1  # batches at once: one batch keeps a 2-core Space busy, a second only contends with it
 MAX_QUEUE = 256  # waiting requests; beyond this a user is told the demo is busy
 TORCH_THREADS = 1  # intra-op threads: on a few shared cores more threads spin-wait rather than compute
@@ -497,7 +493,6 @@ def launch(
     max_batch_size: int = MAX_BATCH_SIZE,
     torch_threads: int | None = TORCH_THREADS,
     cheap_queue_analytics: bool = True,
-    queue_status_every_s: float | str = QUEUE_STATUS_EVERY_S,
     block: bool = True,
     quiet: bool = False,
     notice: str | None = None,
@@ -508,8 +503,8 @@ def launch(
     to set MODEL_ID).
     host=None lets Gradio choose (GRADIO_SERVER_NAME, else 127.0.0.1), as a Space needs.
     block=False returns at once with the server running; `demo.local_url` is its address.
-    max_batch_size=1, torch_threads=None (torch's default), cheap_queue_analytics=False and
-    queue_status_every_s="auto" undo this module's serving choices one by one, to measure what each buys.
+    max_batch_size=1, torch_threads=None (torch's default) and cheap_queue_analytics=False undo this
+    module's serving choices one by one, to measure what each buys.
     """
     if torch_threads:
         torch.set_num_threads(torch_threads)
@@ -528,9 +523,7 @@ def launch(
         for key, value in QUEUE_ANALYTICS_ENV.items():
             os.environ.setdefault(key, value)
     freeze_startup_objects()  # before serving: its one full pass is not paid by a request
-    demo.queue(
-        status_update_rate=queue_status_every_s, default_concurrency_limit=concurrency_limit, max_size=max_queue
-    )
+    demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_queue)
     demo.launch(
         server_name=host,
         server_port=port,
