@@ -24,10 +24,9 @@ answers/s, server CPU per request (all threads of the server process) and the ge
 
 Every client but the floor sends its users from a few worker processes (`processes`, a fresh pool for each
 client), each its share of the users from the same instant: the httpx and browser users in the worker's asyncio
-loop, the gradio_client users (synchronous) in a thread each, their Clients made during the warm-up. One process
-cannot send a crowd's HTTP as fast as a crowd (one loop, or one interpreter lock for a hundred gradio_client
-threads, each call spending milliseconds of Python), and on a shared machine the scheduler hands out the cores per
-thread; the users of a real crowd each bring their own machine.
+loop, the gradio_client users (synchronous) in a thread each, their Clients made during the warm-up. One asyncio
+loop cannot send a crowd's HTTP as fast as a crowd, and on a shared machine the scheduler hands out the cores per
+thread; all clients are sent alike, so that their figures compare.
 
 The generator runs on the same machine as the server, so its own cost is kept out of the server's way where a
 user's machine would not pay it at all: each httpx user shares one TLS context (an http:// URL makes no TLS, but
