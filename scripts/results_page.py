@@ -278,6 +278,15 @@ def _space(r: dict) -> list[str]:
                 ratios.append(f"{images} images {ratio:.2f}×")
         if ratios:
             lines[-1] += " gradio_client's p95 over httpx's: " + ", ".join(ratios) + "."
+        spreads = [
+            f"{run['images']} images p95 {min(run['p95_of_rounds_s'])}–{max(run['p95_of_rounds_s'])} s, server CPU "
+            f"{min(run['server_cpu_ms_of_rounds'])}–{max(run['server_cpu_ms_of_rounds'])} ms a request"
+            for run in runs
+            if run["client"] == "httpx" and run.get("rounds", 1) > 1 and run.get("p95_of_rounds_s")
+        ]
+        if spreads:
+            rounds = max(run.get("rounds", 1) for run in runs)
+            lines[-1] += f" httpx's bursts from round to round ({rounds} rounds): " + "; ".join(spreads) + "."
     return lines
 
 
