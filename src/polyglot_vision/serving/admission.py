@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable
 
 import gradio as gr
@@ -124,21 +123,21 @@ async def refuse(send, status: int, detail: str) -> None:
 def file_check(demo: gr.Blocks, component) -> Check | None:
     """Gradio's own checks of a file input (its data model, and that the path was uploaded here), or None.
 
-    The upload folder is resolved once; each path once (a crowd sending one example asks about one path)."""
+    Each path's verdict is Gradio's `is_allowed_file`, asked once (a crowd sending one example asks about one
+    path); the upload folder is fixed while the app serves."""
     model = getattr(component, "data_model", None)
     fields = getattr(model, "model_fields", {})
     if not (isinstance(model, type) and (issubclass(model, FileData) or "path" in fields)):
         return None
 
-    uploads = os.path.realpath(gradio_utils.get_upload_folder())  # fixed while the app serves
+    uploads = [gradio_utils.get_upload_folder()]
 
     @functools.lru_cache(maxsize=4096)
     def uploaded_here(path: str) -> bool:
-        """Gradio's test (`is_allowed_file` with the upload folder as the only created path), resolved once."""
-        if any(gradio_utils.is_in_or_equal(path.lower(), str(p).lower()) for p in demo.blocked_paths or []):
-            return False
-        real = os.path.realpath(os.path.abspath(path))
-        return real == uploads or real.startswith(uploads.rstrip(os.sep) + os.sep)
+        allowed, _ = gradio_utils.is_allowed_file(
+            gradio_utils.abspath(path), blocked_paths=demo.blocked_paths or [], allowed_paths=[], created_paths=uploads
+        )
+        return allowed
 
     def check(value) -> str | None:
         if value is None:
